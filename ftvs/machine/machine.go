@@ -1,0 +1,311 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/fsapi"
+	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
+	"github.com/ftvs/ftvs/ftvs/snap"
+	"github.com/ftvs/ftvs/ftvs/sockapi"
+)
+
+// Machine is one deterministic virtual server. It is not safe for concurrent
+// use: the shell calls it from one goroutine.
+type Machine struct {
+	cfg      Config
+	files    fsapi.FileStore
+	stack    stackEngine
+	services []sockapi.Service
+	http     *httpsvc.Service // nil when disabled; also in services
+
+	seen    bool   // an input has been applied
+	lastSeq uint64 // Seq of the last applied input
+	now     int64  // virtual time of the last applied input (monotonic)
+	ctr     MachineCounters
+
+	events []sockapi.Event // scratch, empty between steps
+}
+
+// MachineCounters count what the machine itself did or refused.
+type MachineCounters struct {
+	Inputs          uint64 // inputs applied
+	FramesIn        uint64
+	Ticks           uint64
+	Commands        uint64
+	BadCommands     uint64 // commands refused (each produced an OutEvent)
+	SeqRejected     uint64 // inputs ignored because Seq did not advance
+	SeqGaps         uint64 // inputs whose Seq skipped numbers
+	ClockClamps     uint64 // inputs whose Now went backwards (clamped)
+	FramesOut       uint64
+	EventsUnrouted  uint64 // socket events no service owned
+	RoundsExhausted uint64 // steps that hit MaxRounds with events pending
+}
+
+// Counters is the machine's status: its own counters and its parts'.
+type Counters struct {
+	Machine MachineCounters
+	HTTP    httpsvc.Counters
+}
+
+// New builds a fresh machine and starts its services. files is the VS's
+// read-only file store (not part of the snapshot; both replicas must hold the
+// same one).
+func New(cfg Config, files fsapi.FileStore) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	m, err := build(cfg, files)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range m.services {
+		if err := s.Start(m.stack); err != nil {
+			return nil, fmt.Errorf("machine: start service %s: %w", s.Name(), err)
+		}
+	}
+	return m, nil
+}
+
+// build makes the parts of a machine without starting services.
+func build(cfg Config, files fsapi.FileStore) (*Machine, error) {
+	if cfg.HTTP.Enabled && files == nil {
+		return nil, errors.New("machine: HTTP service enabled without a file store")
+	}
+	st, err := newStack(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("machine: network stack: %w", err)
+	}
+	m := &Machine{cfg: cfg, files: files, stack: st}
+	if cfg.HTTP.Enabled {
+		m.http = httpsvc.New(cfg.HTTP.Config, files)
+		m.services = append(m.services, m.http)
+	}
+	return m, nil
+}
+
+// Config returns the machine's configuration (with defaults filled in).
+func (m *Machine) Config() Config { return m.cfg }
+
+// Now is the machine's virtual time: the Now of the last applied input.
+func (m *Machine) Now() int64 { return m.now }
+
+// LastSeq is the Seq of the last applied input (0 before any).
+func (m *Machine) LastSeq() uint64 { return m.lastSeq }
+
+// Step applies one input and returns its effects. It is the only way the
+// machine's state changes.
+func (m *Machine) Step(in Input) []Output {
+	var out []Output
+	if m.seen && in.Seq <= m.lastSeq {
+		m.ctr.SeqRejected++
+		return append(out, m.event(in.Seq, "input seq %d does not follow %d: ignored", in.Seq, m.lastSeq))
+	}
+	if m.seen && in.Seq != m.lastSeq+1 {
+		m.ctr.SeqGaps++
+	}
+	m.seen, m.lastSeq = true, in.Seq
+	now := in.Now
+	if now < m.now {
+		m.ctr.ClockClamps++
+		now = m.now
+	}
+	m.now = now
+	m.ctr.Inputs++
+
+	switch in.Kind {
+	case InFrame:
+		m.ctr.FramesIn++
+		m.stack.Input(in.Payload, now)
+	case InTick:
+		m.ctr.Ticks++
+	case InCommand:
+		m.ctr.Commands++
+		if err := m.command(in.Payload); err != nil {
+			m.ctr.BadCommands++
+			out = append(out, m.event(in.Seq, "bad command: %v", err))
+		}
+	default:
+		m.ctr.BadCommands++
+		out = append(out, m.event(in.Seq, "input seq %d has unknown kind %d: ignored", in.Seq, in.Kind))
+	}
+
+	for _, s := range m.services {
+		if d := s.NextDeadline(); d != 0 && d <= now {
+			s.Timer(m.stack, now)
+		}
+	}
+	m.run(now)
+
+	m.stack.DrainFrames(func(frame []byte, gso uint16) {
+		m.ctr.FramesOut++
+		out = append(out, Output{Seq: in.Seq, Kind: OutFrame, GSO: gso, Payload: append([]byte(nil), frame...)})
+	})
+	return out
+}
+
+// run polls the stack and hands its events to the services until nothing
+// more happens, at most MaxRounds times.
+func (m *Machine) run(now int64) {
+	for round := 0; ; round++ {
+		m.stack.Poll(now)
+		m.events = m.events[:0]
+		m.stack.DrainEvents(func(ev sockapi.Event) { m.events = append(m.events, ev) })
+		if len(m.events) == 0 {
+			return
+		}
+		if round == m.cfg.MaxRounds {
+			// Events stay undelivered; the stack re-raises readiness on the
+			// next input, and this is counted so it never goes unseen.
+			m.ctr.RoundsExhausted++
+			m.events = m.events[:0]
+			return
+		}
+		for _, ev := range m.events {
+			m.dispatch(ev, now)
+		}
+		m.events = m.events[:0]
+	}
+}
+
+func (m *Machine) dispatch(ev sockapi.Event, now int64) {
+	for _, s := range m.services {
+		if s.Owns(ev.Listener) {
+			s.Handle(m.stack, ev, now)
+			return
+		}
+	}
+	m.ctr.EventsUnrouted++
+}
+
+func (m *Machine) event(seq uint64, format string, args ...any) Output {
+	return Output{Seq: seq, Kind: OutEvent, Payload: fmt.Appendf(nil, "machine: "+format, args...)}
+}
+
+// NextDeadline is the virtual time at which the shell must feed a tick: the
+// earliest timer of the stack and the services, or 0 when none is armed.
+func (m *Machine) NextDeadline() int64 {
+	d := m.stack.NextDeadline()
+	for _, s := range m.services {
+		if sd := s.NextDeadline(); sd != 0 && (d == 0 || sd < d) {
+			d = sd
+		}
+	}
+	return d
+}
+
+// Counters reports the machine's and its services' counters.
+func (m *Machine) Counters() Counters {
+	c := Counters{Machine: m.ctr}
+	if m.http != nil {
+		c.HTTP = m.http.Counters()
+	}
+	return c
+}
+
+const machineVersion = 1
+
+// Snapshot encodes the whole state: configuration, sequence and clock,
+// counters, the stack and every service.
+func (m *Machine) Snapshot() []byte {
+	w := snap.NewWriter(4096)
+	w.Section("machine", machineVersion, func(w *snap.Writer) {
+		m.cfg.encode(w)
+		w.Bool(m.seen)
+		w.U64(m.lastSeq)
+		w.I64(m.now)
+		c := &m.ctr
+		for _, v := range []uint64{c.Inputs, c.FramesIn, c.Ticks, c.Commands, c.BadCommands, c.SeqRejected,
+			c.SeqGaps, c.ClockClamps, c.FramesOut, c.EventsUnrouted, c.RoundsExhausted} {
+			w.U64(v)
+		}
+		m.stack.Snapshot(w)
+		w.U32(uint32(len(m.services)))
+		for _, s := range m.services {
+			w.String(s.Name())
+			w.Blob(s.Snapshot())
+		}
+	})
+	return w.Bytes()
+}
+
+// maxServiceSnapshot bounds one service's snapshot on restore.
+const maxServiceSnapshot = 1 << 30
+
+// Restore replaces the whole state with a snapshot's. On error the machine
+// is unchanged.
+func (m *Machine) Restore(b []byte) error {
+	r := snap.NewReader(b)
+	var fresh *Machine
+	r.Section("machine", machineVersion, func(r *snap.Reader, _ uint16) {
+		cfg := decodeConfig(r)
+		if r.Err() != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			r.Fail(err)
+			return
+		}
+		cfg = cfg.withDefaults()
+		nm, err := build(cfg, m.files)
+		if err != nil {
+			r.Fail(err)
+			return
+		}
+		nm.seen = r.Bool()
+		nm.lastSeq = r.U64()
+		nm.now = r.I64()
+		c := &nm.ctr
+		for _, p := range []*uint64{&c.Inputs, &c.FramesIn, &c.Ticks, &c.Commands, &c.BadCommands, &c.SeqRejected,
+			&c.SeqGaps, &c.ClockClamps, &c.FramesOut, &c.EventsUnrouted, &c.RoundsExhausted} {
+			*p = r.U64()
+		}
+		if r.Err() != nil {
+			return
+		}
+		if err := nm.stack.Restore(r); err != nil {
+			r.Fail(fmt.Errorf("network stack: %w", err))
+			return
+		}
+		n := int(r.U32())
+		if r.Err() == nil && n != len(nm.services) {
+			r.Fail(fmt.Errorf("snapshot holds %d services, configuration has %d", n, len(nm.services)))
+			return
+		}
+		for _, s := range nm.services {
+			name := r.String(64)
+			body := r.Blob(maxServiceSnapshot)
+			if r.Err() != nil {
+				return
+			}
+			if name != s.Name() {
+				r.Fail(fmt.Errorf("snapshot holds service %q where %q was expected", name, s.Name()))
+				return
+			}
+			if err := s.Restore(body); err != nil {
+				r.Fail(fmt.Errorf("service %s: %w", name, err))
+				return
+			}
+		}
+		fresh = nm
+	})
+	if r.Err() == nil && r.Remaining() != 0 {
+		r.Fail(fmt.Errorf("%d bytes after the machine section", r.Remaining()))
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("machine: restore: %w", err)
+	}
+	if fresh == nil {
+		return errors.New("machine: restore: snapshot has no machine state")
+	}
+	*m = *fresh
+	return nil
+}
+
+// StateHash is the hash of the snapshot encoding: equal hashes mean equal
+// state (up to hash collisions).
+func (m *Machine) StateHash() uint64 { return snap.Hash(m.Snapshot()) }
+
+func durationNS(ns int64) time.Duration { return time.Duration(ns) }
