@@ -1,0 +1,159 @@
+// Package linktest builds the network namespaces, veth crossover links and
+// netem impairments that link and lockstep tests run on, and opens sockets
+// inside a namespace for a Session running in the test process.
+package linktest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/ftvs/ftvs/ftvs/link"
+)
+
+// NeedRoot skips a test when it cannot create namespaces.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) not installed")
+	}
+	if out, err := exec.Command("id", "-u").Output(); err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Skip("needs root for network namespaces")
+	}
+}
+
+// Run runs a command and fails the test with its output on error.
+func Run(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Try runs a command and ignores failure (cleanup).
+func Try(args ...string) { exec.Command(args[0], args[1:]...).Run() }
+
+// Netns creates a namespace (removed at cleanup) with lo up.
+func Netns(t testing.TB, name string) {
+	t.Helper()
+	Try("ip", "netns", "del", name)
+	Run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { Try("ip", "netns", "del", name) })
+	Run(t, "ip", "-n", name, "link", "set", "lo", "up")
+}
+
+// Veth connects namespace nsA (interface ifA, address ipA/24) to nsB (ifB,
+// ipB/24).
+func Veth(t testing.TB, nsA, ifA, ipA, nsB, ifB, ipB string) {
+	t.Helper()
+	Run(t, "ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
+	Run(t, "ip", "-n", nsA, "addr", "add", ipA+"/24", "dev", ifA)
+	Run(t, "ip", "-n", nsB, "addr", "add", ipB+"/24", "dev", ifB)
+	Run(t, "ip", "-n", nsA, "link", "set", ifA, "up")
+	Run(t, "ip", "-n", nsB, "link", "set", ifB, "up")
+}
+
+// Pair is two namespaces joined by n veth links: link i is ifA<i>/ifB<i>
+// with addresses 10.<net>.<i>.1 and .2.
+type Pair struct {
+	A, B   string
+	IfA    []string
+	IfB    []string
+	LinksA []link.LinkConfig // node 1's view (in A)
+	LinksB []link.LinkConfig // node 2's view (in B)
+}
+
+// NewPair builds namespaces prefix+"a" and prefix+"b" with n links.
+func NewPair(t testing.TB, prefix string, n int, net8 int) *Pair {
+	t.Helper()
+	NeedRoot(t)
+	p := &Pair{A: prefix + "a", B: prefix + "b"}
+	Netns(t, p.A)
+	Netns(t, p.B)
+	for i := range n {
+		ia, ib := fmt.Sprintf("%sa%d", prefix, i), fmt.Sprintf("%sb%d", prefix, i)
+		ipa, ipb := fmt.Sprintf("10.%d.%d.1", net8, i), fmt.Sprintf("10.%d.%d.2", net8, i)
+		Veth(t, p.A, ia, ipa, p.B, ib, ipb)
+		p.IfA = append(p.IfA, ia)
+		p.IfB = append(p.IfB, ib)
+		p.LinksA = append(p.LinksA, link.LinkConfig{Interface: ia, Local: ipa, Peer: ipb})
+		p.LinksB = append(p.LinksB, link.LinkConfig{Interface: ib, Local: ipb, Peer: ipa})
+	}
+	return p
+}
+
+// InNetns runs fn on an OS thread switched into the named namespace.
+// Sockets fn creates stay in that namespace.
+func InNetns(name string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("current netns: %w", err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("netns %s: %w", name, err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("enter netns %s: %w", name, err)
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// Leave the thread locked: Go discards it when the goroutine ends.
+		return fmt.Errorf("leave netns %s: %w", name, err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// Net opens link sockets inside namespace NS.
+type Net struct{ NS string }
+
+func (n Net) Listen(lc link.LinkConfig) (ln net.Listener, err error) {
+	err = InNetns(n.NS, func() error {
+		ln, err = link.SystemNet{}.Listen(lc)
+		return err
+	})
+	return ln, err
+}
+
+func (n Net) Dial(ctx context.Context, lc link.LinkConfig) (c net.Conn, err error) {
+	err = InNetns(n.NS, func() error {
+		c, err = link.SystemNet{}.Dial(ctx, lc)
+		return err
+	})
+	return c, err
+}
+
+// Impair adds delay and loss to dev in namespace ns with tc netem. Kernels
+// built without sch_netem (this project's test VMs) get the closest real
+// thing: random drop of lossPct% of packets in both directions by iptables'
+// statistic match, and a tbf rate limit whose queue adds delay under load.
+// It returns what it applied, for the test log.
+func Impair(t testing.TB, ns, dev string, delay string, lossPct int) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root",
+		"netem", "delay", delay, "loss", fmt.Sprintf("%d%%", lossPct)).CombinedOutput()
+	if err == nil {
+		return "netem delay " + delay + fmt.Sprintf(" loss %d%%", lossPct)
+	}
+	if !strings.Contains(string(out), "unknown") {
+		t.Fatalf("tc netem on %s/%s: %v\n%s", ns, dev, err, out)
+	}
+	p := fmt.Sprintf("%.3f", float64(lossPct)/100)
+	Run(t, "ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
+	Run(t, "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-o", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
+	Run(t, "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "200mbit", "burst", "64kb", "latency", "20ms")
+	return fmt.Sprintf("no sch_netem in this kernel: iptables random drop %d%% + tbf 200mbit", lossPct)
+}
