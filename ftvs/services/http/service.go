@@ -1,6 +1,11 @@
 package http
 
 import (
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+
 	"github.com/ftvs/ftvs/ftvs/fsapi"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
@@ -15,40 +20,450 @@ type Counters struct {
 	Responses4xx  uint64
 	Responses5xx  uint64
 	BodyBytes     uint64 // response body bytes handed to the stack
-	IdleClosed    uint64
+	IdleClosed    uint64 // idle keep-alive connections closed
 	StalledAborts uint64 // idle timeout hit mid-response: reset
-	ReadErrors    uint64 // file store errors mid-stream: reset
+	FileErrors    uint64 // file store failed or shrank mid-stream: reset
+	Resets        uint64 // connections reset or closed under us
 }
 
-// Service is the HTTP file server.
+func (c *Counters) fields() []*uint64 {
+	return []*uint64{&c.Accepted, &c.RefusedConns, &c.Requests, &c.Responses2xx, &c.Responses3xx,
+		&c.Responses4xx, &c.Responses5xx, &c.BodyBytes, &c.IdleClosed, &c.StalledAborts, &c.FileErrors, &c.Resets}
+}
+
+// conn is one client connection. Everything in it is part of the snapshot.
+type conn struct {
+	sock       sockapi.SockID
+	in         []byte // received bytes not yet parsed (pipelined requests)
+	out        []byte // response head and in-memory body not yet written
+	filePath   string // file being streamed after out, when fileLeft > 0
+	fileOff    int64
+	fileLeft   int64
+	skipBody   int64 // request body bytes still to discard
+	closeAfter bool  // close once the current response is written
+	peerEOF    bool  // the client shut its sending side
+	lastActive int64 // virtual time of the last progress
+}
+
+func (c *conn) busy() bool { return len(c.out) > 0 || c.fileLeft > 0 }
+
+// Service is the HTTP file server. Create it with New.
 type Service struct {
 	cfg      Config
 	files    fsapi.FileStore
 	listener sockapi.SockID
 	started  bool
+	conns    map[sockapi.SockID]*conn
 	ctr      Counters
+
+	scratch []byte // read and file buffer; empty between calls, not state
 }
+
+// scratchSize is how much is read from the socket or the file store at once.
+const scratchSize = 128 << 10
 
 // New makes a service serving files; Start opens its listener.
 func New(cfg Config, files fsapi.FileStore) *Service {
-	return &Service{cfg: cfg.WithDefaults(), files: files}
+	return &Service{cfg: cfg.WithDefaults(), files: files, conns: map[sockapi.SockID]*conn{}}
 }
 
-func (s *Service) Name() string        { return "http" }
-func (s *Service) Counters() Counters  { return s.ctr }
-func (s *Service) NextDeadline() int64 { return 0 }
+// Name is the snapshot tag.
+func (s *Service) Name() string { return "http" }
 
+// Counters reports the service's counters.
+func (s *Service) Counters() Counters { return s.ctr }
+
+// Conns is how many connections are open.
+func (s *Service) Conns() int { return len(s.conns) }
+
+// Start opens the listener.
 func (s *Service) Start(sk sockapi.Sockets) error {
 	l, err := sk.Listen(s.cfg.Port, s.cfg.Backlog)
 	if err != nil {
-		return err
+		return errors.Join(errors.New("http: listen on port "+strconv.Itoa(int(s.cfg.Port))), err)
 	}
 	s.listener, s.started = l, true
 	return nil
 }
 
-func (s *Service) Owns(l sockapi.SockID) bool                        { return s.started && l == s.listener }
-func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {}
-func (s *Service) Timer(sk sockapi.Sockets, now int64)                {}
-func (s *Service) Snapshot() []byte                                   { return nil }
-func (s *Service) Restore(b []byte) error                             { return nil }
+// Owns reports whether l is the service's listener.
+func (s *Service) Owns(l sockapi.SockID) bool { return s.started && l == s.listener }
+
+// Handle reacts to one socket event.
+func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
+	switch ev.Kind {
+	case sockapi.EvAccept:
+		s.accept(sk, now)
+	case sockapi.EvReadable, sockapi.EvWritable:
+		if c := s.conns[ev.Sock]; c != nil {
+			s.pump(sk, c, now)
+		}
+	case sockapi.EvClosed:
+		if _, ok := s.conns[ev.Sock]; ok {
+			s.ctr.Resets++
+			delete(s.conns, ev.Sock)
+		}
+	}
+}
+
+func (s *Service) accept(sk sockapi.Sockets, now int64) {
+	for {
+		id, ok := sk.Accept(s.listener)
+		if !ok {
+			return
+		}
+		if len(s.conns) >= s.cfg.MaxConns {
+			s.ctr.RefusedConns++
+			sk.Abort(id)
+			continue
+		}
+		s.ctr.Accepted++
+		c := &conn{sock: id, lastActive: now}
+		s.conns[id] = c
+		s.pump(sk, c, now)
+	}
+}
+
+// NextDeadline is the earliest idle timeout, 0 with no connections.
+func (s *Service) NextDeadline() int64 {
+	var d int64
+	for _, c := range s.conns {
+		if t := c.lastActive + int64(s.cfg.IdleTimeout); d == 0 || t < d {
+			d = t
+		}
+	}
+	return d
+}
+
+// Timer closes connections idle for IdleTimeout: gracefully when waiting
+// for a request, with a reset when stuck in a response.
+func (s *Service) Timer(sk sockapi.Sockets, now int64) {
+	var due []sockapi.SockID
+	for id, c := range s.conns {
+		if c.lastActive+int64(s.cfg.IdleTimeout) <= now {
+			due = append(due, id)
+		}
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	for _, id := range due {
+		c := s.conns[id]
+		delete(s.conns, id)
+		if c.busy() {
+			s.ctr.StalledAborts++
+			sk.Abort(id)
+		} else {
+			s.ctr.IdleClosed++
+			_ = sk.Close(id)
+		}
+	}
+}
+
+func (s *Service) buf() []byte {
+	if s.scratch == nil {
+		s.scratch = make([]byte, scratchSize)
+	}
+	return s.scratch
+}
+
+// forget drops a connection whose socket is gone.
+func (s *Service) forget(c *conn) {
+	s.ctr.Resets++
+	delete(s.conns, c.sock)
+}
+
+// closeConn closes gracefully and forgets the connection.
+func (s *Service) closeConn(sk sockapi.Sockets, c *conn) {
+	delete(s.conns, c.sock)
+	_ = sk.Close(c.sock)
+}
+
+// pump moves a connection forward as far as it can: read what fits, answer
+// complete requests in order, write what the socket takes.
+func (s *Service) pump(sk sockapi.Sockets, c *conn, now int64) {
+	for {
+		progress := false
+		// Read ahead, bounded: beyond MaxBuffered the data stays in the
+		// stack and TCP flow control holds the client back.
+		if !c.peerEOF && len(c.in) < s.cfg.MaxBuffered {
+			p := s.buf()
+			if room := s.cfg.MaxBuffered - len(c.in); room < len(p) {
+				p = p[:room]
+			}
+			n, err := sk.Read(c.sock, p)
+			if n > 0 {
+				c.in = append(c.in, p[:n]...)
+				c.lastActive = now
+				progress = true
+			}
+			switch {
+			case err == nil, errors.Is(err, sockapi.ErrWouldBlock):
+			case errors.Is(err, sockapi.ErrEOF):
+				c.peerEOF = true
+				progress = true
+			default:
+				s.forget(c)
+				return
+			}
+		}
+		if c.skipBody > 0 && len(c.in) > 0 {
+			k := int64(len(c.in))
+			if k > c.skipBody {
+				k = c.skipBody
+			}
+			c.consume(int(k))
+			c.skipBody -= k
+			progress = true
+		}
+		if !c.busy() && c.skipBody == 0 {
+			if c.closeAfter {
+				s.closeConn(sk, c)
+				return
+			}
+			req, n, perr := ParseRequest(c.in, s.cfg)
+			switch {
+			case perr != nil:
+				s.ctr.Requests++
+				c.in = nil
+				c.closeAfter = true
+				s.errorResponse(c, perr.Status, false, "")
+				progress = true
+			case n > 0:
+				c.consume(n)
+				s.respond(c, &req)
+				progress = true
+			case c.peerEOF:
+				// Nothing more will come: an incomplete head is dropped.
+				s.closeConn(sk, c)
+				return
+			}
+		}
+		if c.busy() {
+			wrote, ok := s.write(sk, c)
+			if !ok {
+				return
+			}
+			if wrote {
+				c.lastActive = now
+				progress = true
+			}
+		}
+		if !progress {
+			return
+		}
+	}
+}
+
+func (c *conn) consume(n int) {
+	c.in = append(c.in[:0], c.in[n:]...)
+}
+
+// write hands the pending response to the socket: first out, then the file
+// from the store, as much as the send space takes. ok is false when the
+// connection is gone.
+func (s *Service) write(sk sockapi.Sockets, c *conn) (wrote, ok bool) {
+	for len(c.out) > 0 {
+		n, err := sk.Write(c.sock, c.out)
+		if err != nil {
+			s.forget(c)
+			return wrote, false
+		}
+		if n == 0 {
+			return wrote, true
+		}
+		c.out = c.out[n:]
+		wrote = true
+	}
+	c.out = nil
+	for c.fileLeft > 0 {
+		space := sk.SendSpace(c.sock)
+		if space <= 0 {
+			return wrote, true
+		}
+		p := s.buf()
+		if space < len(p) {
+			p = p[:space]
+		}
+		if int64(len(p)) > c.fileLeft {
+			p = p[:c.fileLeft]
+		}
+		n, err := s.files.ReadAt(c.filePath, p, c.fileOff)
+		if n < len(p) {
+			// The store failed or the file shrank under a promised
+			// Content-Length: the only honest end is a reset.
+			_ = err
+			s.ctr.FileErrors++
+			delete(s.conns, c.sock)
+			sk.Abort(c.sock)
+			return wrote, false
+		}
+		w, werr := sk.Write(c.sock, p)
+		if werr != nil {
+			s.forget(c)
+			return wrote, false
+		}
+		c.fileOff += int64(w)
+		c.fileLeft -= int64(w)
+		s.ctr.BodyBytes += uint64(w)
+		if w > 0 {
+			wrote = true
+		}
+		if w < len(p) {
+			return wrote, true
+		}
+	}
+	return wrote, true
+}
+
+// respond builds the response to one request into c.
+func (s *Service) respond(c *conn, req *Request) {
+	s.ctr.Requests++
+	head := req.Method == "HEAD"
+	keep := req.KeepAlive
+	if req.Chunked {
+		c.closeAfter = true
+		s.errorResponse(c, 501, head, "")
+		return
+	}
+	if req.ContentLength > s.cfg.MaxBodyBytes {
+		c.closeAfter = true
+		s.errorResponse(c, 413, head, "")
+		return
+	}
+	if req.ContentLength > 0 {
+		c.skipBody = req.ContentLength
+	}
+	c.closeAfter = !keep
+	if req.Method != "GET" && !head {
+		s.errorResponse(c, 405, false, "Allow: GET, HEAD\r\n")
+		return
+	}
+	name := strings.Trim(req.Path, "/")
+	fi, err := s.files.Stat(name)
+	if err != nil {
+		if errors.Is(err, fsapi.ErrNotExist) || errors.Is(err, fsapi.ErrInvalid) {
+			s.errorResponse(c, 404, head, "")
+		} else {
+			s.errorResponse(c, 500, head, "")
+		}
+		return
+	}
+	dirURL := strings.HasSuffix(req.Path, "/")
+	if fi.Dir {
+		if !dirURL {
+			s.errorResponse(c, 301, head, "Location: "+escapePath(req.Path+"/")+"\r\n")
+			return
+		}
+		entries, err := s.files.ReadDir(name)
+		if err != nil {
+			s.errorResponse(c, 500, head, "")
+			return
+		}
+		body := listing(req.Path, entries, s.cfg.MaxListing)
+		h := s.head(c, 200, "text/html; charset=utf-8", int64(len(body)), "")
+		if !head {
+			h = append(h, body...)
+			s.ctr.BodyBytes += uint64(len(body))
+		}
+		c.out = h
+		return
+	}
+	if dirURL {
+		s.errorResponse(c, 404, head, "")
+		return
+	}
+	lastMod := httpDate(fi.ModTime)
+	extra := "Last-Modified: " + lastMod + "\r\nAccept-Ranges: bytes\r\n"
+	first, last, res := int64(0), fi.Size-1, rangeIgnore
+	if req.Range != "" && (req.IfRange == "" || req.IfRange == lastMod) {
+		first, last, res = parseRange(req.Range, fi.Size)
+	}
+	status := 200
+	switch res {
+	case rangeUnsatisfiable:
+		s.errorResponse(c, 416, head, "Content-Range: bytes */"+strconv.FormatInt(fi.Size, 10)+"\r\n")
+		return
+	case rangeOK:
+		status = 206
+		extra += "Content-Range: bytes " + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10) +
+			"/" + strconv.FormatInt(fi.Size, 10) + "\r\n"
+	default:
+		first, last = 0, fi.Size-1
+	}
+	c.out = s.head(c, status, contentType(name), last-first+1, extra)
+	if !head {
+		c.filePath, c.fileOff, c.fileLeft = name, first, last-first+1
+	}
+}
+
+// head renders a status line and header fields, and counts the status.
+func (s *Service) head(c *conn, status int, ctype string, length int64, extra string) []byte {
+	switch {
+	case status < 300:
+		s.ctr.Responses2xx++
+	case status < 400:
+		s.ctr.Responses3xx++
+	case status < 500:
+		s.ctr.Responses4xx++
+	default:
+		s.ctr.Responses5xx++
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(status)...)
+	b = append(b, "\r\nServer: ftvs\r\nContent-Type: "...)
+	b = append(b, ctype...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, length, 10)
+	b = append(b, "\r\n"...)
+	b = append(b, extra...)
+	if c.closeAfter {
+		b = append(b, "Connection: close\r\n"...)
+	} else {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// errorResponse answers with a small text body naming the status.
+func (s *Service) errorResponse(c *conn, status int, head bool, extra string) {
+	body := strconv.Itoa(status) + " " + statusText(status) + "\n"
+	h := s.head(c, status, "text/plain; charset=utf-8", int64(len(body)), extra)
+	if !head {
+		h = append(h, body...)
+	}
+	c.out = h
+}
+
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "OK"
+	case 206:
+		return "Partial Content"
+	case 301:
+		return "Moved Permanently"
+	case 400:
+		return "Bad Request"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 413:
+		return "Content Too Large"
+	case 414:
+		return "URI Too Long"
+	case 416:
+		return "Range Not Satisfiable"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Status " + strconv.Itoa(code)
+}

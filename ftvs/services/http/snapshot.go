@@ -1,0 +1,109 @@
+package http
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ftvs/ftvs/ftvs/snap"
+	"github.com/ftvs/ftvs/ftvs/sockapi"
+)
+
+const snapVersion = 1
+
+// maxSnapBlob bounds a connection's buffers on restore.
+const maxSnapBlob = 64 << 20
+
+// Snapshot encodes the listener, counters and every connection (in SockID
+// order, so the bytes never depend on map iteration).
+func (s *Service) Snapshot() []byte {
+	w := snap.NewWriter(256 + 128*len(s.conns))
+	w.Section("http", snapVersion, func(w *snap.Writer) {
+		w.Bool(s.started)
+		w.U32(uint32(s.listener))
+		for _, f := range s.ctr.fields() {
+			w.U64(*f)
+		}
+		ids := make([]sockapi.SockID, 0, len(s.conns))
+		for id := range s.conns {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		w.U32(uint32(len(ids)))
+		for _, id := range ids {
+			c := s.conns[id]
+			w.U32(uint32(c.sock))
+			w.Blob(c.in)
+			w.Blob(c.out)
+			w.String(c.filePath)
+			w.I64(c.fileOff)
+			w.I64(c.fileLeft)
+			w.I64(c.skipBody)
+			w.Bool(c.closeAfter)
+			w.Bool(c.peerEOF)
+			w.I64(c.lastActive)
+		}
+	})
+	return w.Bytes()
+}
+
+// Restore replaces the service's state with a snapshot's; on error the
+// service is unchanged.
+func (s *Service) Restore(b []byte) error {
+	r := snap.NewReader(b)
+	var (
+		started  bool
+		listener sockapi.SockID
+		ctr      Counters
+		conns    = map[sockapi.SockID]*conn{}
+	)
+	r.Section("http", snapVersion, func(r *snap.Reader, _ uint16) {
+		started = r.Bool()
+		listener = sockapi.SockID(r.U32())
+		for _, f := range ctr.fields() {
+			*f = r.U64()
+		}
+		n := int(r.U32())
+		if r.Err() == nil && n > s.cfg.MaxConns {
+			r.Fail(fmt.Errorf("%d connections exceed MaxConns %d", n, s.cfg.MaxConns))
+			return
+		}
+		for i := 0; i < n && r.Err() == nil; i++ {
+			c := &conn{sock: sockapi.SockID(r.U32())}
+			c.in = r.Blob(maxSnapBlob)
+			c.out = r.Blob(maxSnapBlob)
+			c.filePath = r.String(4096)
+			c.fileOff = r.I64()
+			c.fileLeft = r.I64()
+			c.skipBody = r.I64()
+			c.closeAfter = r.Bool()
+			c.peerEOF = r.Bool()
+			c.lastActive = r.I64()
+			if r.Err() != nil {
+				return
+			}
+			if c.fileOff < 0 || c.fileLeft < 0 || c.skipBody < 0 {
+				r.Fail(fmt.Errorf("connection %d has a negative offset or length", c.sock))
+				return
+			}
+			if _, dup := conns[c.sock]; dup {
+				r.Fail(fmt.Errorf("connection %d appears twice", c.sock))
+				return
+			}
+			if len(c.in) == 0 {
+				c.in = nil
+			}
+			if len(c.out) == 0 {
+				c.out = nil
+			}
+			conns[c.sock] = c
+		}
+	})
+	if r.Err() == nil && r.Remaining() != 0 {
+		r.Fail(fmt.Errorf("%d bytes after the http section", r.Remaining()))
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("http: restore: %w", err)
+	}
+	s.started, s.listener, s.ctr, s.conns = started, listener, ctr, conns
+	return nil
+}
