@@ -14,6 +14,8 @@ pkgs=(
 	dosfstools gdisk mtools fdisk systemd-boot-efi isolinux syslinux-common pxelinux
 	# boot tests (TCG only)
 	qemu-system-x86 ovmf ipxe-qemu
+	# hwcheck: PCI names for display
+	pci.ids
 )
 
 missing=()

@@ -1,0 +1,194 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/jaypipes/ghw"
+	"github.com/jaypipes/pcidb"
+)
+
+// Sources says where an inventory is read from. The zero value is the live
+// machine. When Snapshot or SMBIOS is set, only those are read: a domain they
+// do not cover is marked "not collected", never filled from the machine the
+// code runs on.
+type Sources struct {
+	// Snapshot is a tarball made by `ftvs hwcheck snapshot` or ghw's
+	// snapshot tool.
+	Snapshot string
+	// SMBIOS is a raw SMBIOS table file (/sys/firmware/dmi/tables/DMI, or a
+	// dmidecode --dump-bin file). With Snapshot it overrides the snapshot's
+	// own DMI tables.
+	SMBIOS string
+	// PCIDB is the pci.ids database to share with ghw; nil uses an empty
+	// one (the inventory keeps IDs only, names are for display).
+	PCIDB *pcidb.PCIDB
+	// Root overrides "/" for the live machine (tests).
+	Root string
+}
+
+// Live reports whether s reads the machine the code runs on.
+func (s Sources) Live() bool { return s.Snapshot == "" && s.SMBIOS == "" }
+
+// Collect reads an inventory from src. It fails only when the sources are
+// unusable (unreadable or corrupt file, no /proc/cpuinfo, not x86); a field
+// that cannot be read is listed in Inventory.Unreadable instead.
+func Collect(ctx context.Context, src Sources) (*Inventory, error) {
+	inv := &Inventory{Version: SchemaVersion}
+	var dmi *DMI
+	var dmiErr error // why DMI is absent
+	if src.SMBIOS != "" {
+		data, err := os.ReadFile(src.SMBIOS)
+		if err != nil {
+			return nil, fmt.Errorf("read SMBIOS file: %w", err)
+		}
+		if dmi, err = ParseSMBIOS(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", src.SMBIOS, err)
+		}
+	}
+
+	var r *rootReader
+	switch {
+	case src.Snapshot != "":
+		dir, err := os.MkdirTemp("", "ftvs-hwcheck-*")
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", src.Snapshot, err)
+		}
+		defer os.RemoveAll(dir)
+		if err := Unpack(src.Snapshot, dir); err != nil {
+			return nil, err
+		}
+		if r, err = newRootReader(dir, src.Snapshot, false, src.PCIDB); err != nil {
+			return nil, err
+		}
+		inv.Source = "snapshot " + filepath.Base(src.Snapshot)
+	case src.SMBIOS != "":
+		inv.Source = "smbios " + filepath.Base(src.SMBIOS)
+	default:
+		root := src.Root
+		if root == "" {
+			root = "/"
+		}
+		var err error
+		if r, err = newRootReader(root, root, true, src.PCIDB); err != nil {
+			return nil, err
+		}
+		inv.Source = "live"
+	}
+	if src.SMBIOS != "" && r != nil {
+		inv.Source += " + smbios " + filepath.Base(src.SMBIOS)
+	}
+
+	if dmi == nil && r != nil {
+		dmi, dmiErr = r.dmi()
+	}
+	if r == nil {
+		dmiFromSMBIOSOnly(inv, dmi)
+		inv.Normalize()
+		return inv, nil
+	}
+
+	if err := r.collect(ctx, inv, dmi, dmiErr); err != nil {
+		return nil, err
+	}
+	inv.Normalize()
+	return inv, nil
+}
+
+// dmiFromSMBIOSOnly fills what a lone SMBIOS table tells: firmware, board,
+// the CPU signature per socket and the DIMMs.
+func dmiFromSMBIOSOnly(inv *Inventory, dmi *DMI) {
+	applyDMI(inv, dmi, nil)
+	inv.CPU = &CPU{Sockets: dmi.Sockets}
+	if inv.CPU.Sockets == nil {
+		inv.CPU.Sockets = []Socket{}
+		inv.unread("cpu", "SMBIOS table has no populated type 4 (processor) structure")
+	}
+	for _, s := range inv.CPU.Sockets {
+		p := fmt.Sprintf("cpu.sockets[%d]", s.ID)
+		inv.unread(p+".microcode", "not collected: SMBIOS does not record it")
+		inv.unread(p+".flags", "not collected: SMBIOS does not record them")
+	}
+	inv.Memory = &Memory{DIMMs: dmi.DIMMs}
+	inv.unread("memory.total_bytes", "not collected: only an SMBIOS table was given")
+	for _, d := range []string{"network", "storage", "pci"} {
+		inv.unread(d, "not collected: only an SMBIOS table was given")
+	}
+	inv.unread("bios.boot_mode", "not collected: only an SMBIOS table was given")
+}
+
+// applyDMI copies the SMBIOS sections into inv; with dmi nil every field
+// they would fill is marked unreadable with why.
+func applyDMI(inv *Inventory, dmi *DMI, why error) {
+	if dmi == nil {
+		reason := "no SMBIOS table"
+		if why != nil {
+			reason = why.Error()
+		}
+		inv.System, inv.Baseboard = &System{}, &Baseboard{}
+		if inv.BIOS == nil {
+			inv.BIOS = &BIOS{}
+		}
+		for _, p := range []string{"system.vendor", "system.product", "system.version", "system.sku", "system.serial", "system.uuid",
+			"baseboard.vendor", "baseboard.product", "baseboard.version", "baseboard.serial",
+			"bios.vendor", "bios.version", "bios.release_date", "memory.dimms"} {
+			inv.unread(p, "%s", reason)
+		}
+		return
+	}
+	inv.System, inv.Baseboard = dmi.System, dmi.Baseboard
+	bootMode := (*string)(nil)
+	if inv.BIOS != nil {
+		bootMode = inv.BIOS.BootMode
+	}
+	inv.BIOS = dmi.BIOS
+	for _, m := range dmi.Missing {
+		inv.unread("smbios", "SMBIOS table has no %s structure", m)
+	}
+	if inv.System == nil {
+		inv.System = &System{}
+	}
+	if inv.Baseboard == nil {
+		inv.Baseboard = &Baseboard{}
+	}
+	if inv.BIOS == nil {
+		inv.BIOS = &BIOS{}
+	}
+	inv.BIOS.BootMode = bootMode
+	if dmi.DIMMs == nil {
+		inv.unread("memory.dimms", "SMBIOS table has no type 17 (memory device) structure")
+	}
+}
+
+// errNoDMI explains an absent DMI table.
+var errNoDMI = errors.New("no DMI tables (sys/firmware/dmi/tables/DMI absent: a VM without SMBIOS, or a snapshot without DMI)")
+
+// ghwOpts returns the ghw options shared by every domain.
+func (r *rootReader) ghwOpts() []any {
+	opts := []any{ghw.WithChroot(r.root), ghw.WithPCIDB(r.db), ghw.WithDisableWarnings()}
+	if !r.live {
+		opts = append(opts, ghw.WithDisableTools())
+	}
+	return opts
+}
+
+// exists reports whether rel (relative to the root) exists, without
+// following a final symlink.
+func (r *rootReader) exists(rel string) bool {
+	_, err := os.Lstat(r.path(rel))
+	return err == nil
+}
+
+func (r *rootReader) path(rel string) string { return filepath.Join(r.root, rel) }
+
+func (r *rootReader) readFile(rel string) ([]byte, error) {
+	b, err := os.ReadFile(r.path(rel))
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s absent", rel)
+	}
+	return b, err
+}
