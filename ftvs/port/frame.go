@@ -41,8 +41,11 @@ func parseIPv4(frame []byte) (ipv4, error) {
 		return p, errNotIPv4
 	}
 	ip := frame[ethHdrLen:]
-	if len(ip) < 20 || ip[0]>>4 != 4 {
-		return p, fmt.Errorf("IPv4 header: %d bytes, version %d", len(ip), ip[0]>>4)
+	if len(ip) < 20 {
+		return p, fmt.Errorf("IPv4 header: %d bytes, want at least 20", len(ip))
+	}
+	if ip[0]>>4 != 4 {
+		return p, fmt.Errorf("IPv4 header: version %d", ip[0]>>4)
 	}
 	p.ihl = int(ip[0]&0x0f) * 4
 	p.total = int(binary.BigEndian.Uint16(ip[2:]))
