@@ -53,14 +53,19 @@ func (m Machine) NICs(all bool) ([]NIC, error) {
 		}
 		n := NIC{Name: i.Name, Index: i.Index, MAC: i.HardwareAddr}
 		sys := filepath.Join(m.Root, "sys/class/net", i.Name)
-		if dev, err := filepath.EvalSymlinks(filepath.Join(sys, "device")); err == nil {
+		// sysfs shows the namespace it was mounted in; a thread switched into
+		// another namespace must not take the root's eth0 for its own.
+		if readTrim(filepath.Join(sys, "ifindex")) != strconv.Itoa(i.Index) {
+			sys = ""
+		}
+		if dev, err := filepath.EvalSymlinks(filepath.Join(sys, "device")); sys != "" && err == nil {
 			n.Physical = true
 			n.Slot = pciSlotOf(dev)
 		}
 		if !n.Physical && !all {
 			continue
 		}
-		if isBridgeOrBond(sys) && !n.Physical {
+		if sys != "" && isBridgeOrBond(sys) && !n.Physical {
 			continue
 		}
 		out = append(out, n)
