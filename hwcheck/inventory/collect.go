@@ -1,9 +1,11 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -191,4 +193,30 @@ func (r *rootReader) readFile(rel string) ([]byte, error) {
 		return nil, fmt.Errorf("%s absent", rel)
 	}
 	return b, err
+}
+
+// Load reads an inventory from a file that is either a snapshot tarball
+// (collected with pcidb, which may be nil) or a saved inventory JSON.
+func Load(ctx context.Context, file string, db *pcidb.PCIDB) (*Inventory, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	head = bytes.TrimLeft(head[:n], " \t\r\n")
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("%s: empty file (want a snapshot tarball or an inventory JSON file)", file)
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return Collect(ctx, Sources{Snapshot: file, PCIDB: db})
+	case bytes.HasPrefix(head, []byte("{")):
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return Decode(file, data)
+	}
+	return nil, fmt.Errorf("%s: neither a snapshot tarball (gzip) nor an inventory JSON file", file)
 }

@@ -219,8 +219,9 @@ func (r *rootReader) pci(inv *Inventory) map[string]PCIDevice {
 			pd.Class = knownHex(d.Class.ID + d.Subclass.ID + d.ProgrammingInterface.ID)
 		}
 		if pd.Driver == nil {
-			// ghw snapshots do not keep driver links; "" is known only live.
-			if r.live {
+			// ghw's own snapshots drop driver links; live and in ftvs
+			// snapshots a missing link means no driver is bound.
+			if r.driversKnown() {
 				pd.Driver = ptr("")
 			} else {
 				inv.unread("pci.devices["+d.Address+"].driver", "snapshot does not record driver bindings")
@@ -353,10 +354,10 @@ func (r *rootReader) network(ctx context.Context, inv *Inventory, pciByAddr map[
 		if nic.Driver == nil {
 			if link, err := os.Readlink(filepath.Join(devDir, "driver")); err == nil {
 				nic.Driver = ptr(filepath.Base(link))
-			} else if !r.live {
-				inv.unread(p+".driver", "snapshot does not record driver bindings")
-			} else {
+			} else if r.driversKnown() {
 				nic.Driver = ptr("")
+			} else {
+				inv.unread(p+".driver", "snapshot does not record driver bindings")
 			}
 		}
 		r.nicSysfs(ctx, inv, &nic, n.SupportedLinkModes, p)
@@ -440,6 +441,9 @@ func ethtoolFirmware(ctx context.Context, name string) *string {
 	}
 	return nil
 }
+
+// driversKnown reports whether a missing driver link means "no driver".
+func (r *rootReader) driversKnown() bool { return r.live || r.manifest != nil }
 
 func (r *rootReader) hexFile(abs string) *string {
 	b, err := os.ReadFile(abs)
