@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/port"
+	"github.com/ftvs/ftvs/ftvs/vsrun"
+	"github.com/spf13/cobra"
+)
+
+func newVSCmd() *cobra.Command {
+	vs := &cobra.Command{
+		Use:   "vs",
+		Short: "Run a virtual server on its own (no lockstep), for testing and measuring",
+	}
+	vs.AddCommand(newVSRunCmd())
+	return vs
+}
+
+type vsRunFlags struct {
+	iface, mac, ip, gw, root, portKind, isnKey string
+	httpPort                                   uint16
+	mtu, batch                                 int
+}
+
+func newVSRunCmd() *cobra.Command {
+	var f vsRunFlags
+	cmd := &cobra.Command{
+		Use:   "run --iface IF --mac MAC --ip ADDR/PREFIX [--gw ADDR] --root DIR [--port afpacket|tap]",
+		Short: "Serve a directory over HTTP as one solo virtual server on a Linux interface",
+		Long: `Runs one virtual server (the deterministic machine: its own TCP/IP stack and
+HTTP service) on a Linux interface, without a peer. Frames move through a
+promiscuous AF_PACKET socket on --iface (filtered on the VS MAC plus broadcast
+and multicast), or through the TAP device --iface (created if missing). Both
+use virtio-net headers, so 64 KiB TCP super-segments cross in one frame.
+The interface needs no IP address of its own. Needs CAP_NET_RAW/CAP_NET_ADMIN.
+Stops on SIGINT or SIGTERM and prints its counters.`,
+		Example: `  ftvs vs run --iface eth1 --mac 02:00:00:00:00:01 --ip 192.0.2.10/24 --gw 192.0.2.1 --root /srv/www`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return &exitError{2, err}
+			}
+			cfg.Event = func(seq uint64, text string) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: event at input %d: %s\n", seq, text)
+			}
+			solo, err := vsrun.Open(cfg)
+			if err != nil {
+				return &exitError{1, fmt.Errorf("vs run: %w", err)}
+			}
+			defer solo.Close()
+			fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: serving %s on %s (%s) as %s/%d, MAC %s, MTU %d\n",
+				f.root, f.iface, f.portKind, machine.FormatIPv4(cfg.IP), cfg.PrefixLen, machine.FormatMAC(cfg.MAC), solo.Config.MTU)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			runErr := solo.Run(ctx)
+			st, ps := solo.Driver.Stats(), solo.Port.Stats()
+			fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: inputs %d (frames %d, ticks %d), frames out %d (%d GSO); port rx %d frames %d bytes (%d GSO, %d bad), tx %d frames %d bytes (%d errors)\n",
+				st.Inputs, st.Frames, st.Ticks, st.FramesOut, st.GSOOut, ps.RxFrames, ps.RxBytes, ps.RxGSO, ps.RxDropBad, ps.TxFrames, ps.TxBytes, ps.TxErrors)
+			if runErr != nil {
+				return &exitError{1, fmt.Errorf("vs run: %w", runErr)}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.iface, "iface", "", "interface to run on (required)")
+	fl.StringVar(&f.mac, "mac", "", "the VS's MAC, e.g. 02:00:00:00:00:01 (required)")
+	fl.StringVar(&f.ip, "ip", "", "the VS's address and prefix, e.g. 10.0.0.2/24 (required)")
+	fl.StringVar(&f.gw, "gw", "", "default gateway (optional: without it only on-link clients are reached)")
+	fl.StringVar(&f.root, "root", "", "directory served over HTTP (required)")
+	fl.StringVar(&f.portKind, "port", string(port.Default), "frame I/O: afpacket or tap")
+	fl.Uint16Var(&f.httpPort, "http-port", 80, "TCP port of the HTTP service")
+	fl.IntVar(&f.mtu, "mtu", 0, "IP MTU (0: the interface's)")
+	fl.IntVar(&f.batch, "batch", 0, fmt.Sprintf("frames read per round before outputs are written (0: %d)", vsrun.DefaultBatch))
+	fl.StringVar(&f.isnKey, "isn-key", "", "32 hex digits keying TCP initial sequence numbers (default: random)")
+	return cmd
+}
+
+// config checks the flags and names the one that is wrong.
+func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
+	var c vsrun.SoloConfig
+	for _, req := range []struct{ name, val string }{{"--iface", f.iface}, {"--mac", f.mac}, {"--ip", f.ip}, {"--root", f.root}} {
+		if req.val == "" {
+			return c, fmt.Errorf("%s is required (see ftvs vs run --help)", req.name)
+		}
+	}
+	var err error
+	c.Iface, c.Root, c.HTTPPort, c.Batch = f.iface, f.root, f.httpPort, f.batch
+	if c.MAC, err = machine.ParseMAC(f.mac); err != nil {
+		return c, fmt.Errorf("--mac: %w", err)
+	}
+	if c.MAC[0]&1 != 0 {
+		return c, fmt.Errorf("--mac %s: a multicast address cannot be a server's MAC", f.mac)
+	}
+	if c.IP, c.PrefixLen, err = machine.ParseIPv4Prefix(f.ip); err != nil {
+		return c, fmt.Errorf("--ip: %w", err)
+	}
+	if f.gw != "" {
+		if c.Gateway, err = machine.ParseIPv4(f.gw); err != nil {
+			return c, fmt.Errorf("--gw: %w", err)
+		}
+	}
+	switch k := port.Kind(f.portKind); k {
+	case port.AFPacket, port.TAP:
+		c.PortKind = k
+	default:
+		return c, fmt.Errorf("--port %q: want afpacket or tap", f.portKind)
+	}
+	if f.mtu != 0 && (f.mtu < 576 || f.mtu > 65535) {
+		return c, fmt.Errorf("--mtu %d: want 576..65535 (or 0 for the interface's)", f.mtu)
+	}
+	c.MTU = f.mtu
+	if f.batch < 0 || f.batch > 4096 {
+		return c, fmt.Errorf("--batch %d: want 0..4096", f.batch)
+	}
+	if f.httpPort == 0 {
+		return c, fmt.Errorf("--http-port 0: want 1..65535")
+	}
+	if f.isnKey != "" {
+		k, err := hex.DecodeString(f.isnKey)
+		if err != nil || len(k) != 16 {
+			return c, fmt.Errorf("--isn-key: want 32 hex digits")
+		}
+		copy(c.ISNKey[:], k)
+	}
+	if st, err := os.Stat(f.root); err != nil {
+		return c, fmt.Errorf("--root: %w", err)
+	} else if !st.IsDir() {
+		return c, fmt.Errorf("--root %s: not a directory", f.root)
+	}
+	return c, nil
+}
