@@ -162,9 +162,16 @@ func arpAnnouncement(mac net.HardwareAddr, ip netip.Addr) []byte {
 }
 
 // In runs f on an OS thread switched into namespace ns; sockets f opens
-// stay in that namespace after f returns.
+// stay in that namespace after f returns. Call it from the test goroutine.
 func In(t testing.TB, ns string, f func()) {
 	t.Helper()
+	if err := Run(ns, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Run is In for any goroutine: it returns the namespace error instead.
+func Run(ns string, f func()) error {
 	done := make(chan struct{})
 	var ferr error
 	go func() {
@@ -185,7 +192,5 @@ func In(t testing.TB, ns string, f func()) {
 		f()
 	}()
 	<-done
-	if ferr != nil {
-		t.Fatal(ferr)
-	}
+	return ferr
 }
