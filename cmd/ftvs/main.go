@@ -29,8 +29,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
-		newImageCmd(),
-		newBootCmd(),
 		newVSCmd(),
 	)
 	return root
