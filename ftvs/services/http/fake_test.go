@@ -24,7 +24,7 @@ type fakeSock struct {
 	space   int
 	closed  bool // Close called
 	aborted bool
-	gone    bool // reset by the peer
+	gone    bool         // reset by the peer
 	sink    func([]byte) // when set, written bytes go here instead of out
 }
 

@@ -214,6 +214,11 @@ func (s *Service) pump(sk sockapi.Sockets, c *conn, now int64) {
 			c.skipBody -= k
 			progress = true
 		}
+		if c.peerEOF && c.skipBody > 0 && len(c.in) == 0 && !c.busy() {
+			// The body we were skipping will never arrive.
+			s.closeConn(sk, c)
+			return
+		}
 		if !c.busy() && c.skipBody == 0 {
 			if c.closeAfter {
 				s.closeConn(sk, c)
