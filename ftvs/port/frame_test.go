@@ -242,3 +242,25 @@ func FuzzSegmentTCPv4(f *testing.F) {
 		}
 	})
 }
+
+func TestTxHeaderPartialChecksum(t *testing.T) {
+	f := tcpFrame([4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 80, 5555, 1, 1, 0x10, nil, []byte("xyz"))
+	var vh [VnetHdrLen]byte
+	var scratch [256]byte
+	hdrs, err := txHeader(vh[:], scratch[:], Frame{Data: f, PartialCsum: true})
+	if err != nil || hdrs != nil {
+		t.Fatalf("hdrs %v err %v", hdrs, err)
+	}
+	if h := decodeVnetHdr(vh[:]); h.flags != vnetNeedsCsum || h.csumStart != 34 || h.csumOffset != 16 || h.gsoType != 0 {
+		t.Fatalf("header %+v", h)
+	}
+	// A non-TCP frame marked partial goes out untouched, without a flag.
+	arp := make([]byte, 42)
+	arp[12], arp[13] = 0x08, 0x06
+	if _, err := txHeader(vh[:], scratch[:], Frame{Data: arp, PartialCsum: true}); err != nil {
+		t.Fatal(err)
+	}
+	if vh != [VnetHdrLen]byte{} {
+		t.Fatalf("ARP frame got header %x", vh)
+	}
+}

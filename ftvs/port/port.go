@@ -45,10 +45,14 @@ type Config struct {
 }
 
 // Frame is one outgoing frame. GSO != 0 marks a TCP/IPv4 super-segment to be
-// cut into GSO-byte payload segments.
+// cut into GSO-byte payload segments. PartialCsum says that a TCP/IPv4
+// frame's checksum field holds only the pseudo-header sum (the machine's
+// checksum offload): the kernel, or the NIC, or the receiving host completes
+// it. A frame's Data is never modified.
 type Frame struct {
-	Data []byte
-	GSO  uint16
+	Data        []byte
+	GSO         uint16
+	PartialCsum bool
 }
 
 // Stats counts what a port did; every dropped frame is counted once.

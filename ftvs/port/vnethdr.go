@@ -103,11 +103,18 @@ func Normalise(raw []byte) (frame []byte, gsoSize uint16, err error) {
 // segment, as a virtio guest does; the caller writes hdrs then
 // f.Data[len(hdrs):]. hdrs is nil for an ordinary frame.
 func txHeader(vh []byte, scratch []byte, f Frame) (hdrs []byte, err error) {
-	if f.GSO == 0 {
-		clear(vh[:VnetHdrLen])
+	clear(vh[:VnetHdrLen])
+	if f.GSO == 0 && !f.PartialCsum {
 		return nil, nil
 	}
 	p, err := parseIPv4(f.Data)
+	if f.GSO == 0 {
+		if err == nil && p.proto == protoTCP {
+			// The field already holds the pseudo-header sum.
+			vnetHdr{flags: vnetNeedsCsum, csumStart: uint16(p.l4), csumOffset: 16}.encode(vh)
+		}
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("GSO output frame: %w", err)
 	}
