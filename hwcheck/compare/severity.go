@@ -21,6 +21,7 @@ var defaultRules = []struct {
 	// Worth a look, but the same hardware can differ here.
 	{"bios.release_date", Warning}, // re-stamped builds of one version
 	{"system.sku", Warning},
+	{"memory.usable_bytes", Warning}, // firmware reservations move it a little
 	{"network.nics[*].name", Warning},
 	{"network.nics[*].firmware_version", Warning},
 	{"network.nics[*].driver", Warning},

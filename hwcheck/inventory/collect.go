@@ -117,6 +117,7 @@ func dmiFromSMBIOSOnly(inv *Inventory, dmi *DMI) {
 	}
 	inv.Memory = &Memory{DIMMs: dmi.DIMMs}
 	inv.unread("memory.total_bytes", "not collected: only an SMBIOS table was given")
+	inv.unread("memory.usable_bytes", "not collected: only an SMBIOS table was given")
 	for _, d := range []string{"network", "storage", "pci"} {
 		inv.unread(d, "not collected: only an SMBIOS table was given")
 	}

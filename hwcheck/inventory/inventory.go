@@ -86,10 +86,14 @@ type Socket struct {
 	Flags     []string `json:"flags"` // sorted; nil: unknown
 }
 
-// Memory is the total the kernel sees and every DIMM slot, empty ones
-// included. DIMMs is nil when no SMBIOS table was available.
+// Memory is what the kernel sees and every DIMM slot, empty ones included.
+// TotalBytes is the span of the kernel's online memory blocks (ghw's
+// physical total: block-size granular, so it counts the PCI hole below
+// 4 GiB); UsableBytes is MemTotal. DIMMs is nil when no SMBIOS table was
+// available.
 type Memory struct {
-	TotalBytes *int64 `json:"total_bytes"`
+	TotalBytes  *int64 `json:"total_bytes"`
+	UsableBytes *int64 `json:"usable_bytes"`
 	DIMMs      []DIMM `json:"dimms"`
 }
 

@@ -187,6 +187,11 @@ func (r *rootReader) memory(inv *Inventory, dmi *DMI) {
 	default:
 		inv.unread("memory.total_bytes", "neither sys/devices/system/memory nor proc/meminfo give a total")
 	}
+	if err == nil && m.TotalUsableBytes > 0 {
+		inv.Memory.UsableBytes = ptr(m.TotalUsableBytes)
+	} else {
+		inv.unread("memory.usable_bytes", "proc/meminfo has no MemTotal")
+	}
 }
 
 // pci reads every PCI function; the result is indexed by address for the

@@ -60,6 +60,9 @@ func (inv *Inventory) WriteText(w io.Writer, db *pcidb.PCIDB) error {
 		if m.TotalBytes != nil {
 			total = fmt.Sprintf("%.1f GiB", float64(*m.TotalBytes)/(1<<30))
 		}
+		if m.UsableBytes != nil {
+			total += fmt.Sprintf(" (%.1f GiB usable)", float64(*m.UsableBytes)/(1<<30))
+		}
 		if m.DIMMs == nil {
 			p("memory: %s total, DIMM slots unknown", total)
 		} else {
