@@ -120,8 +120,8 @@ func TestNoCrossoverNoTwoNICs(t *testing.T) {
 }
 
 func TestCompareAndNodeNumber(t *testing.T) {
-	a := []beacon.RoleEntry{{"coserver", "0000:03:00.0"}, {"redirected", "0000:05:00.0"}, {"management", "0000:06:00.0"}}
-	b := []beacon.RoleEntry{{"management", "0000:06:00.0"}, {"coserver", "0000:03:00.0"}, {"redirected", "0000:05:00.0"}}
+	a := []beacon.RoleEntry{{Role: "coserver", Slot: "0000:03:00.0"}, {Role: "redirected", Slot: "0000:05:00.0"}, {Role: "management", Slot: "0000:06:00.0"}}
+	b := []beacon.RoleEntry{{Role: "management", Slot: "0000:06:00.0"}, {Role: "coserver", Slot: "0000:03:00.0"}, {Role: "redirected", Slot: "0000:05:00.0"}}
 	if err := Compare(a, b); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,226 @@
+package layout
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+)
+
+// Files is the content of a FAT filesystem: slash paths to bytes.
+type Files map[string][]byte
+
+// Content is what goes into the FAT partitions.
+type Content struct {
+	ESP    Files // CoServer boot files (kernel, initramfs, loader)
+	System Files // runtime config, keys, install log
+	VSBoot Files // the VS's config and initial content
+}
+
+// ErrInUse is returned when the disk holds partitions or filesystems and
+// the caller did not allow wiping it.
+var ErrInUse = errors.New("disk is in use")
+
+// Apply writes the plan to the disk at path: it refuses a disk that holds a
+// partition table or a filesystem unless wipe is set, clears old
+// signatures in every planned partition, writes the GPT and the FAT32
+// filesystems with their content, and verifies the result by reading it
+// back. path must be the disk the user named; nothing else is opened.
+func Apply(path string, p *Plan, c Content, wipe bool) error {
+	sigs, err := Inspect(path)
+	if err != nil {
+		return err
+	}
+	if len(sigs) > 0 && !wipe {
+		return fmt.Errorf("%s holds %s: %w; set wipe: true (or confirm in the wizard) to overwrite it", path, Describe(sigs), ErrInUse)
+	}
+	d, err := diskfs.Open(path, diskfs.WithOpenMode(diskfs.ReadWrite), diskfs.WithSectorSize(SectorSize))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer d.Close()
+	if uint64(d.Size) < p.MinBytes {
+		return fmt.Errorf("%s is %d bytes; the layout needs %d", path, d.Size, p.MinBytes)
+	}
+	w, err := d.Backend.Writable()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	// Old signatures: the disk's head and tail, and the start of every
+	// partition (a stale superblock in a raw virtual disk would mislead).
+	zeroes := make([]byte, mib)
+	offs := []int64{0, d.Size - mib}
+	for _, pt := range p.Parts {
+		offs = append(offs, int64(pt.Start)*SectorSize)
+	}
+	for _, off := range offs {
+		if _, err := w.WriteAt(zeroes, off); err != nil {
+			return fmt.Errorf("%s: clear signatures at %d: %w", path, off, err)
+		}
+	}
+	if err := d.Partition(p.gptTable()); err != nil {
+		return fmt.Errorf("%s: write GPT: %w", path, err)
+	}
+	for _, pt := range p.Parts {
+		if pt.Label == "" {
+			continue
+		}
+		var files Files
+		switch pt.Kind {
+		case KindESP:
+			files = c.ESP
+		case KindSystem:
+			files = c.System
+		default:
+			files = c.VSBoot
+		}
+		if err := FormatFAT32(d.Backend, int64(pt.Start)*SectorSize, int64(pt.Size), pt.Label, files); err != nil {
+			return fmt.Errorf("%s partition %d (%s): %w", path, pt.Index, pt.Name, err)
+		}
+	}
+	if f, err := d.Backend.Sys(); err == nil {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("%s: sync: %w", path, err)
+		}
+	}
+	return Verify(path, p, c)
+}
+
+// FormatFAT32 makes a FAT32 filesystem of size bytes at offset in b and
+// writes files into it. The runtime reuses it for the VS boot disk.
+func FormatFAT32(b backend.Storage, offset, size int64, label string, files Files) error {
+	if err := checkFATBytes(size); err != nil {
+		return err
+	}
+	fs, err := fat32.Create(b, size, offset, SectorSize, label, true)
+	if err != nil {
+		return fmt.Errorf("format FAT32: %w", err)
+	}
+	if err := WriteFiles(fs, files); err != nil {
+		return err
+	}
+	return fixFAT32(b, offset)
+}
+
+func checkFATBytes(size int64) error {
+	if size < 40*mib {
+		return fmt.Errorf("FAT32 of %d bytes is below the 40 MiB minimum", size)
+	}
+	switch size {
+	case 64 * mib, 129 * mib, 259 * mib, 4096 * mib:
+		return fmt.Errorf("FAT32 of exactly %d MiB hits the go-diskfs FAT size bug (#418)", size/mib)
+	}
+	return nil
+}
+
+// WriteFiles writes files (creating directories) into a filesystem, in path
+// order so two installs write identical filesystems.
+func WriteFiles(fs filesystem.FileSystem, files Files) error {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	made := map[string]bool{"/": true}
+	for _, n := range names {
+		p := path.Clean("/" + n)
+		for dir := path.Dir(p); !made[dir]; dir = path.Dir(dir) {
+			if err := fs.Mkdir(dir); err != nil {
+				return fmt.Errorf("mkdir %s: %w", dir, err)
+			}
+			made[dir] = true
+		}
+		f, err := fs.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_TRUNC)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if _, err := f.Write(files[n]); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Verify reads the disk back with go-diskfs: the GPT must hold exactly the
+// planned partitions and every FAT partition the planned files.
+func Verify(path string, p *Plan, c Content) error {
+	st, err := file.OpenFromPath(path, true)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	d, err := diskfs.OpenBackend(st, diskfs.WithSectorSize(SectorSize))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	defer d.Close()
+	t, err := d.GetPartitionTable()
+	if err != nil {
+		return fmt.Errorf("verify %s: read GPT: %w", path, err)
+	}
+	g, ok := t.(*gpt.Table)
+	if !ok {
+		return fmt.Errorf("verify %s: partition table is %s, want GPT", path, t.Type())
+	}
+	var got []*gpt.Partition
+	for _, pt := range g.Partitions {
+		if pt.Type != gpt.Unused {
+			got = append(got, pt)
+		}
+	}
+	if len(got) != len(p.Parts) {
+		return fmt.Errorf("verify %s: %d partitions, want %d", path, len(got), len(p.Parts))
+	}
+	for i, want := range p.Parts {
+		g := got[i]
+		if g.Start != want.Start || g.End != want.End || !strings.EqualFold(string(g.Type), string(want.Type)) || g.Name != want.Name {
+			return fmt.Errorf("verify %s: partition %d is %s %d-%d %s, want %s %d-%d %s", path, i+1,
+				g.Name, g.Start, g.End, g.Type, want.Name, want.Start, want.End, want.Type)
+		}
+		if want.Label == "" {
+			continue
+		}
+		fs, err := fat32.Read(d.Backend, int64(want.Size), int64(want.Start)*SectorSize, SectorSize)
+		if err != nil {
+			return fmt.Errorf("verify %s partition %d: read FAT32: %w", path, want.Index, err)
+		}
+		if l := strings.TrimSpace(fs.Label()); l != want.Label {
+			return fmt.Errorf("verify %s partition %d: label %q, want %q", path, want.Index, l, want.Label)
+		}
+		files := c.VSBoot
+		switch want.Kind {
+		case KindESP:
+			files = c.ESP
+		case KindSystem:
+			files = c.System
+		}
+		for n, data := range files {
+			f, err := fs.OpenFile(path2(n), os.O_RDONLY)
+			if err != nil {
+				return fmt.Errorf("verify %s partition %d: %s: %w", path, want.Index, n, err)
+			}
+			back, err := io.ReadAll(f)
+			f.Close()
+			if err != nil || !bytes.Equal(back, data) {
+				return fmt.Errorf("verify %s partition %d: %s reads back different (%d bytes, want %d; %v)", path, want.Index, n, len(back), len(data), err)
+			}
+		}
+	}
+	return nil
+}
+
+func path2(n string) string { return path.Clean("/" + n) }
