@@ -9,7 +9,7 @@ pkgs=(
 	# network tests: namespaces, bridges, netem, captures
 	iproute2 iptables ethtool tcpdump bridge-utils procps psmisc
 	# real clients
-	curl lftp fio libnbd-bin nbdkit qemu-utils iputils-ping
+	curl lftp fio libnbd-bin nbdkit qemu-utils iputils-ping netcat-openbsd
 	# disks and boot media
 	dosfstools gdisk mtools fdisk systemd-boot-efi isolinux syslinux-common pxelinux
 	# boot tests (TCG only)

@@ -1,0 +1,520 @@
+//go:build linux
+
+package interop
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ftvs/ftvs/ftvs/netstack"
+	"github.com/ftvs/ftvs/ftvs/netstack/wire"
+	"github.com/ftvs/ftvs/ftvs/sockapi"
+)
+
+var (
+	stackIP  = [4]byte{10, 77, 0, 1}
+	peerIP   = "10.77.0.2"
+	stackMAC = [6]byte{0x02, 0xf7, 0x00, 0x00, 0x00, 0x01}
+)
+
+// env is one namespace with a TAP device whose other end is a Stack.
+type env struct {
+	t    *testing.T
+	ns   string
+	tap  string
+	fd   int
+	vnet bool
+	st   *netstack.Stack
+	svc  *testService
+
+	dropPct  float64 // loss applied to frames the stack sends
+	stop     atomic.Bool
+	done     chan struct{}
+	mu       sync.Mutex // guards counters snapshot
+	counters netstack.Counters
+	framesTx atomic.Uint64
+	framesRx atomic.Uint64
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and TAP devices")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// inNS runs f on an OS thread switched into the namespace.
+func inNS(ns string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		nsf, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer nsf.Close()
+		if err := unix.Setns(int(nsf.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+var envSeq atomic.Int32
+
+func newEnv(t *testing.T, vnet bool, cfg netstack.Config) *env {
+	t.Helper()
+	n := envSeq.Add(1)
+	e := &env{t: t, vnet: vnet, done: make(chan struct{}),
+		ns:  fmt.Sprintf("fn2-%d-%d", os.Getpid()%100000, n),
+		tap: fmt.Sprintf("fn2t%d", n)}
+	run(t, "ip", "netns", "add", e.ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", e.ns).Run() })
+	err := inNS(e.ns, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(e.tap)
+		if err != nil {
+			return err
+		}
+		flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if vnet {
+			flags |= unix.IFF_VNET_HDR
+		}
+		ifr.SetUint16(flags)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("TUNSETIFF: %w", err)
+		}
+		if vnet {
+			if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4); err != nil {
+				unix.Close(fd)
+				return fmt.Errorf("TUNSETOFFLOAD: %w", err)
+			}
+		}
+		e.fd = fd
+		return unix.SetNonblock(fd, true)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(e.fd) })
+	run(t, "ip", "-n", e.ns, "link", "set", "lo", "up")
+	run(t, "ip", "-n", e.ns, "addr", "add", peerIP+"/24", "dev", e.tap)
+	run(t, "ip", "-n", e.ns, "link", "set", e.tap, "up")
+	cfg.MAC, cfg.IP, cfg.PrefixLen = stackMAC, stackIP, 24
+	cfg.ISNKey = [16]byte{0xf7, 1, 2, 3}
+	st, err := netstack.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st = st
+	e.svc = newTestService(st)
+	if err := e.svc.start(); err != nil {
+		t.Fatal(err)
+	}
+	go e.loop()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) close() {
+	if e.stop.Swap(true) {
+		return
+	}
+	<-e.done
+}
+
+const vnetHdrLen = 10
+
+// loop is the test's shell: TAP frames in, stack frames out, virtual time = monotonic time.
+func (e *env) loop() {
+	defer close(e.done)
+	start := time.Now()
+	now := func() int64 { return int64(time.Since(start)) + 1 }
+	buf := make([]byte, 70000)
+	rng := rand.New(rand.NewSource(7))
+	var hdr [vnetHdrLen]byte
+	flush := func() {
+		e.st.DrainEvents(func(ev sockapi.Event) { e.svc.handle(ev) })
+		e.st.Poll(now())
+		e.st.DrainFrames(func(f []byte, gso uint16) {
+			if e.dropPct > 0 && rng.Float64()*100 < e.dropPct {
+				return
+			}
+			e.framesTx.Add(1)
+			if !e.vnet {
+				unix.Write(e.fd, f)
+				return
+			}
+			hdr = [vnetHdrLen]byte{}
+			if len(f) >= 34 && binary.BigEndian.Uint16(f[12:14]) == wire.EtherTypeIPv4 && f[23] == wire.ProtoTCP {
+				hdr[0] = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+				ihl := int(f[14]&0xf) * 4
+				binary.LittleEndian.PutUint16(hdr[6:], uint16(14+ihl))
+				binary.LittleEndian.PutUint16(hdr[8:], 16)
+				if gso != 0 {
+					hdr[1] = 1 // VIRTIO_NET_HDR_GSO_TCPV4
+					thl := int(f[14+ihl+12]>>4) * 4
+					binary.LittleEndian.PutUint16(hdr[2:], uint16(14+ihl+thl))
+					binary.LittleEndian.PutUint16(hdr[4:], gso)
+				}
+			}
+			unix.Writev(e.fd, [][]byte{hdr[:], f})
+		})
+		e.mu.Lock()
+		e.counters = e.st.Counters()
+		e.mu.Unlock()
+	}
+	for !e.stop.Load() {
+		timeout := 20
+		if d := e.st.NextDeadline(); d != 0 {
+			ms := int((d - now()) / 1e6)
+			if ms < timeout {
+				timeout = max(ms, 0)
+			}
+		}
+		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLIN}}
+		unix.Poll(pfd, timeout)
+		for i := 0; i < 256; i++ {
+			n, err := unix.Read(e.fd, buf)
+			if err != nil || n <= 0 {
+				break
+			}
+			f := buf[:n]
+			if e.vnet {
+				if n < vnetHdrLen {
+					continue
+				}
+				h := f[:vnetHdrLen]
+				f = f[vnetHdrLen:]
+				if h[0]&1 != 0 { // NEEDS_CSUM: complete it as a NIC would
+					cs := int(binary.LittleEndian.Uint16(h[6:]))
+					co := int(binary.LittleEndian.Uint16(h[8:]))
+					if cs+co+2 <= len(f) {
+						sum := ^wire.Fold(wire.Sum(f[cs:], 0))
+						binary.BigEndian.PutUint16(f[cs+co:], sum)
+					}
+				}
+			}
+			e.framesRx.Add(1)
+			e.st.Input(f, now())
+			e.st.Poll(now())
+			flush()
+		}
+		e.st.Poll(now())
+		flush()
+	}
+}
+
+func (e *env) snapshotCounters() netstack.Counters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.counters
+}
+
+// dial connects from inside the namespace with Go's net package.
+func (e *env) dial(port int) (net.Conn, error) {
+	var c net.Conn
+	err := inNS(e.ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", fmt.Sprintf("%d.%d.%d.%d:%d", stackIP[0], stackIP[1], stackIP[2], stackIP[3], port), 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+func stackAddr() string {
+	return fmt.Sprintf("%d.%d.%d.%d", stackIP[0], stackIP[1], stackIP[2], stackIP[3])
+}
+
+// blastByte is the content of the HTTP blast service at offset i.
+var blastBlock = func() []byte {
+	b := make([]byte, 1<<16)
+	rand.New(rand.NewSource(42)).Read(b)
+	return b
+}()
+
+func blastSHA(n int64) [32]byte {
+	h := sha256.New()
+	for n > 0 {
+		k := min(n, int64(len(blastBlock)))
+		h.Write(blastBlock[:k])
+		n -= k
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func TestPingARP(t *testing.T) {
+	need(t, "ip", "ping")
+	e := newEnv(t, false, netstack.Config{})
+	out := run(t, "ip", "netns", "exec", e.ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", stackAddr())
+	if !strings.Contains(out, "3 received") {
+		t.Fatalf("ping: %s", out)
+	}
+	if c := e.snapshotCounters(); c.ICMPEchoReplies < 3 || c.ARPReplies < 1 {
+		t.Fatalf("counters: echo replies %d, arp replies %d", c.ICMPEchoReplies, c.ARPReplies)
+	}
+}
+
+func TestEchoNetcat(t *testing.T) {
+	need(t, "ip", "nc")
+	e := newEnv(t, false, netstack.Config{})
+	cmd := exec.Command("ip", "netns", "exec", e.ns, "nc", "-N", "-w", "5", stackAddr(), "7")
+	cmd.Stdin = strings.NewReader("hello from linux\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nc: %v: %s", err, out)
+	}
+	if string(out) != "hello from linux\n" {
+		t.Fatalf("echo returned %q", out)
+	}
+}
+
+func testEchoGo(t *testing.T, vnet bool) {
+	need(t, "ip")
+	e := newEnv(t, vnet, netstack.Config{TSOMax: tsoIf(vnet), ChecksumOffload: vnet})
+	c, err := e.dial(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	data := make([]byte, 8<<20)
+	rand.New(rand.NewSource(1)).Read(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		errc <- err
+	}()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read back: %v (got %d bytes)", err, len(got))
+	}
+	if werr := <-errc; werr != nil {
+		t.Fatal(werr)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("echo mismatch: got %d bytes, want %d", len(got), len(data))
+	}
+}
+
+func tsoIf(on bool) int {
+	if on {
+		return 65000
+	}
+	return 0
+}
+
+func TestEchoGoNet(t *testing.T)        { testEchoGo(t, false) }
+func TestEchoGoNetOffload(t *testing.T) { testEchoGo(t, true) }
+
+func testCurl(t *testing.T, vnet bool, size int64, lossPct float64) {
+	need(t, "ip", "curl")
+	e := newEnv(t, vnet, netstack.Config{TSOMax: tsoIf(vnet), ChecksumOffload: vnet})
+	e.dropPct = lossPct
+	url := fmt.Sprintf("http://%s/%d", stackAddr(), size)
+	cmd := exec.Command("ip", "netns", "exec", e.ns, "curl", "-sS", "--max-time", "120", "-o", "-", "-w", "", url)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, _ := io.Copy(h, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("curl: %v: %s", err, stderr.String())
+	}
+	el := time.Since(start)
+	if n != size {
+		t.Fatalf("curl got %d bytes, want %d", n, size)
+	}
+	want := blastSHA(size)
+	if !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("sha256 mismatch")
+	}
+	c := e.snapshotCounters()
+	t.Logf("curl %d MiB offload=%v loss=%.1f%%: %.0f Mbit/s (%.2fs); frames tx %d rx %d; retrans %d, fast recoveries %d, RTOs %d",
+		size>>20, vnet, lossPct, float64(size)*8/el.Seconds()/1e6, el.Seconds(), e.framesTx.Load(), e.framesRx.Load(),
+		c.TCPRetransSegs, c.TCPFastRecoveries, c.TCPRTOs)
+}
+
+func TestCurlDownload(t *testing.T)        { testCurl(t, false, 256<<20, 0) }
+func TestCurlDownloadOffload(t *testing.T) { testCurl(t, true, 1<<30, 0) }
+func TestCurlDownloadLoss(t *testing.T)    { testCurl(t, true, 64<<20, 1) }
+
+// testService is a tiny service written against sockapi: echo on port 7 and
+// an HTTP "blast" on port 80 that answers GET /N with N bytes.
+type testService struct {
+	sk    sockapi.Sockets
+	echo  sockapi.SockID
+	http  sockapi.SockID
+	conns map[sockapi.SockID]*svcConn
+}
+
+type svcConn struct {
+	echo    bool
+	req     []byte
+	pending []byte // echo bytes not yet written
+	size    int64  // blast bytes to send
+	sent    int64
+	started bool
+	header  []byte
+	eof     bool
+}
+
+func newTestService(sk sockapi.Sockets) *testService {
+	return &testService{sk: sk, conns: map[sockapi.SockID]*svcConn{}}
+}
+
+func (s *testService) start() error {
+	var err error
+	if s.echo, err = s.sk.Listen(7, 64); err != nil {
+		return err
+	}
+	s.http, err = s.sk.Listen(80, 128)
+	return err
+}
+
+func (s *testService) handle(ev sockapi.Event) {
+	switch ev.Kind {
+	case sockapi.EvAccept:
+		for {
+			id, ok := s.sk.Accept(ev.Sock)
+			if !ok {
+				return
+			}
+			s.conns[id] = &svcConn{echo: ev.Sock == s.echo}
+			s.pump(id)
+		}
+	case sockapi.EvReadable, sockapi.EvWritable:
+		s.pump(ev.Sock)
+	case sockapi.EvClosed:
+		delete(s.conns, ev.Sock)
+	}
+}
+
+func (s *testService) pump(id sockapi.SockID) {
+	c := s.conns[id]
+	if c == nil {
+		return
+	}
+	buf := make([]byte, 65536)
+	if c.echo {
+		for {
+			if len(c.pending) > 0 {
+				n, err := s.sk.Write(id, c.pending)
+				if err != nil {
+					s.sk.Abort(id)
+					delete(s.conns, id)
+					return
+				}
+				c.pending = c.pending[n:]
+				if len(c.pending) > 0 {
+					return // wait for EvWritable
+				}
+			}
+			n, err := s.sk.Read(id, buf)
+			if n > 0 {
+				c.pending = append(c.pending[:0], buf[:n]...)
+				continue
+			}
+			if errors.Is(err, sockapi.ErrEOF) {
+				s.sk.Close(id)
+				delete(s.conns, id)
+			} else if err != nil && !errors.Is(err, sockapi.ErrWouldBlock) {
+				delete(s.conns, id)
+			}
+			return
+		}
+	}
+	if !c.started {
+		for {
+			n, err := s.sk.Read(id, buf)
+			c.req = append(c.req, buf[:n]...)
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		i := bytes.Index(c.req, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		line := strings.Fields(string(c.req[:bytes.IndexByte(c.req, '\r')]))
+		size := int64(0)
+		if len(line) >= 2 {
+			size, _ = strconv.ParseInt(strings.TrimPrefix(line[1], "/"), 10, 64)
+		}
+		c.size = size
+		c.started = true
+		c.header = []byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size))
+	}
+	for len(c.header) > 0 {
+		n, _ := s.sk.Write(id, c.header)
+		c.header = c.header[n:]
+		if n == 0 {
+			return
+		}
+	}
+	for c.sent < c.size {
+		off := c.sent % int64(len(blastBlock))
+		chunk := blastBlock[off:min(int64(len(blastBlock)), off+c.size-c.sent)]
+		n, err := s.sk.Write(id, chunk)
+		if err != nil {
+			delete(s.conns, id)
+			return
+		}
+		c.sent += int64(n)
+		if n < len(chunk) {
+			return
+		}
+	}
+	s.sk.Close(id)
+	delete(s.conns, id)
+}
