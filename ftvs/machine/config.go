@@ -20,7 +20,15 @@ type Config struct {
 	MTU       int     // IP MTU of the port; 0 means 1500
 	TSOMax    int     // largest GSO super-segment the shell can cut (0: none)
 	ISNKey    [16]byte
-	HTTP      HTTPConfig
+	// ChecksumOffload: TCP frames leave with only the pseudo-header sum in
+	// their checksum field (CHECKSUM_PARTIAL, csum_start 34, csum_offset 16);
+	// the shell must complete it (a TAP with IFF_VNET_HDR does).
+	ChecksumOffload bool
+	// Stack limits; zero takes the netstack defaults.
+	MaxSockets int
+	SendBuf    int
+	RecvBuf    int
+	HTTP       HTTPConfig
 	// MaxRounds bounds the poll/dispatch rounds of one Step (0: 16), so a
 	// service that keeps producing events cannot stall the machine.
 	MaxRounds int
@@ -46,11 +54,14 @@ func (c Config) Validate() error {
 	if c.PrefixLen < 1 || c.PrefixLen > 32 {
 		return fmt.Errorf("machine config: prefix length %d is outside 1..32", c.PrefixLen)
 	}
-	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
-		return fmt.Errorf("machine config: MTU %d is outside 576..65535", c.MTU)
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 9216) {
+		return fmt.Errorf("machine config: MTU %d is outside 576..9216", c.MTU)
 	}
 	if c.TSOMax < 0 || c.TSOMax > 65535 {
 		return fmt.Errorf("machine config: TSOMax %d is outside 0..65535", c.TSOMax)
+	}
+	if c.MaxSockets < 0 || c.SendBuf < 0 || c.RecvBuf < 0 {
+		return errors.New("machine config: MaxSockets, SendBuf and RecvBuf must not be negative")
 	}
 	if c.MaxRounds < 0 || c.MaxRounds > 1024 {
 		return fmt.Errorf("machine config: MaxRounds %d is outside 0..1024", c.MaxRounds)
@@ -83,6 +94,10 @@ func (c *Config) encode(w *snap.Writer) {
 		w.Int(c.TSOMax)
 		w.Blob(c.ISNKey[:])
 		w.Int(c.MaxRounds)
+		w.Bool(c.ChecksumOffload)
+		w.Int(c.MaxSockets)
+		w.Int(c.SendBuf)
+		w.Int(c.RecvBuf)
 		h := &c.HTTP
 		w.Bool(h.Enabled)
 		w.U16(h.Port)
@@ -109,6 +124,10 @@ func decodeConfig(r *snap.Reader) Config {
 		c.TSOMax = r.Int()
 		fixed(r, c.ISNKey[:], "ISNKey")
 		c.MaxRounds = r.Int()
+		c.ChecksumOffload = r.Bool()
+		c.MaxSockets = r.Int()
+		c.SendBuf = r.Int()
+		c.RecvBuf = r.Int()
 		h := &c.HTTP
 		h.Enabled = r.Bool()
 		h.Port = r.U16()
@@ -198,4 +217,25 @@ func ParseIPv4Prefix(s string) ([4]byte, int, error) {
 // FormatIPv4 writes a dotted quad.
 func FormatIPv4(ip [4]byte) string {
 	return fmt.Sprintf("%d.%d.%d.%d", ip[0], ip[1], ip[2], ip[3])
+}
+
+// EncodeConfig is the configuration's versioned encoding (the same bytes
+// the snapshot holds), for input logs and the CoServer handshake.
+func EncodeConfig(c Config) []byte {
+	w := snap.NewWriter(256)
+	c.encode(w)
+	return w.Bytes()
+}
+
+// DecodeConfig reads EncodeConfig's output and validates it.
+func DecodeConfig(b []byte) (Config, error) {
+	r := snap.NewReader(b)
+	c := decodeConfig(r)
+	if r.Err() == nil && r.Remaining() != 0 {
+		r.Fail(fmt.Errorf("%d bytes after the config", r.Remaining()))
+	}
+	if err := r.Err(); err != nil {
+		return c, fmt.Errorf("machine config: %w", err)
+	}
+	return c, c.Validate()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/fsapi"
+	"github.com/ftvs/ftvs/ftvs/netstack"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
 	"github.com/ftvs/ftvs/ftvs/snap"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
@@ -16,7 +17,7 @@ import (
 type Machine struct {
 	cfg      Config
 	files    fsapi.FileStore
-	stack    stackEngine
+	stack    *netstack.Stack
 	services []sockapi.Service
 	http     *httpsvc.Service // nil when disabled; also in services
 
@@ -24,8 +25,6 @@ type Machine struct {
 	lastSeq uint64 // Seq of the last applied input
 	now     int64  // virtual time of the last applied input (monotonic)
 	ctr     MachineCounters
-
-	events []sockapi.Event // scratch, empty between steps
 }
 
 // MachineCounters count what the machine itself did or refused.
@@ -46,6 +45,7 @@ type MachineCounters struct {
 // Counters is the machine's status: its own counters and its parts'.
 type Counters struct {
 	Machine MachineCounters
+	Stack   netstack.Counters
 	HTTP    httpsvc.Counters
 }
 
@@ -139,35 +139,30 @@ func (m *Machine) Step(in Input) []Output {
 	}
 	m.run(now)
 
-	m.stack.DrainFrames(func(frame []byte, gso uint16) {
+	m.stack.DrainFrames(func(frame []byte, gso uint16) { // frame is ours to keep
 		m.ctr.FramesOut++
-		out = append(out, Output{Seq: in.Seq, Kind: OutFrame, GSO: gso, Payload: append([]byte(nil), frame...)})
+		out = append(out, Output{Seq: in.Seq, Kind: OutFrame, GSO: gso, Payload: frame})
 	})
 	return out
 }
 
-// run polls the stack and hands its events to the services until nothing
-// more happens, at most MaxRounds times.
+// run polls the stack and hands its events to the services until a round
+// raises no event, at most MaxRounds rounds. Output left over when the bound
+// is hit keeps the stack's deadline at now, so the shell ticks again at once.
 func (m *Machine) run(now int64) {
-	for round := 0; ; round++ {
+	for round := 0; round < m.cfg.MaxRounds; round++ {
 		m.stack.Poll(now)
-		m.events = m.events[:0]
-		m.stack.DrainEvents(func(ev sockapi.Event) { m.events = append(m.events, ev) })
-		if len(m.events) == 0 {
-			return
-		}
-		if round == m.cfg.MaxRounds {
-			// Events stay undelivered; the stack re-raises readiness on the
-			// next input, and this is counted so it never goes unseen.
-			m.ctr.RoundsExhausted++
-			m.events = m.events[:0]
-			return
-		}
-		for _, ev := range m.events {
+		n := 0
+		m.stack.DrainEvents(func(ev sockapi.Event) {
+			n++
 			m.dispatch(ev, now)
+		})
+		if n == 0 {
+			return
 		}
-		m.events = m.events[:0]
 	}
+	m.ctr.RoundsExhausted++
+	m.stack.Poll(now)
 }
 
 func (m *Machine) dispatch(ev sockapi.Event, now int64) {
@@ -198,7 +193,7 @@ func (m *Machine) NextDeadline() int64 {
 
 // Counters reports the machine's and its services' counters.
 func (m *Machine) Counters() Counters {
-	c := Counters{Machine: m.ctr}
+	c := Counters{Machine: m.ctr, Stack: m.stack.Counters()}
 	if m.http != nil {
 		c.HTTP = m.http.Counters()
 	}

@@ -1,9 +1,20 @@
 package machine
 
-import "errors"
+import "github.com/ftvs/ftvs/ftvs/netstack"
 
 // newStack builds the VS's network stack from the configuration.
-// TODO(netstack): wire netstack.New once ftvs/netstack lands.
-func newStack(cfg Config) (stackEngine, error) {
-	return nil, errors.New("ftvs/netstack is not in the tree yet")
+func newStack(cfg Config) (*netstack.Stack, error) {
+	return netstack.New(netstack.Config{
+		MAC:             cfg.MAC,
+		IP:              cfg.IP,
+		PrefixLen:       cfg.PrefixLen,
+		Gateway:         cfg.Gateway,
+		MTU:             cfg.MTU,
+		ISNKey:          cfg.ISNKey,
+		TSOMax:          cfg.TSOMax,
+		ChecksumOffload: cfg.ChecksumOffload,
+		MaxSockets:      cfg.MaxSockets,
+		SendBuf:         cfg.SendBuf,
+		RecvBuf:         cfg.RecvBuf,
+	})
 }

@@ -280,13 +280,11 @@ func (s *Service) write(sk sockapi.Sockets, c *conn) (wrote, ok bool) {
 	}
 	c.out = nil
 	for c.fileLeft > 0 {
-		space := sk.SendSpace(c.sock)
-		if space <= 0 {
-			return wrote, true
-		}
 		p := s.buf()
-		if space < len(p) {
-			p = p[:space]
+		if space := sk.SendSpace(c.sock); space < len(p) {
+			// With no space at all, a one-byte Write still has to be
+			// tried: only a Write that falls short arms EvWritable.
+			p = p[:max(space, 1)]
 		}
 		if int64(len(p)) > c.fileLeft {
 			p = p[:c.fileLeft]

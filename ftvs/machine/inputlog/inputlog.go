@@ -1,0 +1,256 @@
+// Package inputlog reads and writes recorded machine sessions: the machine's
+// configuration, a description of the file store it served, and every Input
+// in order. Replaying a log into fresh machines must give identical outputs
+// and state hashes (the determinism tests do this with testdata/machine/*.log).
+//
+// Format (all integers little-endian):
+//
+//	magic   "FTVS-INPUTLOG\n" (14 bytes), u16 version (1)
+//	records, each a u8 type then:
+//	  'C' config:   u32 len, machine.EncodeConfig bytes (exactly one, first)
+//	  'D' dir:      u32 len, path; i64 modTime
+//	  'F' file:     u32 len, path; i64 modTime; u32 len, content
+//	  'S' synthetic:u32 len, path; i64 modTime; i64 size; u64 seed (content memfs.Fill)
+//	  'I' input:    u64 seq; i64 now; u8 kind; u32 len, payload
+//
+// File records come before the first input.
+package inputlog
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/machine/memfs"
+)
+
+const (
+	magic   = "FTVS-INPUTLOG\n"
+	version = 1
+	// Bounds applied when reading, so a corrupt log cannot exhaust memory.
+	maxPath    = 4096
+	maxFile    = 64 << 20
+	maxPayload = 1 << 20
+	maxConfig  = 1 << 16
+)
+
+// Writer appends a session to w.
+type Writer struct {
+	w      *bufio.Writer
+	err    error
+	inputs int
+}
+
+// NewWriter writes the header and the configuration.
+func NewWriter(w io.Writer, cfg machine.Config) *Writer {
+	lw := &Writer{w: bufio.NewWriterSize(w, 1<<16)}
+	lw.bytes([]byte(magic))
+	lw.u16(version)
+	lw.u8('C')
+	lw.blob(machine.EncodeConfig(cfg))
+	return lw
+}
+
+func (l *Writer) bytes(b []byte) {
+	if l.err == nil {
+		_, l.err = l.w.Write(b)
+	}
+}
+func (l *Writer) u8(v uint8)   { l.bytes([]byte{v}) }
+func (l *Writer) u16(v uint16) { l.bytes(binary.LittleEndian.AppendUint16(nil, v)) }
+func (l *Writer) u64(v uint64) { l.bytes(binary.LittleEndian.AppendUint64(nil, v)) }
+func (l *Writer) blob(b []byte) {
+	l.bytes(binary.LittleEndian.AppendUint32(nil, uint32(len(b))))
+	l.bytes(b)
+}
+
+func (l *Writer) fileRecord(kind byte) {
+	if l.inputs > 0 && l.err == nil {
+		l.err = errors.New("inputlog: file records must come before the first input")
+	}
+	l.u8(kind)
+}
+
+// Dir records a directory of the file store.
+func (l *Writer) Dir(path string, modTime int64) {
+	l.fileRecord('D')
+	l.blob([]byte(path))
+	l.u64(uint64(modTime))
+}
+
+// File records a file and its content.
+func (l *Writer) File(path string, modTime int64, content []byte) {
+	l.fileRecord('F')
+	l.blob([]byte(path))
+	l.u64(uint64(modTime))
+	l.blob(content)
+}
+
+// Synthetic records a memfs synthetic file.
+func (l *Writer) Synthetic(path string, modTime, size int64, seed uint64) {
+	l.fileRecord('S')
+	l.blob([]byte(path))
+	l.u64(uint64(modTime))
+	l.u64(uint64(size))
+	l.u64(seed)
+}
+
+// Input records one input.
+func (l *Writer) Input(in machine.Input) {
+	l.inputs++
+	l.u8('I')
+	l.u64(in.Seq)
+	l.u64(uint64(in.Now))
+	l.u8(uint8(in.Kind))
+	l.blob(in.Payload)
+}
+
+// Close flushes; it reports the first error met.
+func (l *Writer) Close() error {
+	if l.err == nil {
+		l.err = l.w.Flush()
+	}
+	return l.err
+}
+
+// Log is a session read back.
+type Log struct {
+	Config machine.Config
+	Files  *memfs.FS
+	Inputs []machine.Input
+}
+
+// Read reads a whole log. name is used in error messages.
+func Read(r io.Reader, name string) (*Log, error) {
+	br := bufio.NewReader(r)
+	off := int64(0)
+	fail := func(what string, err error) (*Log, error) {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("input log %s: at byte %d: %s: %w", name, off, what, err)
+	}
+	read := func(n int) ([]byte, error) {
+		b := make([]byte, n)
+		_, err := io.ReadFull(br, b)
+		off += int64(n)
+		return b, err
+	}
+	u64 := func() (uint64, error) {
+		b, err := read(8)
+		if err != nil {
+			return 0, err
+		}
+		return binary.LittleEndian.Uint64(b), nil
+	}
+	blob := func(max int) ([]byte, error) {
+		b, err := read(4)
+		if err != nil {
+			return nil, err
+		}
+		n := binary.LittleEndian.Uint32(b)
+		if int64(n) > int64(max) {
+			return nil, fmt.Errorf("length %d exceeds %d", n, max)
+		}
+		return read(int(n))
+	}
+	head, err := read(len(magic) + 2)
+	if err != nil || string(head[:len(magic)]) != magic {
+		return fail("header", errors.New("not an ftvs input log"))
+	}
+	if v := binary.LittleEndian.Uint16(head[len(magic):]); v != version {
+		return fail("header", fmt.Errorf("version %d, this build reads %d", v, version))
+	}
+	lg := &Log{Files: memfs.New()}
+	haveConfig := false
+	for {
+		t, err := br.ReadByte()
+		if err == io.EOF {
+			break
+		}
+		off++
+		if err != nil {
+			return fail("record type", err)
+		}
+		if t != 'C' && !haveConfig {
+			return fail("record", errors.New("first record is not the config"))
+		}
+		if t != 'I' && t != 'C' && len(lg.Inputs) > 0 {
+			return fail("record", fmt.Errorf("file record %q after inputs", t))
+		}
+		switch t {
+		case 'C':
+			if haveConfig {
+				return fail("config", errors.New("second config record"))
+			}
+			b, err := blob(maxConfig)
+			if err != nil {
+				return fail("config", err)
+			}
+			if lg.Config, err = machine.DecodeConfig(b); err != nil {
+				return fail("config", err)
+			}
+			haveConfig = true
+		case 'D', 'F', 'S':
+			p, err := blob(maxPath)
+			if err != nil {
+				return fail("file path", err)
+			}
+			mt, err := u64()
+			if err != nil {
+				return fail("file time", err)
+			}
+			switch t {
+			case 'D':
+				lg.Files.Mkdir(string(p), int64(mt))
+			case 'F':
+				data, err := blob(maxFile)
+				if err != nil {
+					return fail("file content", err)
+				}
+				lg.Files.Add(string(p), data, int64(mt))
+			case 'S':
+				size, err := u64()
+				if err != nil {
+					return fail("file size", err)
+				}
+				seed, err := u64()
+				if err != nil {
+					return fail("file seed", err)
+				}
+				if int64(size) < 0 {
+					return fail("file size", fmt.Errorf("size %d", int64(size)))
+				}
+				lg.Files.AddSynthetic(string(p), int64(size), seed, int64(mt))
+			}
+		case 'I':
+			seq, err := u64()
+			if err != nil {
+				return fail("input seq", err)
+			}
+			now, err := u64()
+			if err != nil {
+				return fail("input time", err)
+			}
+			k, err := br.ReadByte()
+			off++
+			if err != nil {
+				return fail("input kind", err)
+			}
+			p, err := blob(maxPayload)
+			if err != nil {
+				return fail("input payload", err)
+			}
+			lg.Inputs = append(lg.Inputs, machine.Input{Seq: seq, Now: int64(now), Kind: machine.InputKind(k), Payload: p})
+		default:
+			return fail("record", fmt.Errorf("unknown record type %q", t))
+		}
+	}
+	if !haveConfig {
+		return fail("record", errors.New("log holds no config"))
+	}
+	return lg, nil
+}
