@@ -13,6 +13,9 @@ import (
 // concurrent use.
 type Disk struct {
 	dev blockdev.Device
+	// Identity and layout never change after Open; copied out of md so
+	// the I/O path reads them without the lock.
+	lay Metadata
 
 	// persistMu serialises every metadata and bitmap write, so that a
 	// marking writer never passes a bitmap write still in progress.
@@ -143,7 +146,7 @@ func Open(dev blockdev.Device) (*Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Disk{dev: dev, md: md, slot: slot, slots: st, coarse: coarse,
+	d := &Disk{dev: dev, md: md, lay: md, slot: slot, slots: st, coarse: coarse,
 		fine: NewBitmap(md.DataSize, FineGranularity), inflight: map[int64]int{}}
 	for _, r := range coarse.Ranges() {
 		d.fine.Mark(r[0], r[1])
@@ -231,17 +234,17 @@ func (d *Disk) CloseClean() error {
 	return d.Update(func(m *Metadata) { m.Flags &^= FlagCrashedPrimary })
 }
 
-func (d *Disk) Size() int64     { return d.md.DataSize }
-func (d *Disk) SectorSize() int { return int(d.md.SectorSize) }
+func (d *Disk) Size() int64     { return d.lay.DataSize }
+func (d *Disk) SectorSize() int { return int(d.lay.SectorSize) }
 
 // ReadAt reads the data area.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
-	if err := blockdev.CheckAccess(off, len(p), d.md.DataSize, int(d.md.SectorSize)); err != nil {
-		return 0, fmt.Errorf("vdisk node %d: read: %w", d.md.Node, err)
+	if err := blockdev.CheckAccess(off, len(p), d.lay.DataSize, int(d.lay.SectorSize)); err != nil {
+		return 0, fmt.Errorf("vdisk node %d: read: %w", d.lay.Node, err)
 	}
-	n, err := d.dev.ReadAt(p, d.md.DataOffset+off)
+	n, err := d.dev.ReadAt(p, d.lay.DataOffset+off)
 	if err != nil {
-		return n, fmt.Errorf("vdisk node %d: read data [%d, %d): %w", d.md.Node, off, off+int64(len(p)), err)
+		return n, fmt.Errorf("vdisk node %d: read data [%d, %d): %w", d.lay.Node, off, off+int64(len(p)), err)
 	}
 	return n, nil
 }
@@ -251,20 +254,20 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 // marked again in RAM when it completes, so a resync pass that raced with
 // it copies the block once more.
 func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
-	if err := blockdev.CheckAccess(off, len(p), d.md.DataSize, int(d.md.SectorSize)); err != nil {
-		return 0, fmt.Errorf("vdisk node %d: write: %w", d.md.Node, err)
+	if err := blockdev.CheckAccess(off, len(p), d.lay.DataSize, int(d.lay.SectorSize)); err != nil {
+		return 0, fmt.Errorf("vdisk node %d: write: %w", d.lay.Node, err)
 	}
 	n64 := int64(len(p))
 	marking, err := d.markBefore(off, n64)
 	if err != nil {
-		return 0, fmt.Errorf("vdisk node %d: mark [%d, %d) before write: %w", d.md.Node, off, off+n64, err)
+		return 0, fmt.Errorf("vdisk node %d: mark [%d, %d) before write: %w", d.lay.Node, off, off+n64, err)
 	}
-	n, err := d.dev.WriteAt(p, d.md.DataOffset+off)
+	n, err := d.dev.WriteAt(p, d.lay.DataOffset+off)
 	if marking {
 		d.markAfter(off, n64)
 	}
 	if err != nil {
-		return n, fmt.Errorf("vdisk node %d: write data [%d, %d): %w", d.md.Node, off, off+n64, err)
+		return n, fmt.Errorf("vdisk node %d: write data [%d, %d): %w", d.lay.Node, off, off+n64, err)
 	}
 	return n, nil
 }
@@ -327,7 +330,7 @@ func (d *Disk) markAfter(off, n int64) {
 // coarseImageWith returns a copy of the on-disk image with bits set or
 // cleared. Caller holds mu.
 func (d *Disk) coarseImageWith(bitsIdx []int64, set bool) []byte {
-	img := make([]byte, d.md.BitmapBytes)
+	img := make([]byte, d.lay.BitmapBytes)
 	copy(img, d.coarse.Bytes())
 	for _, i := range bitsIdx {
 		if set {
@@ -350,7 +353,7 @@ func (d *Disk) writeBitmapPages(img []byte, bitsIdx []int64) error {
 		}
 		last = page
 		off := page * SlotSize
-		if _, err := d.dev.WriteAt(img[off:off+SlotSize], d.md.BitmapOffset+off); err != nil {
+		if _, err := d.dev.WriteAt(img[off:off+SlotSize], d.lay.BitmapOffset+off); err != nil {
 			return fmt.Errorf("write bitmap page %d: %w", page, err)
 		}
 	}
@@ -363,7 +366,7 @@ func (d *Disk) writeBitmapPages(img []byte, bitsIdx []int64) error {
 // Flush makes completed writes durable.
 func (d *Disk) Flush() error {
 	if err := d.dev.Flush(); err != nil {
-		return fmt.Errorf("vdisk node %d: %w", d.md.Node, err)
+		return fmt.Errorf("vdisk node %d: %w", d.lay.Node, err)
 	}
 	return nil
 }
@@ -380,7 +383,7 @@ func (d *Disk) Marks() (ranges [][2]int64, dirtyBytes int64) {
 func (d *Disk) OnDiskMarks() *Bitmap {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c := NewBitmap(d.md.DataSize, d.md.Granularity)
+	c := NewBitmap(d.lay.DataSize, d.lay.Granularity)
 	_ = c.Load(d.coarse.Bytes())
 	return c
 }
@@ -389,8 +392,8 @@ func (d *Disk) OnDiskMarks() *Bitmap {
 // union DRBD forms at every handshake): those regions are copied too. They
 // are persisted to this copy's on-disk bitmap first, so a restart keeps them.
 func (d *Disk) AddMarks(peer *Bitmap) error {
-	if peer.size != d.md.DataSize {
-		return fmt.Errorf("peer bitmap covers %d bytes, this copy %d", peer.size, d.md.DataSize)
+	if peer.size != d.lay.DataSize {
+		return fmt.Errorf("peer bitmap covers %d bytes, this copy %d", peer.size, d.lay.DataSize)
 	}
 	return d.MarkRanges(peer.Ranges())
 }
@@ -428,7 +431,7 @@ func (d *Disk) MarkRanges(ranges [][2]int64) error {
 
 // MarkAll marks the whole data area durably (the start of a full sync).
 func (d *Disk) MarkAll() error {
-	return d.MarkRanges([][2]int64{{0, d.md.DataSize}})
+	return d.MarkRanges([][2]int64{{0, d.lay.DataSize}})
 }
 
 // TakeNext finds the first marked fine region at or after off and clears up
@@ -445,7 +448,7 @@ func (d *Disk) TakeNext(off, max int64) (start, n int64, ok bool) {
 	start = i * FineGranularity
 	for d.fine.Test(i) && n < max {
 		d.fine.ClearBit(i)
-		n += min(FineGranularity, d.md.DataSize-i*FineGranularity)
+		n += min(FineGranularity, d.lay.DataSize-i*FineGranularity)
 		i++
 	}
 	return start, n, true
@@ -467,7 +470,7 @@ func (d *Disk) Checkpoint(cursor int64) error {
 	d.mu.Lock()
 	var cleared []int64
 	for i, ok := d.coarse.NextSet(0); ok; i, ok = d.coarse.NextSet(i + 1) {
-		if d.inflight[i] > 0 || d.fine.Any(i*d.md.Granularity, d.md.Granularity) {
+		if d.inflight[i] > 0 || d.fine.Any(i*d.lay.Granularity, d.lay.Granularity) {
 			continue
 		}
 		cleared = append(cleared, i)

@@ -122,7 +122,7 @@ func (d *Disk) ClearAllMarks() error {
 	for i, ok := d.coarse.NextSet(0); ok; i, ok = d.coarse.NextSet(i + 1) {
 		cleared = append(cleared, i)
 	}
-	d.fine = NewBitmap(d.md.DataSize, FineGranularity)
+	d.fine = NewBitmap(d.lay.DataSize, FineGranularity)
 	for _, i := range cleared {
 		d.coarse.ClearBit(i)
 	}
