@@ -47,7 +47,8 @@ type Rule struct {
 	seen, fired int
 }
 
-// Dev is the fault-injecting wrapper.
+// Dev is the fault-injecting wrapper. Not safe for concurrent use (it is
+// plain data so the deterministic core's tests can use it too).
 type Dev struct {
 	inner blockdev.Device
 	rules []*Rule
