@@ -48,6 +48,10 @@ type Part struct {
 	Size   uint64 // bytes
 	Label  string // FAT volume label, "" = raw
 	VDName string // virtual disk name (KindVDisk)
+	// Virtual disks: where the data area the VS sees lies inside the
+	// partition (after the vdisk metadata and bitmap), and its size.
+	DataOffset uint64
+	DataSize   uint64
 }
 
 // Plan is the full disk layout.
@@ -96,6 +100,12 @@ func PlanFor(c *config.Config) (*Plan, error) {
 		if err := add("ftvs-vd-"+v.Name, KindVDisk, VDiskType, v.Size, label, v.Name); err != nil {
 			return nil, err
 		}
+		pt := &p.Parts[len(p.Parts)-1]
+		off, size, err := vdiskData(v.Size, i == 0)
+		if err != nil {
+			return nil, fmt.Errorf("virtual disk %s: %w", v.Name, err)
+		}
+		pt.DataOffset, pt.DataSize = off, size
 	}
 	// 1 MiB at the end holds the backup GPT (33 sectors) with room to spare.
 	p.MinBytes = next*SectorSize + alignBytes
@@ -124,14 +134,16 @@ func (p *Plan) Table() string {
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "#\tNAME\tKIND\tSTART\tEND\tSIZE\tCONTENT")
 	for _, pt := range p.Parts {
-		content := "raw (mirrored virtual disk)"
+		var content string
 		switch {
 		case pt.Kind == KindESP:
 			content = "FAT32 " + pt.Label + ": CoServer boot files"
 		case pt.Kind == KindSystem:
 			content = "FAT32 " + pt.Label + ": config, keys, logs"
 		case pt.Label != "":
-			content = "FAT32 " + pt.Label + ": VS boot disk (VS config, content)"
+			content = fmt.Sprintf("vdisk, data %s at +%s: FAT32 %s, the VS boot disk", humanize.IBytes(pt.DataSize), humanize.IBytes(pt.DataOffset), pt.Label)
+		default:
+			content = fmt.Sprintf("vdisk, data %s at +%s (raw, exported over NBD)", humanize.IBytes(pt.DataSize), humanize.IBytes(pt.DataOffset))
 		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", pt.Index, pt.Name, pt.Kind, pt.Start, pt.End, humanize.IBytes(pt.Size), content)
 	}

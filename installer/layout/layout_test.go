@@ -64,6 +64,10 @@ func TestPlanIsIdenticalWhateverTheDisk(t *testing.T) {
 	if p.MinBytes != (1+96+100+130+200+1)<<20 {
 		t.Fatalf("min %d", p.MinBytes)
 	}
+	// 130 MiB leaves 129 MiB of vdisk data: a size the FAT bug hits, so 128.
+	if p.Parts[2].DataOffset != 1<<20 || p.Parts[2].DataSize != 128<<20 || p.Parts[3].DataSize != 199<<20 {
+		t.Fatalf("vdisk data areas %+v %+v", p.Parts[2], p.Parts[3])
+	}
 	if err := SameSizes(p, plan(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +82,7 @@ func TestApplyVerifyAndExternalTools(t *testing.T) {
 	p := plan(t)
 	img := diskImage(t, 1<<30)
 	c := content()
-	if err := Apply(img, p, c, false); err != nil {
+	if err := Apply(img, p, c, opts(false)); err != nil {
 		t.Fatal(err)
 	}
 	if path, err := exec.LookPath("sgdisk"); err == nil {
@@ -110,11 +114,25 @@ func TestApplyVerifyAndExternalTools(t *testing.T) {
 			}
 		}
 	}
+	// The other node's copy of the same disk: same UUID, its own node number.
+	img2 := diskImage(t, 2<<30)
+	o2 := opts(false)
+	o2.Node = 2
+	if err := Apply(img2, p, c, o2); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(img2, p, c, opts(false)); err == nil || !strings.Contains(err.Error(), "node 2") {
+		t.Fatalf("node-1 verify of node 2's disk: %v", err)
+	}
 	// Tampering shows in Verify.
 	c.VSBoot["www/index.html"] = []byte("changed")
-	if err := Verify(img, p, c); err == nil || !strings.Contains(err.Error(), "reads back different") {
+	if err := Verify(img, p, c, opts(false)); err == nil || !strings.Contains(err.Error(), "reads back different") {
 		t.Fatalf("verify missed a changed file: %v", err)
 	}
+}
+
+func opts(wipe bool) Options {
+	return Options{Wipe: wipe, Node: 1, PairKey: []byte("0123456789abcdef0123456789abcdef")}
 }
 
 func extract(t *testing.T, img string, pt Part) string {
@@ -130,7 +148,8 @@ func extract(t *testing.T, img string, pt Part) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, io.NewSectionReader(in, int64(pt.Start)*SectorSize, int64(pt.Size))); err != nil {
+	off, size := fatArea(pt)
+	if _, err := io.Copy(f, io.NewSectionReader(in, off, size)); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -147,18 +166,18 @@ func sum(t *testing.T, p string) [32]byte {
 func TestRefusesDiskInUseUnlessWipe(t *testing.T) {
 	p := plan(t)
 	img := diskImage(t, 1<<30)
-	if err := Apply(img, p, content(), false); err != nil {
+	if err := Apply(img, p, content(), opts(false)); err != nil {
 		t.Fatal(err)
 	}
 	before := sum(t, img)
-	err := Apply(img, p, Content{}, false)
+	err := Apply(img, p, Content{}, opts(false))
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "GPT partition table") {
 		t.Fatalf("second install without wipe: %v", err)
 	}
 	if sum(t, img) != before {
 		t.Fatal("a refused install changed the disk")
 	}
-	if err := Apply(img, p, Content{VSBoot: Files{"a.txt": []byte("b")}}, true); err != nil {
+	if err := Apply(img, p, Content{VSBoot: Files{"a.txt": []byte("b")}}, opts(true)); err != nil {
 		t.Fatalf("wipe: %v", err)
 	}
 
@@ -169,7 +188,7 @@ func TestRefusesDiskInUseUnlessWipe(t *testing.T) {
 			t.Fatalf("mkfs.fat: %v\n%s", err, out)
 		}
 		before := sum(t, fsimg)
-		if err := Apply(fsimg, p, content(), false); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "FAT32 filesystem") {
+		if err := Apply(fsimg, p, content(), opts(false)); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "FAT32 filesystem") {
 			t.Fatalf("FAT32 disk: %v", err)
 		}
 		if sum(t, fsimg) != before {
@@ -181,7 +200,7 @@ func TestRefusesDiskInUseUnlessWipe(t *testing.T) {
 func TestTooSmall(t *testing.T) {
 	p := plan(t)
 	img := diskImage(t, 400<<20)
-	if err := Apply(img, p, content(), false); err == nil || !strings.Contains(err.Error(), "the layout needs") {
+	if err := Apply(img, p, content(), opts(false)); err == nil || !strings.Contains(err.Error(), "the layout needs") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -28,6 +28,13 @@ type Content struct {
 	VSBoot Files // the VS's config and initial content
 }
 
+// Options of Apply.
+type Options struct {
+	Wipe    bool   // overwrite a disk that holds partitions or filesystems
+	Node    int    // this server's node number, recorded in each vdisk copy
+	PairKey []byte // derives the vdisk UUIDs both servers share
+}
+
 // ErrInUse is returned when the disk holds partitions or filesystems and
 // the caller did not allow wiping it.
 var ErrInUse = errors.New("disk is in use")
@@ -37,12 +44,18 @@ var ErrInUse = errors.New("disk is in use")
 // signatures in every planned partition, writes the GPT and the FAT32
 // filesystems with their content, and verifies the result by reading it
 // back. path must be the disk the user named; nothing else is opened.
-func Apply(path string, p *Plan, c Content, wipe bool) error {
+func Apply(path string, p *Plan, c Content, o Options) error {
+	if o.Node != 1 && o.Node != 2 {
+		return fmt.Errorf("layout: node %d, want 1 or 2", o.Node)
+	}
+	if len(o.PairKey) == 0 {
+		return fmt.Errorf("layout: no pair key to derive the virtual disk identities from")
+	}
 	sigs, err := Inspect(path)
 	if err != nil {
 		return err
 	}
-	if len(sigs) > 0 && !wipe {
+	if len(sigs) > 0 && !o.Wipe {
 		return fmt.Errorf("%s holds %s: %w; set wipe: true (or confirm in the wizard) to overwrite it", path, Describe(sigs), ErrInUse)
 	}
 	d, err := diskfs.Open(path, diskfs.WithOpenMode(diskfs.ReadWrite), diskfs.WithSectorSize(SectorSize))
@@ -72,29 +85,47 @@ func Apply(path string, p *Plan, c Content, wipe bool) error {
 	if err := d.Partition(p.gptTable()); err != nil {
 		return fmt.Errorf("%s: write GPT: %w", path, err)
 	}
+	f, err := d.Backend.Sys()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	for _, pt := range p.Parts {
+		if pt.Kind == KindVDisk {
+			if err := createVDisk(f, pt, o.Node, o.PairKey); err != nil {
+				return fmt.Errorf("%s partition %d (%s): %w", path, pt.Index, pt.Name, err)
+			}
+		}
 		if pt.Label == "" {
 			continue
 		}
-		var files Files
-		switch pt.Kind {
-		case KindESP:
-			files = c.ESP
-		case KindSystem:
-			files = c.System
-		default:
-			files = c.VSBoot
-		}
-		if err := FormatFAT32(d.Backend, int64(pt.Start)*SectorSize, int64(pt.Size), pt.Label, files); err != nil {
+		off, size := fatArea(pt)
+		if err := FormatFAT32(d.Backend, off, size, pt.Label, c.filesFor(pt)); err != nil {
 			return fmt.Errorf("%s partition %d (%s): %w", path, pt.Index, pt.Name, err)
 		}
 	}
-	if f, err := d.Backend.Sys(); err == nil {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("%s: sync: %w", path, err)
-		}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%s: sync: %w", path, err)
 	}
-	return Verify(path, p, c)
+	return Verify(path, p, c, o)
+}
+
+// fatArea is where a partition's FAT lies: the whole partition, or a
+// virtual disk's data area.
+func fatArea(pt Part) (offset, size int64) {
+	if pt.Kind == KindVDisk {
+		return int64(pt.Start)*SectorSize + int64(pt.DataOffset), int64(pt.DataSize)
+	}
+	return int64(pt.Start) * SectorSize, int64(pt.Size)
+}
+
+func (c Content) filesFor(pt Part) Files {
+	switch pt.Kind {
+	case KindESP:
+		return c.ESP
+	case KindSystem:
+		return c.System
+	}
+	return c.VSBoot
 }
 
 // FormatFAT32 makes a FAT32 filesystem of size bytes at offset in b and
@@ -158,7 +189,7 @@ func WriteFiles(fs filesystem.FileSystem, files Files) error {
 
 // Verify reads the disk back with go-diskfs: the GPT must hold exactly the
 // planned partitions and every FAT partition the planned files.
-func Verify(path string, p *Plan, c Content) error {
+func Verify(path string, p *Plan, c Content, o Options) error {
 	st, err := file.OpenFromPath(path, true)
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", path, err)
@@ -191,24 +222,27 @@ func Verify(path string, p *Plan, c Content) error {
 			return fmt.Errorf("verify %s: partition %d is %s %d-%d %s, want %s %d-%d %s", path, i+1,
 				g.Name, g.Start, g.End, g.Type, want.Name, want.Start, want.End, want.Type)
 		}
+		if want.Kind == KindVDisk {
+			f, err := d.Backend.Sys()
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", path, err)
+			}
+			if err := checkVDisk(f, want, o.Node, o.PairKey); err != nil {
+				return fmt.Errorf("verify %s partition %d: %w", path, want.Index, err)
+			}
+		}
 		if want.Label == "" {
 			continue
 		}
-		fs, err := fat32.Read(d.Backend, int64(want.Size), int64(want.Start)*SectorSize, SectorSize)
+		off, size := fatArea(want)
+		fs, err := fat32.Read(d.Backend, size, off, SectorSize)
 		if err != nil {
 			return fmt.Errorf("verify %s partition %d: read FAT32: %w", path, want.Index, err)
 		}
 		if l := strings.TrimSpace(fs.Label()); l != want.Label {
 			return fmt.Errorf("verify %s partition %d: label %q, want %q", path, want.Index, l, want.Label)
 		}
-		files := c.VSBoot
-		switch want.Kind {
-		case KindESP:
-			files = c.ESP
-		case KindSystem:
-			files = c.System
-		}
-		for n, data := range files {
+		for n, data := range c.filesFor(want) {
 			f, err := fs.OpenFile(path2(n), os.O_RDONLY)
 			if err != nil {
 				return fmt.Errorf("verify %s partition %d: %s: %w", path, want.Index, n, err)
