@@ -22,7 +22,7 @@ import (
 // bindings, udev block data, and a manifest with the boot mode and ethtool
 // output. Collect reads it back with Sources{Snapshot: file}.
 func Capture(ctx context.Context, w io.Writer) error {
-	scratch, err := os.MkdirTemp("", "ftvs-hwcheck-capture-*")
+	scratch, err := scratchDir("ftvs-hwcheck-capture-*")
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)
 	}

@@ -56,7 +56,7 @@ func Collect(ctx context.Context, src Sources) (*Inventory, error) {
 	var r *rootReader
 	switch {
 	case src.Snapshot != "":
-		dir, err := os.MkdirTemp("", "ftvs-hwcheck-*")
+		dir, err := scratchDir("ftvs-hwcheck-*")
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", src.Snapshot, err)
 		}

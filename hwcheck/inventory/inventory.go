@@ -94,7 +94,7 @@ type Socket struct {
 type Memory struct {
 	TotalBytes  *int64 `json:"total_bytes"`
 	UsableBytes *int64 `json:"usable_bytes"`
-	DIMMs      []DIMM `json:"dimms"`
+	DIMMs       []DIMM `json:"dimms"`
 }
 
 // DIMM is one SMBIOS type 17 slot. For an empty slot only Locator, Bank and
