@@ -31,6 +31,9 @@ type Config struct {
 	// NIC completes it. Saves the per-byte work in the core.
 	ChecksumOffload bool
 
+	// Option switches (for interop and tests): refuse to negotiate these.
+	NoSACK, NoTimestamps, NoWindowScale bool
+
 	MaxSockets     int   // sockets of every kind incl. TIME-WAIT; default 4096
 	SendBuf        int   // per connection; default 4 MiB
 	RecvBuf        int   // per connection; default 1 MiB
@@ -143,6 +146,9 @@ type Stack struct {
 	dlDirty bool
 
 	ctr Counters
+
+	testISNOn bool   // tests pin the ISN (wrapped sequence numbers)
+	testISN   uint32 // not part of the state: never set outside tests
 
 	opt wire.TCPOptions // scratch for building segments
 	sb  [wire.MaxSACKBlocks]wire.SACKBlock

@@ -58,6 +58,9 @@ func (s *Stack) newConn(rip [4]byte, rport, lport uint16) *tcb {
 
 // isn is RFC 6528: a 4 µs clock plus a keyed hash of the connection id.
 func (s *Stack) isn(c *tcb) uint32 {
+	if s.testISNOn {
+		return s.testISN
+	}
 	return uint32(s.now/4000) + uint32(tupleHash(s.cfg.ISNKey, 'i', s.cfg.IP, c.lport, c.rip, c.rport))
 }
 
@@ -144,15 +147,26 @@ func (s *Stack) tcpTimers(c *tcb) {
 	}
 	if c.persistAt != 0 && c.persistAt <= now {
 		c.persistAt = 0
-		if c.sndWnd == 0 && c.una == c.nxt {
-			// Zero-window probe: a segment below the window elicits an ACK
-			// carrying the current window.
-			s.ctr.TCPWindowProbes++
-			s.sendSegment(c, c.una-1, 0, wire.FlagACK, false)
-			if c.persistShift < 16 {
-				c.persistShift++
+		if c.una == c.nxt && c.synchronized() && c.snd.Len() > 0 {
+			if c.sndWnd > 0 {
+				// SWS override: the window stayed too small; fill it.
+				n := min(int(c.sndWnd), c.snd.Len(), c.mss)
+				s.sendSegment(c, c.nxt, n, wire.FlagACK, false)
+				c.nxt += uint32(n)
+				c.maxNxt = seqMax(c.maxNxt, c.nxt)
+				if c.rtxAt == 0 {
+					c.rtxAt = now + c.rto
+				}
+			} else {
+				// Zero-window probe: a segment below the window elicits an
+				// ACK carrying the current window.
+				s.ctr.TCPWindowProbes++
+				s.sendSegment(c, c.una-1, 0, wire.FlagACK, false)
+				if c.persistShift < 16 {
+					c.persistShift++
+				}
+				c.persistAt = now + s.persistInterval(c)
 			}
-			c.persistAt = now + s.persistInterval(c)
 		}
 	}
 	if c.delackAt != 0 && c.delackAt <= now {

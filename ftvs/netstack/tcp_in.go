@@ -111,7 +111,7 @@ func (s *Stack) negotiate(c *tcb, h *wire.TCP) {
 	if h.HasMSS && h.MSS >= 64 {
 		c.peerMSS = int(h.MSS)
 	}
-	if h.HasWScale {
+	if h.HasWScale && !s.cfg.NoWindowScale {
 		c.wsOK = true
 		c.sndScale = h.WScale
 		if c.sndScale > 14 {
@@ -120,12 +120,12 @@ func (s *Stack) negotiate(c *tcb, h *wire.TCP) {
 	} else {
 		c.rcvScale = 0
 	}
-	if h.HasTS {
+	if h.HasTS && !s.cfg.NoTimestamps {
 		c.tsOK = true
 		c.tsRecent = h.TSVal
 		c.tsRecentAge = s.now
 	}
-	c.sackOK = h.SACKPerm
+	c.sackOK = h.SACKPerm && !s.cfg.NoSACK
 	c.setMSS(s)
 }
 

@@ -57,12 +57,14 @@ func (s *Stack) tcpOutput(c *tcb) {
 	if !sent && (c.ackNow || s.windowUpdateDue(c)) {
 		s.sendSegment(c, c.nxt, 0, wire.FlagACK, false)
 	}
-	// Zero window with data waiting and nothing in flight: probe (RFC 9293 3.8.6.1).
-	if c.sndWnd == 0 && c.una == c.nxt && (c.snd.Len() > 0 || c.finQueued && c.nxt == c.finSeq) {
+	// Data waiting, nothing in flight, and the window too small to send
+	// (zero, or below the SWS threshold): persist timer (RFC 9293 3.8.6.1,
+	// and the SWS override timeout of 3.8.6.2.1).
+	if !sent && c.una == c.nxt && (c.snd.Len() > int(c.nxt-c.una) || c.finQueued && c.nxt == c.finSeq) {
 		if c.persistAt == 0 {
 			c.persistAt = s.now + s.persistInterval(c)
 		}
-	} else {
+	} else if sent || c.una != c.nxt {
 		c.persistAt = 0
 	}
 	s.updateDeadline(c)
@@ -161,11 +163,12 @@ func (s *Stack) sendSegment(c *tcb, seq uint32, n int, flags uint8, retrans bool
 	syn := flags&wire.FlagSYN != 0
 	if syn {
 		o.MSS = uint16(s.cfg.MTU - 40)
-		if c.state == stSynSent || c.wsOK {
+		dial := c.state == stSynSent
+		if dial && !s.cfg.NoWindowScale || c.wsOK {
 			o.WScale = int(c.rcvScale)
 		}
-		o.SACKPerm = c.state == stSynSent || c.sackOK
-		o.HasTS = c.state == stSynSent || c.tsOK
+		o.SACKPerm = dial && !s.cfg.NoSACK || c.sackOK
+		o.HasTS = dial && !s.cfg.NoTimestamps || c.tsOK
 	} else {
 		o.HasTS = c.tsOK
 	}
