@@ -24,6 +24,9 @@ type Options struct {
 	// SectorSize for regular files (block devices report their own);
 	// 0 means 512.
 	SectorSize int
+	// Exclusive opens a block device with O_EXCL: it fails with EBUSY if
+	// the device is mounted or held by another user (md, LVM, a partition).
+	Exclusive bool
 }
 
 // Dev is an open file or block device.
@@ -47,6 +50,11 @@ func Open(path string, o Options) (*Dev, error) {
 	}
 	if o.Direct {
 		flags |= unix.O_DIRECT
+	}
+	if o.Exclusive {
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeDevice != 0 {
+			flags |= unix.O_EXCL
+		}
 	}
 	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {

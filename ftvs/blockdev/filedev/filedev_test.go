@@ -112,3 +112,32 @@ func TestBlockDevice(t *testing.T) {
 	}
 	roundTrip(t, d)
 }
+
+func TestHoldsData(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sparse.img")
+	d, err := Create(p, 64<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if has, what, err := d.HoldsData(); err != nil || has {
+		t.Fatalf("sparse file: %v %q %v", has, what, err)
+	}
+	// Allocated zeros are not data.
+	if _, err := d.WriteAt(make([]byte, 1<<20), 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if has, _, err := d.HoldsData(); err != nil || has {
+		t.Fatalf("zero extent counted as data: %v %v", has, err)
+	}
+	b := make([]byte, 512)
+	b[17] = 1
+	if _, err := d.WriteAt(b, 40<<20); err != nil {
+		t.Fatal(err)
+	}
+	has, what, err := d.HoldsData()
+	if err != nil || !has || !strings.Contains(what, "offset 41943057") {
+		t.Fatalf("data at 40 MiB+17: %v %q %v", has, what, err)
+	}
+}
