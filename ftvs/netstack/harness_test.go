@@ -316,3 +316,5 @@ func mustEqual(t *testing.T, what string, got, want []byte) {
 		t.Fatalf("%s: got %d bytes, want %d; first difference at %d", what, len(got), len(want), n)
 	}
 }
+
+func snapReader(b []byte) *snap.Reader { return snap.NewReader(b) }

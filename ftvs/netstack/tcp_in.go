@@ -187,7 +187,11 @@ func (s *Stack) tcpSegment(c *tcb, g *segment) {
 	}
 	if !ok {
 		if f&wire.FlagRST == 0 {
-			s.ctr.TCPOutOfWindow++
+			if segLen > 0 && seqLT(h.Seq, c.rcvNxt) {
+				s.ctr.TCPDupData++
+			} else {
+				s.ctr.TCPOutOfWindow++
+			}
 			if c.state == stTimeWait && f&wire.FlagFIN != 0 {
 				c.endAt = s.now + s.cfg.TimeWait
 				s.updateDeadline(c)
