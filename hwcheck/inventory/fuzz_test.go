@@ -1,0 +1,64 @@
+package inventory
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// FuzzParseSMBIOS feeds arbitrary bytes to the SMBIOS reader: it must
+// return a DMI or an error, never panic or loop.
+func FuzzParseSMBIOS(f *testing.F) {
+	for _, file := range []string{dellDMI, superDMI} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/3])
+	}
+	f.Add([]byte("_SM_"))
+	f.Add([]byte{127, 4, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dmi, err := ParseSMBIOS(data)
+		if err == nil && dmi == nil {
+			t.Fatal("nil DMI without an error")
+		}
+		if err != nil && dmi != nil {
+			t.Fatal("DMI and an error")
+		}
+	})
+}
+
+// FuzzParseCPUInfo feeds arbitrary text to the cpuinfo parser and checks
+// what it accepts is a consistent x86 description.
+func FuzzParseCPUInfo(f *testing.F) {
+	f.Add([]byte("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 44\nstepping\t: 2\nmicrocode\t: 0x1f\nphysical id\t: 0\nsiblings\t: 12\ncpu cores\t: 6\nflags\t\t: fpu vme de\n\n"))
+	f.Add([]byte(arm64CPUInfo))
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		procs, err := ParseCPUInfo(data)
+		if err != nil {
+			return
+		}
+		if len(procs) == 0 {
+			t.Fatal("no processors and no error")
+		}
+		for _, p := range procs {
+			if p.VendorID == "" {
+				t.Fatalf("processor %d accepted without vendor_id", p.Processor)
+			}
+		}
+		sockets := cpuinfoSockets(procs)
+		if len(sockets) == 0 || len(sockets) > len(procs) {
+			t.Fatalf("%d sockets from %d processors", len(sockets), len(procs))
+		}
+		for _, s := range sockets {
+			if s.Microcode != nil && strings.Contains(*s.Microcode, ",,") {
+				t.Fatalf("bad microcode list %q", *s.Microcode)
+			}
+		}
+	})
+}
