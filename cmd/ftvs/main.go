@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newHwcheckCmd(),
 		newVSCmd(),
+		newVdiskCmd(),
 	)
 	return root
 }

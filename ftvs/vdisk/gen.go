@@ -273,7 +273,7 @@ func NewCurrent(m Metadata, newGen uint64) Metadata {
 func BeginResync(src, dst Metadata, full bool, newGen uint64) (Metadata, Metadata) {
 	if src.Gens.Current == JustCreated {
 		src = NewCurrent(src, newGen)
-		newGen++
+		newGen = mixGen(newGen)
 	}
 	if full {
 		if src.Gens.Bitmap == 0 {
@@ -332,4 +332,18 @@ func Outdate(m Metadata) Metadata {
 func MarkDiscard(m Metadata) Metadata {
 	m.Flags |= FlagDiscardMyData
 	return m
+}
+
+// mixGen derives a second generation from a random one (splitmix64's
+// finaliser), for the one transition that needs two at once.
+func mixGen(g uint64) uint64 {
+	g ^= g >> 30
+	g *= 0xbf58476d1ce4e5b9
+	g ^= g >> 27
+	g *= 0x94d049bb133111eb
+	g ^= g >> 31
+	if g <= JustCreated {
+		g += JustCreated + 1
+	}
+	return g
 }

@@ -105,7 +105,7 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 		st.Checkpoints++
 		return nil
 	}
-	pos, since := int64(0), int64(0)
+	pos, since, wrapped := int64(0), int64(0), false
 	st.Passes = 1
 	for {
 		if err := ctx.Err(); err != nil {
@@ -121,9 +121,13 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 			if pos == 0 {
 				break
 			}
-			pos = 0 // marks behind the cursor: another pass, in address order
-			st.Passes++
+			pos = 0 // marks behind the cursor? another pass, in address order
+			wrapped = true
 			continue
+		}
+		if wrapped {
+			st.Passes++
+			wrapped = false
 		}
 		if r.Pacer != nil {
 			if err := r.Pacer.Take(ctx, n); err != nil {

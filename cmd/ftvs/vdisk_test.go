@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
+	"github.com/ftvs/ftvs/ftvs/vdisk"
+)
+
+// runVdisk runs "ftvs vdisk args..." in-process: output and exit code.
+func runVdisk(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	c := newVdiskCmd()
+	var out bytes.Buffer
+	c.SetOut(&out)
+	c.SetErr(&out)
+	c.SetArgs(args)
+	c.SilenceUsage, c.SilenceErrors = true, true
+	err := c.Execute()
+	if err == nil {
+		return out.String(), 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			out.WriteString("ERR: " + ee.err.Error())
+		}
+		return out.String(), ee.code
+	}
+	return out.String() + "ERR: " + err.Error(), 2
+}
+
+func mustRun(t *testing.T, want int, args ...string) string {
+	t.Helper()
+	out, code := runVdisk(t, args...)
+	if code != want {
+		t.Fatalf("ftvs vdisk %s: exit %d, want %d:\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return out
+}
+
+// goSoloAndWrite plays a CoServer running alone: generations rotate, then
+// writes are marked.
+func goSoloAndWrite(t *testing.T, path string, gen uint64, offs ...int64) {
+	t.Helper()
+	dev, err := filedev.Open(path, filedev.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	d, err := vdisk.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.GoSolo(gen); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range offs {
+		if _, err := d.WriteAt(bytes.Repeat([]byte{byte(gen)}, 4096), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.CloseClean(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVdiskCLI(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	const id = "2b1c5e4a-0c0e-4b8e-9a57-0d8e1f2a3b4c"
+	out := mustRun(t, 0, "create", "--size", "16MiB", "--node", "1", "--uuid", id, "--bitmap-granularity", "1MiB", a)
+	if !strings.Contains(out, "node 1 copy of vdisk "+id) {
+		t.Fatalf("create output: %s", out)
+	}
+	mustRun(t, 0, "create", "--size", "16MiB", "--node", "2", "--uuid", id, "--bitmap-granularity", "1MiB", b)
+	out = mustRun(t, 2, "create", "--size", "16MiB", "--node", "2", b)
+	if !strings.Contains(out, "already holds vdisk "+id) {
+		t.Fatalf("re-create: %s", out)
+	}
+	// A file with data is never overwritten without --force.
+	data := filepath.Join(dir, "data.bin")
+	os.WriteFile(data, bytes.Repeat([]byte("precious"), 1024), 0o600)
+	out = mustRun(t, 2, "create", "--size", "16MiB", "--node", "1", data)
+	if !strings.Contains(out, "holds data") {
+		t.Fatalf("create over data: %s", out)
+	}
+	if got, _ := os.ReadFile(data); !bytes.Equal(got, bytes.Repeat([]byte("precious"), 1024)) {
+		t.Fatal("refused create modified the file")
+	}
+	mustRun(t, 0, "create", "--size", "16MiB", "--node", "1", "--force", data)
+	mustRun(t, 2, "create", "--node", "3", filepath.Join(dir, "x.img"))
+	mustRun(t, 2, "create", "--node", "1", filepath.Join(dir, "nosize.img"))
+	if _, err := os.Stat(filepath.Join(dir, "nosize.img")); err == nil {
+		t.Fatal("a failed create left a file behind")
+	}
+
+	out = mustRun(t, 0, "resync", "--skip-equal", a, b)
+	if !strings.Contains(out, "full-sync from node 1 to node 2") {
+		t.Fatalf("initial resync: %s", out)
+	}
+	mustRun(t, 0, "verify", a, b)
+
+	// Node 1 runs alone and writes; verify sees it, resync repairs it.
+	goSoloAndWrite(t, a, 0x1234567, 3<<20, 3<<20+8192, 11<<20)
+	out = mustRun(t, 1, "verify", a, b)
+	if !strings.Contains(out, "differ: [3145728, 4194304)") || !strings.Contains(out, "differ: [11534336, 12582912)") ||
+		!strings.Contains(out, "bitmap-resync from node 1 to node 2") {
+		t.Fatalf("verify after solo writes: %s", out)
+	}
+	var insp struct {
+		State       string `json:"state"`
+		MarkedBytes int64  `json:"marked_bytes"`
+		Gens        struct {
+			Bitmap string `json:"bitmap"`
+		} `json:"generations"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, 0, "inspect", "--json", a)), &insp); err != nil {
+		t.Fatal(err)
+	}
+	if insp.State != "UpToDate" || insp.MarkedBytes != 2<<20 || insp.Gens.Bitmap == "0000000000000000" {
+		t.Fatalf("inspect after solo writes: %+v", insp)
+	}
+	out = mustRun(t, 0, "resync", "--rate", "64MiB", b, a)
+	if !strings.Contains(out, "copied 2097152 bytes") {
+		t.Fatalf("bitmap resync: %s", out)
+	}
+	mustRun(t, 0, "verify", a, b)
+
+	// Split brain: both run alone and write; nothing is resolved until the
+	// operator says which node's changes go.
+	goSoloAndWrite(t, a, 0xaaaa01, 1<<20)
+	goSoloAndWrite(t, b, 0xbbbb02, 7<<20)
+	out = mustRun(t, 2, "resync", a, b)
+	if !strings.Contains(out, "split brain") {
+		t.Fatalf("split brain resync: %s", out)
+	}
+	mustRun(t, 1, "verify", a, b)
+	mustRun(t, 2, "resolve", "--discard-node", "3", a, b)
+	out = mustRun(t, 0, "resolve", "--discard-node", "2", a, b)
+	if !strings.Contains(out, "bitmap-resync from node 1 to node 2") {
+		t.Fatalf("resolve: %s", out)
+	}
+	mustRun(t, 0, "resync", a, b)
+	mustRun(t, 0, "verify", a, b)
+	mustRun(t, 2, "resolve", "--discard-node", "2", a, b) // no longer split brain
+
+	// A torn metadata slot is reported, the other one is used.
+	f, _ := os.OpenFile(a, os.O_RDWR, 0)
+	f.WriteAt(bytes.Repeat([]byte{0xff}, 64), 100)
+	f.Close()
+	out = mustRun(t, 0, "inspect", a)
+	if !strings.Contains(out, "INVALID: metadata field crc32c") {
+		t.Fatalf("inspect with a torn slot 0: %s", out)
+	}
+	out = mustRun(t, 2, "inspect", data+"-missing")
+	plain := filepath.Join(dir, "plain.img")
+	os.WriteFile(plain, make([]byte, 65536), 0o600)
+	out = mustRun(t, 2, "inspect", plain)
+	if !strings.Contains(out, "not an ftvs vdisk") {
+		t.Fatalf("inspect of a plain file: %s", out)
+	}
+	other := filepath.Join(dir, "other.img")
+	mustRun(t, 0, "create", "--size", "16MiB", "--node", "2", other)
+	out = mustRun(t, 2, "verify", a, other)
+	if !strings.Contains(out, "not copies of one disk") {
+		t.Fatalf("verify of two disks: %s", out)
+	}
+}
