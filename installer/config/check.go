@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/ftvs/ftvs/hwcheck/policy"
 	"github.com/ftvs/ftvs/installer/host"
 )
 
@@ -70,6 +71,9 @@ func (c *Config) Check(m Machine) (*Resolved, error) {
 			Msg: fmt.Sprintf("this machine has %d usable NICs (%s); a CoServer needs at least 3 (CoServer link, redirected, management)", len(nics), nicNames(nics))})
 	}
 
+	if _, err := c.Policy(); err != nil {
+		errs = append(errs, c.Errorf("hwcheck.policy", "%v", err))
+	}
 	disk, err := c.resolveDisk(m)
 	if err != nil {
 		errs = append(errs, err.(*FieldError))
@@ -85,6 +89,17 @@ func (c *Config) Check(m Machine) (*Resolved, error) {
 		return nil, errs.sorted()
 	}
 	return r, nil
+}
+
+// Policy is the hwcheck policy the config names (nil: the defaults).
+func (c *Config) Policy() (*policy.Policy, error) {
+	switch {
+	case c.HWCheck.PolicyInline != nil:
+		return policy.Parse("inline policy", c.HWCheck.PolicyInline)
+	case c.HWCheck.PolicyPath != "":
+		return policy.Load(c.HWCheck.PolicyPath)
+	}
+	return nil, nil
 }
 
 func (c *Config) vdiskTotal() uint64 {

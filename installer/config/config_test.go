@@ -262,3 +262,22 @@ func TestSources(t *testing.T) {
 		t.Fatal("found a source in a cmdline without one")
 	}
 }
+
+func TestPolicy(t *testing.T) {
+	c, err := Parse("p.yaml", []byte(minimal+"hwcheck:\n  policy: {version: 1, tolerate_unverified: [network]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Policy()
+	if err != nil || !p.Tolerates("network") {
+		t.Fatalf("inline policy: %v %v", p, err)
+	}
+	_, err = Parse("p.yaml", []byte(minimal+"hwcheck:\n  policy: {version: 7}\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.yaml:10: hwcheck.policy:") {
+		t.Fatalf("bad inline policy: %v", err)
+	}
+	c, _ = Parse("p.yaml", []byte(strings.Replace(minimal, "/dev/null", diskFile(t, 1<<30), 1)+"hwcheck:\n  policy: /nonexistent/policy.yaml\n"))
+	if _, err := c.Check(table{nics: fourNICs()}); err == nil || !strings.Contains(err.Error(), "p.yaml:10: hwcheck.policy: read policy") {
+		t.Fatalf("missing policy file: %v", err)
+	}
+}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ftvs/ftvs/hwcheck/policy"
 )
 
 // MaxFileSize bounds what Load reads: a config is a few KiB.
@@ -768,6 +770,10 @@ func (d *decoder) hwcheck(n *yaml.Node, field string) {
 			b, err := yaml.Marshal(n)
 			if err != nil {
 				d.errf(n, f, "cannot re-encode the inline policy: %v", err)
+				return
+			}
+			if _, err := policy.Parse("inline policy", b); err != nil {
+				d.errf(n, f, "%v", err)
 				return
 			}
 			c.HWCheck.PolicyInline = b
