@@ -492,3 +492,18 @@ func (d *Disk) Checkpoint(cursor int64) error {
 
 // Device is the underlying block device.
 func (d *Disk) Device() blockdev.Device { return d.dev }
+
+// Detach records that this copy hit an I/O error and stops trusting it: the
+// state becomes Inconsistent (the failed write left the region undefined),
+// so it never goes live alone and is the target of the next resync. The
+// runtime then carries on with the peer's copy, which goes solo and marks
+// the failed write's range too (MarkRanges), so the union of marks covers
+// it. Best effort: a dead disk may refuse even this write; the error is
+// returned for the event log.
+func (d *Disk) Detach(cause error) error {
+	err := d.Update(func(m *Metadata) { m.State = Inconsistent })
+	if err != nil {
+		return fmt.Errorf("vdisk node %d: detach after %v: %w", d.lay.Node, cause, err)
+	}
+	return nil
+}

@@ -567,3 +567,43 @@ func TestOpenRejectsTruncated(t *testing.T) {
 		t.Fatalf("truncated copy: %v", err)
 	}
 }
+
+func TestIOErrorDetach(t *testing.T) {
+	a, b, gen := pair(t)
+	fd := faultdev.New(b.dev)
+	bd, err := Open(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lockstep write fails on node 2's disk.
+	fd.Add(faultdev.Rule{Ops: faultdev.Write, Off: bd.Metadata().DataOffset + 6<<20, Len: 4096, Count: 1})
+	p := bytes.Repeat([]byte{0x5a}, 8192)
+	if _, err := a.disk.WriteAt(p, 6<<20); err != nil {
+		t.Fatal(err)
+	}
+	_, werr := bd.WriteAt(p, 6<<20)
+	if !errors.Is(werr, faultdev.ErrInjected) || !strings.Contains(werr.Error(), "write data [6291456, 6299648)") {
+		t.Fatalf("write error does not name the region: %v", werr)
+	}
+	// Node 2's copy is detached; node 1 goes on alone and marks the failed
+	// write as well.
+	if err := bd.Detach(werr); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := CanGoLiveAlone(bd.Metadata()); ok {
+		t.Fatal("a detached copy may go live alone")
+	}
+	if err := a.disk.GoSolo(gen()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.disk.MarkRanges([][2]int64{{6 << 20, 8192}}); err != nil {
+		t.Fatal(err)
+	}
+	// The disk is replaced or recovers: resync repairs the copy.
+	fd.Clear()
+	dec, _, err := SyncCopies(context.Background(), a.disk, bd, SyncOptions{NewGen: gen})
+	if err != nil || dec.Action != BitmapResync || dec.Source != 1 {
+		t.Fatalf("after detach: %v %v", dec, err)
+	}
+	assertIdentical(t, a.disk, bd)
+}
