@@ -49,8 +49,8 @@ import (
 	_ "github.com/u-root/u-root/cmds/core/sleep"
 	_ "github.com/u-root/u-root/cmds/core/sync"
 	_ "github.com/u-root/u-root/cmds/core/tail"
-	_ "github.com/u-root/u-root/cmds/core/uname"
 	_ "github.com/u-root/u-root/cmds/core/umount"
+	_ "github.com/u-root/u-root/cmds/core/uname"
 	_ "github.com/u-root/u-root/cmds/core/wc"
 	_ "github.com/u-root/u-root/cmds/core/wget"
 )

@@ -29,6 +29,8 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newImageCmd(),
+		newBootCmd(),
 		newHwcheckCmd(),
 		newVSCmd(),
 		newVdiskCmd(),
