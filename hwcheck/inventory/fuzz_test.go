@@ -62,3 +62,23 @@ func FuzzParseCPUInfo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecode: a saved inventory is a file the user names; any bytes give
+// an inventory of the known version or an error.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"version":1,"cpu":{"sockets":[{"id":0,"flags":["fpu"]}]},"memory":{"dimms":[{"locator":"A1","populated":true}]}}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := Decode("f.json", data)
+		if err != nil {
+			return
+		}
+		if inv.Version != SchemaVersion {
+			t.Fatalf("version %d accepted", inv.Version)
+		}
+		if _, err := inv.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
