@@ -34,6 +34,7 @@ func newRootCmd() *cobra.Command {
 		newHwcheckCmd(),
 		newVSCmd(),
 		newVdiskCmd(),
+		newInstallCmd(),
 	)
 	return root
 }

@@ -73,7 +73,8 @@ func (s Selector) String() string { return string(s.Kind) + ":" + s.Value }
 // selector (or nil CoServer list) means auto: decided from the beacons.
 type NICs struct {
 	Scan       string        // "physical" (default) or "all" (virtual NICs too: tests)
-	Listen     time.Duration // how long to listen for beacons
+	Listen     time.Duration // one beacon window
+	Wait       time.Duration // how long to keep listening for a peer not yet heard
 	CoServer   []Selector    // 1 or 2; nil = auto
 	Redirected *Selector
 	Management *Selector
@@ -145,6 +146,7 @@ const (
 	DefaultESPSize    = 96 << 20
 	DefaultSystemSize = 256 << 20
 	DefaultListen     = 3 * time.Second
+	DefaultWait       = 5 * time.Minute
 )
 
 // DefaultCoServerNet is the subnet the CoServer links use unless told.

@@ -70,7 +70,7 @@ func TestExampleConfigParses(t *testing.T) {
 	if c.HWCheck.PolicyPath != "/etc/ftvs/hwpolicy.yaml" || c.Source != "tftp://10.0.0.1/ftvs/install.yaml" {
 		t.Errorf("hwcheck/source = %+v %q", c.HWCheck, c.Source)
 	}
-	if c.Line("vs.mac") != 44 {
+	if c.Line("vs.mac") != 45 {
 		t.Errorf("line of vs.mac = %d", c.Line("vs.mac"))
 	}
 }

@@ -265,6 +265,9 @@ func (d *decoder) top(n *yaml.Node) {
 	if c.NICs.Listen == 0 {
 		c.NICs.Listen = DefaultListen
 	}
+	if _, set := c.lines["nics.wait"]; !set {
+		c.NICs.Wait = DefaultWait
+	}
 	if !c.Addresses.CoServer.IsValid() {
 		c.Addresses.CoServer = defaultCoServerNet
 	}
@@ -353,6 +356,18 @@ func (d *decoder) nics(n *yaml.Node, field string) {
 				return
 			}
 			c.NICs.Listen = v
+		},
+		"wait": func(n *yaml.Node, f string) {
+			s, ok := d.scalar(n, f)
+			if !ok {
+				return
+			}
+			v, err := time.ParseDuration(s)
+			if err != nil || v < 0 || v > 24*time.Hour {
+				d.errf(n, f, "want a duration up to 24h, like 5m, got %q", s)
+				return
+			}
+			c.NICs.Wait = v
 		},
 		"coserver": func(n *yaml.Node, f string) {
 			if n.Kind == yaml.ScalarNode && n.Value == "auto" {

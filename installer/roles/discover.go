@@ -67,7 +67,7 @@ type Discovery struct {
 // Discover runs the NIC step: bring the NICs up, exchange beacons, propose
 // roles, then exchange proposals with the peer and require they agree.
 // Sockets are opened in the calling thread's network namespace.
-func Discover(ctx context.Context, cfg *config.Config, res *config.Resolved, digest [32]byte, key []byte) (*Discovery, error) {
+func Discover(ctx context.Context, cfg *config.Config, res *config.Resolved, digest [32]byte, key []byte, progress func(string)) (*Discovery, error) {
 	d := &Discovery{NodeID: NodeID(cfg, res.NICs)}
 	s, err := beacon.Open(res.NICs)
 	if err != nil {
@@ -75,9 +75,28 @@ func Discover(ctx context.Context, cfg *config.Config, res *config.Resolved, dig
 	}
 	defer s.Close()
 	self := beacon.Identity{NodeID: d.NodeID, NodeNumber: cfg.Node.Number, Digest: digest}
-	obs, err := s.Exchange(ctx, self, beacon.Options{Duration: cfg.NICs.Listen, Key: key})
-	if err != nil {
-		return nil, err
+	// Listen until the peer is heard, then one more full window so every
+	// NIC had a whole window with the peer sending (it may have started
+	// late in ours).
+	start := time.Now()
+	var obs *beacon.Observation
+	for heardBefore := false; ; {
+		o, err := s.Exchange(ctx, self, beacon.Options{Duration: cfg.NICs.Listen, Key: key})
+		if err != nil {
+			return nil, err
+		}
+		obs = o
+		heard := heardPeer(o)
+		if heard && heardBefore {
+			break
+		}
+		heardBefore = heardBefore || heard
+		if !heard && time.Since(start) >= cfg.NICs.Wait {
+			break
+		}
+		if progress != nil && !heard {
+			progress(fmt.Sprintf("no peer heard yet; listening again (up to %s)", cfg.NICs.Wait))
+		}
 	}
 	for _, h := range obs.NICs {
 		d.Log = append(d.Log, h.Summary())
@@ -114,4 +133,13 @@ func Discover(ctx context.Context, cfg *config.Config, res *config.Resolved, dig
 	}
 	d.NodeNumber = n
 	return d, nil
+}
+
+func heardPeer(o *beacon.Observation) bool {
+	for _, h := range o.NICs {
+		if len(h.Peers) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -165,7 +165,7 @@ func TestDiscoverInNamespaces(t *testing.T) {
 					errs[i] = err
 					return
 				}
-				disc[i], errs[i] = Discover(context.Background(), c, &config.Resolved{NICs: nics}, [32]byte{byte(i)}, make([]byte, 32))
+				disc[i], errs[i] = Discover(context.Background(), c, &config.Resolved{NICs: nics}, [32]byte{byte(i)}, make([]byte, 32), nil)
 			})
 			if err != nil {
 				errs[i] = err
