@@ -252,8 +252,10 @@ func Start(cfg Config) (*Session, error) {
 	}
 	s.qcond = sync.NewCond(&s.mu)
 	s.ctx, s.stop = context.WithCancel(context.Background())
-	for i, lc := range cfg.Links {
+	for _, lc := range cfg.Links {
 		s.links = append(s.links, &linkState{cfg: lc, down: make(chan struct{}, 1)})
+	}
+	for i, lc := range cfg.Links {
 		if cfg.Node == 2 {
 			ln, err := cfg.Net.Listen(lc)
 			if err != nil {
@@ -619,13 +621,15 @@ func (s *Session) monitor() {
 
 func (s *Session) clock() uint64 { return uint64(time.Since(s.start)) }
 
-// writer sends pings, pongs, acks and (on the active link) data.
+// writer sends pings, pongs, acks and (on the active link) data. It picks
+// what to send under the lock and seals and writes outside it.
 func (s *Session) writer(i int, cn *conn) {
 	tick := time.NewTicker(s.cfg.Heartbeat)
 	defer tick.Stop()
 	bw := bufio.NewWriterSize(cn.c, 256<<10)
-	var plain []byte
-	var out []byte
+	var plain, out []byte
+	var pongs []uint64
+	var msgs []outMsg
 	ping := true
 	for {
 		if !ping {
@@ -637,55 +641,66 @@ func (s *Session) writer(i int, cn *conn) {
 				return
 			}
 		}
-		out = out[:0]
-		if ping {
-			out = cn.tx.seal(out, framePing, binary.BigEndian.AppendUint64(plain[:0], s.clock()))
-			ping = false
-		}
+		pongs, msgs = pongs[:0], msgs[:0]
+		ack := uint64(0)
+		ackDue := false
+		more := false
 		s.mu.Lock()
 		l := s.links[i]
 		if l.cur != cn {
 			s.mu.Unlock()
 			return
 		}
-		for _, v := range l.pongDue {
-			out = cn.tx.seal(out, framePong, binary.BigEndian.AppendUint64(plain[:0], v))
-		}
+		pongs = append(pongs, l.pongDue...)
 		l.pongDue = l.pongDue[:0]
 		if l.ackDue {
-			out = cn.tx.seal(out, frameAck, binary.BigEndian.AppendUint64(plain[:0], s.recvNext-1))
-			l.ackDue = false
+			ack, ackDue, l.ackDue = s.recvNext-1, true, false
 		}
-		more := false
 		if s.active == i {
 			if l.cursor < s.sendBase {
 				l.cursor = s.sendBase
 			}
+			size := 0
 			for l.cursor < s.nextSeq {
-				if len(out) >= 256<<10 {
+				if size >= 256<<10 {
 					more = true
 					break
 				}
 				m := s.sendQ[l.cursor-s.sendBase]
-				plain = binary.BigEndian.AppendUint64(plain[:0], m.seq)
-				plain = append(plain, m.typ)
-				plain = append(plain, m.payload...)
-				out = cn.tx.seal(out, frameData, plain)
+				msgs = append(msgs, m)
+				size += len(m.payload)
 				l.cursor++
 			}
 		}
 		s.mu.Unlock()
+
+		out = out[:0]
+		if ping {
+			out = cn.tx.seal(out, framePing, binary.BigEndian.AppendUint64(plain[:0], s.clock()))
+			ping = false
+		}
+		for _, v := range pongs {
+			out = cn.tx.seal(out, framePong, binary.BigEndian.AppendUint64(plain[:0], v))
+		}
+		if ackDue {
+			out = cn.tx.seal(out, frameAck, binary.BigEndian.AppendUint64(plain[:0], ack))
+		}
+		for _, m := range msgs {
+			plain = binary.BigEndian.AppendUint64(plain[:0], m.seq)
+			plain = append(plain, m.typ)
+			plain = append(plain, m.payload...)
+			out = cn.tx.seal(out, frameData, plain)
+		}
+		clear(msgs)
 		if len(out) == 0 {
 			continue
 		}
 		cn.c.SetWriteDeadline(time.Now().Add(s.cfg.LinkTimeout))
-		if _, err := bw.Write(out); err == nil {
+		_, err := bw.Write(out)
+		if err == nil {
 			err = bw.Flush()
-			if err != nil {
-				s.linkDown(i, cn, fmt.Sprintf("write: %v", err))
-				return
-			}
-		} else {
+		}
+		if err != nil {
 			s.linkDown(i, cn, fmt.Sprintf("write: %v", err))
 			return
 		}
@@ -694,6 +709,9 @@ func (s *Session) writer(i int, cn *conn) {
 		}
 		if cap(out) > 1<<20 {
 			out = nil
+		}
+		if cap(plain) > 1<<20 {
+			plain = nil
 		}
 	}
 }

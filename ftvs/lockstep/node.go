@@ -1,0 +1,698 @@
+package lockstep
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/link"
+	"github.com/ftvs/ftvs/ftvs/machine"
+)
+
+// Role is what a node does with the log.
+type Role uint8
+
+const (
+	RoleJoining   Role = iota + 1 // waiting for a snapshot from the primary
+	RoleSecondary                 // following the primary's log
+	RolePrimary                   // stamping inputs (solo when no peer follows)
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleJoining:
+		return "joining"
+	case RoleSecondary:
+		return "secondary"
+	case RolePrimary:
+		return "primary"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// PeerState is the primary's view of its secondary.
+type PeerState uint8
+
+const (
+	PeerNone    PeerState = iota // solo: outputs leave at once
+	PeerJoining                  // snapshot sent; log streamed; outputs not yet gated
+	PeerSynced                   // outputs wait for the peer's ack
+)
+
+func (p PeerState) String() string {
+	return [...]string{"none", "joining", "synced"}[p]
+}
+
+// Transport is the message stream to the peer; *link.Session implements it.
+type Transport interface {
+	Send(typ uint8, payload []byte) error
+	Incoming() <-chan link.Delivery
+}
+
+// Defaults for Config.
+const (
+	DefaultMaxLogEntries = 1 << 16
+	DefaultMaxLogBytes   = 128 << 20
+	DefaultMaxBatchBytes = 128 << 10
+	DefaultSnapshotChunk = 1 << 20
+	DefaultSubmitQueue   = 4096
+)
+
+// Config configures a Node.
+type Config struct {
+	Start   Role      // RolePrimary (fresh VS) or RoleJoining (wait for a snapshot)
+	Replica Replica   // the machine; a joiner's is overwritten by Restore
+	Link    Transport // to the peer
+	// Emit receives released outputs, in Seq order, from the node's
+	// goroutine. It must not call back into the Node.
+	Emit func([]machine.Output)
+	// OnEvent, if set, receives every Event (from the node's goroutine).
+	OnEvent func(Event)
+	// Clock is a monotonic clock in ns; default time since New.
+	Clock func() int64
+	// MayGoLive is asked before a secondary goes live (split-brain guard:
+	// management network, LAN watch, witness). Default: yes.
+	MayGoLive func() bool
+
+	MaxLogEntries int // inputs held for the peer before it is dropped
+	MaxLogBytes   int
+	MaxBatchBytes int
+	SnapshotChunk int
+	SubmitQueue   int
+
+	// Diverge is a TEST-ONLY fault hook: called on every input just before
+	// this node's replica steps it, it may alter the input to make this
+	// replica diverge. Never set it in production.
+	Diverge func(in *machine.Input)
+
+	Log *slog.Logger
+}
+
+// EventKind says what happened.
+type EventKind uint8
+
+const (
+	EventGoLive       EventKind = iota + 1 // secondary became primary (Seq: its GARP input)
+	EventNoGoLive                          // peer silent but this node may not go live (Reason)
+	EventPeerLost                          // primary: secondary gone, now solo (Reason)
+	EventSnapshotSent                      // primary: snapshot at Seq sent (Pause, Size)
+	EventPeerSynced                        // primary: secondary follows, outputs gated from Seq
+	EventRestored                          // secondary: snapshot at Seq restored
+	EventDivergence                        // primary: ack hash mismatch at Seq (Reason)
+	EventSplitBrain                        // both nodes claim primary (Reason)
+	EventProtocol                          // a bad message from the peer (Reason)
+)
+
+func (k EventKind) String() string {
+	return [...]string{"?", "go-live", "no-go-live", "peer-lost", "snapshot-sent", "peer-synced",
+		"restored", "divergence", "split-brain", "protocol-error"}[min(int(k), 9)]
+}
+
+// Event is a state change worth a log line, an alert or a test assertion.
+type Event struct {
+	Kind   EventKind
+	Seq    uint64
+	Pause  time.Duration // EventSnapshotSent: how long the primary's loop stopped
+	Size   int
+	Reason string
+}
+
+// Status is a snapshot of the node.
+type Status struct {
+	Role          Role
+	Peer          PeerState
+	Seq           uint64 // last input stamped (primary) or applied (secondary)
+	PeerApplied   uint64 // primary: last input the peer acked
+	LogEntries    int    // inputs held for the peer
+	HeldOutputs   int    // outputs waiting for an ack
+	MaxHeld       int    // most inputs ever executed ahead of the peer's ack
+	Divergences   int
+	Snapshots     int
+	LastPause     time.Duration
+	SubmitDropped uint64
+}
+
+// ErrNotPrimary is returned by Submit on a node that does not stamp inputs.
+var ErrNotPrimary = errors.New("lockstep: not the primary")
+
+type submission struct {
+	kind    machine.InputKind
+	payload []byte
+}
+
+type entry struct {
+	in   machine.Input
+	hash uint64 // running output hash after this input
+	outs []machine.Output
+}
+
+// Node runs one replica in lockstep with its peer.
+type Node struct {
+	cfg    Config
+	rep    Replica
+	log    *slog.Logger
+	submit chan submission
+	t0     time.Time
+
+	// Owned by the Run goroutine.
+	role     Role
+	seq      uint64
+	lastNow  int64
+	hash     uint64
+	vbase    int64 // virtual clock = vbase + Clock() - cbase
+	cbase    int64
+	peer     PeerState
+	gen      uint64
+	snapSeq  uint64
+	snapHash uint64
+	applied  uint64 // primary: peer's last acked input
+	entries  []entry
+	logBytes int
+	flushed  uint64 // last seq put in a batch
+	held     int
+	dropSent bool
+	// secondary
+	eligible  bool
+	snapMeta  snapBegin
+	snapBuf   []byte
+	snapGen   uint64
+	following bool
+
+	probes chan chan [2]uint64
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New checks the config and builds a node; Run starts it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Replica == nil || cfg.Link == nil || cfg.Emit == nil {
+		return nil, errors.New("lockstep config: Replica, Link and Emit are required")
+	}
+	if cfg.Start != RolePrimary && cfg.Start != RoleJoining {
+		return nil, fmt.Errorf("lockstep config: start role %v, want primary or joining", cfg.Start)
+	}
+	n := &Node{cfg: cfg, rep: cfg.Replica, t0: time.Now(), role: cfg.Start}
+	if n.cfg.Clock == nil {
+		n.cfg.Clock = func() int64 { return int64(time.Since(n.t0)) }
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&n.cfg.MaxLogEntries, DefaultMaxLogEntries)
+	def(&n.cfg.MaxLogBytes, DefaultMaxLogBytes)
+	def(&n.cfg.MaxBatchBytes, DefaultMaxBatchBytes)
+	def(&n.cfg.SnapshotChunk, DefaultSnapshotChunk)
+	def(&n.cfg.SubmitQueue, DefaultSubmitQueue)
+	if n.cfg.SnapshotChunk > link.MaxPayload-64 {
+		n.cfg.SnapshotChunk = link.MaxPayload - 64
+	}
+	n.log = cfg.Log
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.submit = make(chan submission, n.cfg.SubmitQueue)
+	n.probes = make(chan chan [2]uint64)
+	n.cbase = n.cfg.Clock()
+	n.publish()
+	return n, nil
+}
+
+// Submit hands an input (a frame from the VS port, a command) to the
+// primary's sequencer. It blocks while the queue is full.
+func (n *Node) Submit(ctx context.Context, kind machine.InputKind, payload []byte) error {
+	n.mu.Lock()
+	r := n.status.Role
+	n.mu.Unlock()
+	if r != RolePrimary {
+		return ErrNotPrimary
+	}
+	select {
+	case n.submit <- submission{kind, payload}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// StateHash asks the node's goroutine for the replica's state hash and the
+// seq it was taken at (for status and tests; costs a snapshot).
+func (n *Node) StateHash(ctx context.Context) (seq, hash uint64, err error) {
+	r := make(chan [2]uint64, 1)
+	select {
+	case n.probes <- r:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	v := <-r
+	return v[0], v[1], nil
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.status
+}
+
+func (n *Node) publish() {
+	n.mu.Lock()
+	s := &n.status
+	s.Role, s.Peer, s.Seq, s.PeerApplied = n.role, n.peer, n.seq, n.applied
+	s.LogEntries, s.HeldOutputs = len(n.entries), n.held
+	n.mu.Unlock()
+}
+
+func (n *Node) event(e Event) {
+	n.publish() // whoever reacts to the event sees the state it describes
+	n.log.Info("lockstep "+e.Kind.String(), "seq", e.Seq, "reason", e.Reason, "pause", e.Pause, "size", e.Size)
+	switch e.Kind {
+	case EventDivergence:
+		n.mu.Lock()
+		n.status.Divergences++
+		n.mu.Unlock()
+	case EventSnapshotSent:
+		n.mu.Lock()
+		n.status.Snapshots++
+		n.status.LastPause = e.Pause
+		n.mu.Unlock()
+	}
+	if n.cfg.OnEvent != nil {
+		n.cfg.OnEvent(e)
+	}
+}
+
+func (n *Node) vnow() int64 { return n.vbase + n.cfg.Clock() - n.cbase }
+
+// Run drives the node until ctx ends or the link's stream closes for good.
+func (n *Node) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	in := n.cfg.Link.Incoming()
+	for {
+		var tick <-chan time.Time
+		if n.role == RolePrimary {
+			if d := n.rep.NextDeadline(); d != 0 {
+				wait := time.Duration(d - n.vnow())
+				if wait <= 0 {
+					n.stamp(machine.InTick, nil)
+					n.afterWork()
+					continue
+				}
+				timer.Reset(wait)
+				tick = timer.C
+			}
+		}
+		var sub chan submission
+		if n.role == RolePrimary {
+			sub = n.submit
+		}
+		select {
+		case <-ctx.Done():
+			// Held outputs die with us, as they would in a crash: the
+			// clients' TCP retransmits whatever the survivor never sent.
+			return ctx.Err()
+		case s := <-sub:
+			n.stamp(s.kind, s.payload)
+			// Take what else is queued: one batch, one flush.
+			for more := true; more && len(n.entries) < n.cfg.MaxLogEntries; {
+				select {
+				case s := <-sub:
+					n.stamp(s.kind, s.payload)
+				default:
+					more = false
+				}
+			}
+		case <-tick:
+		case r := <-n.probes:
+			r <- [2]uint64{n.seq, n.rep.StateHash()}
+		case d, ok := <-in:
+			if !ok {
+				n.peerSilent("link closed")
+				in = nil
+				break
+			}
+			n.handle(d)
+		}
+		timer.Stop()
+		n.afterWork()
+	}
+}
+
+func (n *Node) afterWork() {
+	n.flush()
+	n.publish()
+}
+
+func (n *Node) helloPayload() []byte {
+	return binary.LittleEndian.AppendUint64([]byte{byte(n.role)}, n.seq)
+}
+
+// send queues a message; a full link window drops the peer.
+func (n *Node) send(typ uint8, p []byte) bool {
+	err := n.cfg.Link.Send(typ, p)
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, link.ErrWindowFull) && n.role == RolePrimary && n.peer != PeerNone {
+		n.dropPeer("link send window full")
+	} else {
+		n.log.Warn("lockstep: send failed", "type", typ, "err", err)
+	}
+	return false
+}
+
+// apply steps the replica and folds its outputs into the running hash.
+func (n *Node) apply(in machine.Input) []machine.Output {
+	if n.cfg.Diverge != nil {
+		n.cfg.Diverge(&in)
+	}
+	outs := n.rep.Step(in)
+	n.hash = hashOutputs(n.hash, outs)
+	n.seq = in.Seq
+	n.lastNow = in.Now
+	return outs
+}
+
+// stamp is the sequencer: number, time, execute, log. The primary never
+// waits here; only the outputs may wait.
+func (n *Node) stamp(kind machine.InputKind, payload []byte) {
+	now := max(n.vnow(), n.lastNow)
+	in := machine.Input{Seq: n.seq + 1, Now: now, Kind: kind, Payload: payload}
+	outs := n.apply(in)
+	switch n.peer {
+	case PeerNone:
+		n.emit(outs)
+		return
+	case PeerJoining:
+		if n.held > 0 {
+			// Outputs from before the resync still wait: keep the order.
+			n.entries = append(n.entries, entry{in: in, hash: n.hash, outs: outs})
+			n.held++
+		} else {
+			n.emit(outs)
+			n.entries = append(n.entries, entry{in: in, hash: n.hash})
+		}
+	case PeerSynced:
+		n.entries = append(n.entries, entry{in: in, hash: n.hash, outs: outs})
+		if len(outs) > 0 {
+			n.held++
+		}
+		if depth := int(n.seq - n.applied); depth > n.status.MaxHeld {
+			n.mu.Lock()
+			n.status.MaxHeld = depth
+			n.mu.Unlock()
+		}
+	}
+	n.logBytes += len(payload) + entryHeader
+	if len(n.entries) > n.cfg.MaxLogEntries || n.logBytes > n.cfg.MaxLogBytes {
+		n.dropPeer(fmt.Sprintf("log full (%d inputs, %d bytes): peer too far behind", len(n.entries), n.logBytes))
+	}
+}
+
+func (n *Node) emit(outs []machine.Output) {
+	if len(outs) > 0 {
+		n.cfg.Emit(outs)
+	}
+}
+
+// flush streams the inputs not yet sent to the peer, in batches.
+func (n *Node) flush() {
+	if n.role != RolePrimary || n.peer == PeerNone || len(n.entries) == 0 {
+		return
+	}
+	last := n.entries[len(n.entries)-1].in.Seq
+	for n.flushed < last && n.peer != PeerNone {
+		i := int(n.flushed + 1 - n.entries[0].in.Seq)
+		first := n.entries[i].in.Seq
+		b := make([]byte, batchHeader, min(n.cfg.MaxBatchBytes+256, 1<<20))
+		binary.LittleEndian.PutUint64(b, first)
+		cnt := 0
+		for ; i < len(n.entries) && (cnt == 0 || len(b)+entryHeader+len(n.entries[i].in.Payload) <= n.cfg.MaxBatchBytes); i++ {
+			b = appendEntry(b, &n.entries[i].in)
+			cnt++
+		}
+		binary.LittleEndian.PutUint32(b[8:], uint32(cnt))
+		if !n.send(msgBatch, b) {
+			return
+		}
+		n.flushed = first + uint64(cnt) - 1
+	}
+}
+
+// releaseAll lets every held output go (the peer is gone or dropped; the
+// primary is authoritative) and empties the log.
+func (n *Node) releaseAll() {
+	for i := range n.entries {
+		n.emit(n.entries[i].outs)
+	}
+	clear(n.entries)
+	n.entries = n.entries[:0]
+	n.logBytes, n.held = 0, 0
+}
+
+func (n *Node) dropPeer(reason string) {
+	n.releaseAll()
+	n.peer = PeerNone
+	n.gen++
+	n.dropSent = n.cfg.Link.Send(msgDrop, encU64s(n.gen)) == nil
+	n.event(Event{Kind: EventPeerLost, Seq: n.seq, Reason: reason})
+}
+
+func (n *Node) handle(d link.Delivery) {
+	if e := d.Event; e != nil {
+		switch e.Kind {
+		case link.EventPeerSilent:
+			n.peerSilent("peer silent on every link")
+		case link.EventPeerUp:
+			if n.role == RolePrimary && n.peer != PeerNone {
+				// The link stream was reset (restart): our log did not reach it.
+				n.dropPeer("peer restarted")
+			}
+			if n.role == RoleSecondary {
+				// We were cut off: whatever we missed, start over cleanly.
+				n.role, n.eligible, n.following = RoleJoining, false, false
+			}
+			if n.role == RoleJoining {
+				n.send(msgJoin, nil)
+			}
+			n.send(msgHello, n.helloPayload())
+		}
+		return
+	}
+	var err error
+	switch d.Type {
+	case msgBatch:
+		err = n.onBatch(d.Payload)
+	case msgAck:
+		err = n.onAck(d.Payload)
+	case msgSnapBegin:
+		var s snapBegin
+		if s, err = decodeSnapBegin(d.Payload); err == nil && n.role != RolePrimary {
+			n.snapMeta, n.snapBuf, n.snapGen = s, make([]byte, 0, s.size), s.gen
+			n.role, n.following, n.eligible = RoleJoining, false, false
+			if s.size == 0 {
+				err = n.restore()
+			}
+		}
+	case msgSnapChunk:
+		err = n.onChunk(d.Payload)
+	case msgSynced:
+		var v []uint64
+		if v, _, err = u64s("synced", d.Payload, 2, false); err == nil && n.following && v[0] == n.snapGen {
+			n.eligible = true
+		}
+	case msgJoin:
+		if n.role == RolePrimary {
+			n.sendSnapshot()
+		}
+	case msgHello:
+		var h helloMsg
+		if h, err = decodeHello(d.Payload); err == nil && h.role == RolePrimary && n.role == RolePrimary {
+			n.event(Event{Kind: EventSplitBrain, Seq: n.seq,
+				Reason: fmt.Sprintf("peer is primary too (at seq %d, we are at %d)", h.applied, n.seq)})
+		}
+	case msgDrop:
+		if n.role == RoleSecondary {
+			n.role, n.eligible, n.following = RoleJoining, false, false
+			n.send(msgJoin, nil)
+		}
+	default:
+		err = fmt.Errorf("unknown message type %d", d.Type)
+	}
+	if err != nil {
+		n.event(Event{Kind: EventProtocol, Seq: n.seq, Reason: err.Error()})
+		if n.role != RolePrimary {
+			n.role, n.following, n.eligible = RoleJoining, false, false
+			n.send(msgJoin, nil)
+		}
+	}
+}
+
+// sendSnapshot is reintegration on the primary: snapshot at the current
+// seq N, sent in chunks, followed in the same stream by the log from N+1.
+// The loop stops only for Snapshot() and the copies into the link queue.
+func (n *Node) sendSnapshot() {
+	t := time.Now()
+	// Outputs still held stay held until the peer acks this snapshot (its
+	// state then covers them): releasing them now could let a client see
+	// what a secondary that goes live next would not know.
+	n.gen++
+	img := n.rep.Snapshot()
+	hdr := snapBegin{gen: n.gen, seq: n.seq, now: n.lastNow, hash: n.hash, size: uint64(len(img)), stateHash: n.rep.StateHash()}
+	n.peer = PeerJoining
+	n.snapSeq, n.snapHash, n.applied, n.flushed = n.seq, n.hash, n.seq, n.seq
+	if !n.send(msgSnapBegin, hdr.encode()) {
+		return
+	}
+	for off := 0; off < len(img); off += n.cfg.SnapshotChunk {
+		end := min(off+n.cfg.SnapshotChunk, len(img))
+		if !n.send(msgSnapChunk, append(encU64s(n.gen, uint64(off)), img[off:end]...)) {
+			return
+		}
+	}
+	n.event(Event{Kind: EventSnapshotSent, Seq: n.seq, Pause: time.Since(t), Size: len(img)})
+}
+
+func (n *Node) onChunk(p []byte) error {
+	c, err := decodeSnapChunk(p)
+	if err != nil {
+		return err
+	}
+	if n.role != RoleJoining || c.gen != n.snapGen || n.snapBuf == nil {
+		return nil // a stale snapshot's chunk
+	}
+	if c.offset != uint64(len(n.snapBuf)) || c.offset+uint64(len(c.data)) > n.snapMeta.size {
+		return fmt.Errorf("snapshot chunk at offset %d (%d bytes): expected offset %d of %d", c.offset, len(c.data), len(n.snapBuf), n.snapMeta.size)
+	}
+	n.snapBuf = append(n.snapBuf, c.data...)
+	if uint64(len(n.snapBuf)) == n.snapMeta.size {
+		return n.restore()
+	}
+	return nil
+}
+
+func (n *Node) restore() error {
+	m := n.snapMeta
+	img := n.snapBuf
+	n.snapBuf = nil
+	if err := n.rep.Restore(img); err != nil {
+		return fmt.Errorf("restore snapshot at seq %d: %w", m.seq, err)
+	}
+	if h := n.rep.StateHash(); h != m.stateHash {
+		return fmt.Errorf("snapshot at seq %d restored to state hash %#x, primary had %#x", m.seq, h, m.stateHash)
+	}
+	n.seq, n.lastNow, n.hash = m.seq, m.now, m.hash
+	n.role, n.following = RoleSecondary, true
+	n.send(msgAck, encU64s(m.gen, n.seq, n.hash))
+	n.event(Event{Kind: EventRestored, Seq: m.seq, Size: int(m.size)})
+	return nil
+}
+
+func (n *Node) onBatch(p []byte) error {
+	if n.role != RoleSecondary || !n.following {
+		return nil // not ours to apply: we wait for a snapshot
+	}
+	ins, err := decodeBatch(p)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		if in.Seq <= n.seq {
+			continue
+		}
+		if in.Seq != n.seq+1 {
+			return fmt.Errorf("batch input seq %d after %d: gap in the log", in.Seq, n.seq)
+		}
+		n.apply(in)
+	}
+	n.send(msgAck, encU64s(n.snapGen, n.seq, n.hash))
+	return nil
+}
+
+// onAck is the output rule: outputs of inputs up to the acked one leave
+// now, after the divergence check.
+func (n *Node) onAck(p []byte) error {
+	a, err := decodeAck(p)
+	if err != nil {
+		return err
+	}
+	if n.role != RolePrimary || n.peer == PeerNone || a.gen != n.gen {
+		return nil // stale
+	}
+	if a.applied > n.seq || a.applied < n.applied {
+		return fmt.Errorf("ack of seq %d outside [%d, %d]", a.applied, n.applied, n.seq)
+	}
+	want := n.snapHash
+	if a.applied != n.snapSeq {
+		i := int(a.applied) - int(n.entries[0].in.Seq)
+		if len(n.entries) == 0 || i < 0 || i >= len(n.entries) {
+			want = 0
+			if a.applied != n.applied {
+				return fmt.Errorf("ack of seq %d: not in the log", a.applied)
+			}
+			want = a.hash // a repeated ack of the last one
+		} else {
+			want = n.entries[i].hash
+		}
+	}
+	if want != a.hash {
+		n.event(Event{Kind: EventDivergence, Seq: a.applied,
+			Reason: fmt.Sprintf("peer output hash %#x at seq %d, ours %#x", a.hash, a.applied, want)})
+		n.sendSnapshot()
+		return nil
+	}
+	k := 0
+	for k < len(n.entries) && n.entries[k].in.Seq <= a.applied {
+		e := &n.entries[k]
+		if len(e.outs) > 0 {
+			n.emit(e.outs)
+			n.held--
+		}
+		n.logBytes -= len(e.in.Payload) + entryHeader
+		k++
+	}
+	clear(n.entries[:k])
+	n.entries = n.entries[k:]
+	n.applied = a.applied
+	if n.peer == PeerJoining {
+		// The peer holds the snapshot and everything since: gate from here.
+		n.peer = PeerSynced
+		n.send(msgSynced, encU64s(n.gen, n.seq+1))
+		n.event(Event{Kind: EventPeerSynced, Seq: n.seq + 1})
+	}
+	return nil
+}
+
+// peerSilent: the primary carries on solo; an in-sync secondary goes live.
+func (n *Node) peerSilent(why string) {
+	switch n.role {
+	case RolePrimary:
+		if n.peer != PeerNone {
+			n.releaseAll()
+			n.peer = PeerNone
+			n.event(Event{Kind: EventPeerLost, Seq: n.seq, Reason: why})
+		}
+	case RoleSecondary, RoleJoining:
+		if !n.eligible {
+			n.event(Event{Kind: EventNoGoLive, Seq: n.seq, Reason: why + ": not in sync with the primary's log"})
+			return
+		}
+		if n.cfg.MayGoLive != nil && !n.cfg.MayGoLive() {
+			n.event(Event{Kind: EventNoGoLive, Seq: n.seq, Reason: why + ": split-brain guard refused"})
+			return
+		}
+		// Every message before the silence is applied already: the log we
+		// hold is finished. Continue the virtual clock from its last input.
+		n.role, n.peer, n.eligible, n.following = RolePrimary, PeerNone, false, false
+		n.vbase, n.cbase = n.lastNow, n.cfg.Clock()
+		n.stamp(machine.InCommand, machine.GratuitousARPCommand())
+		n.event(Event{Kind: EventGoLive, Seq: n.seq, Reason: why})
+	}
+}
