@@ -31,10 +31,11 @@ type SoloConfig struct {
 	Event  func(seq uint64, text string)
 }
 
-// TSOMax is the largest super-segment the driver hands the port: an IPv4
-// datagram must fit its 16-bit length, and the kernel's default GSO limit
-// for veth, TAP and most NICs is 64 KiB.
-const TSOMax = 65535 - 14 - 1
+// TSOMax is the most TCP payload one super-segment may carry: with
+// Ethernet, IPv4 and TCP headers at their largest (14+60+60) the frame stays
+// under the kernel's default GSO limit of 64 KiB (veth, TAP, most NICs) and
+// the datagram under IPv4's 16-bit length.
+const TSOMax = 65535 - 100
 
 // Solo is an opened solo virtual server: its port, store, machine and driver.
 type Solo struct {

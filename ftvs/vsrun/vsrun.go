@@ -52,6 +52,9 @@ type Stats struct {
 	FramesOut, GSOOut     uint64
 	ReadRounds            uint64
 	Events                uint64
+	// Deadline is the machine's NextDeadline when the driver last waited,
+	// and Now the virtual time then (both ns; Deadline 0: none armed).
+	Deadline, Now int64
 }
 
 // Driver runs one machine on one port.
@@ -65,6 +68,7 @@ type Driver struct {
 	outs  []port.Frame
 	stats struct {
 		inputs, frames, ticks, framesOut, gsoOut, rounds, events atomic.Uint64
+		deadline, now                                            atomic.Int64
 	}
 }
 
@@ -97,6 +101,7 @@ func (d *Driver) Stats() Stats {
 		Inputs: s.inputs.Load(), Frames: s.frames.Load(), Ticks: s.ticks.Load(),
 		FramesOut: s.framesOut.Load(), GSOOut: s.gsoOut.Load(),
 		ReadRounds: s.rounds.Load(), Events: s.events.Load(),
+		Deadline: s.deadline.Load(), Now: s.now.Load(),
 	}
 }
 
@@ -198,8 +203,11 @@ func (d *Driver) RunWith(ctx context.Context, commands ...[]byte) error {
 			return err
 		}
 		var ts *unix.Timespec
-		if dl := d.cfg.Machine.NextDeadline(); dl != 0 {
-			t := unix.NsecToTimespec(max(dl-d.cfg.Clock(), 0))
+		dl, now := d.cfg.Machine.NextDeadline(), d.cfg.Clock()
+		d.stats.deadline.Store(dl)
+		d.stats.now.Store(now)
+		if dl != 0 {
+			t := unix.NsecToTimespec(max(dl-now, 0))
 			ts = &t
 		}
 		pfd[0].Revents, pfd[1].Revents = 0, 0
