@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func Capture(ctx context.Context, w io.Writer) error {
 	}
 	defer os.RemoveAll(scratch)
 	// ghw's clone routines take their configuration from the context.
-	gctx := ghw.ContextFromEnv()
+	gctx := ghw.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))(ghw.ContextFromEnv())
 	if err := snapshot.CloneTreeInto(gctx, scratch); err != nil {
 		return fmt.Errorf("capture: ghw snapshot: %w", err)
 	}
@@ -120,7 +121,8 @@ func writeManifest(ctx context.Context, scratch string) error {
 	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
 		m.BootMode = "uefi"
 	}
-	if info, err := ghw.Network(ghw.WithDisableWarnings()); err == nil {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if info, err := ghw.Network(ghw.WithDisableWarnings(), ghw.WithLogger(quiet)); err == nil {
 		for _, n := range info.NICs {
 			if n.IsVirtual || strings.HasPrefix(n.Name, "lo") {
 				continue

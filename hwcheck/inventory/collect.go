@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -90,6 +91,7 @@ func Collect(ctx context.Context, src Sources) (*Inventory, error) {
 	}
 	if r == nil {
 		dmiFromSMBIOSOnly(inv, dmi)
+		inv.listUnknowns()
 		inv.Normalize()
 		return inv, nil
 	}
@@ -97,6 +99,7 @@ func Collect(ctx context.Context, src Sources) (*Inventory, error) {
 	if err := r.collect(ctx, inv, dmi, dmiErr); err != nil {
 		return nil, err
 	}
+	inv.listUnknowns()
 	inv.Normalize()
 	return inv, nil
 }
@@ -172,7 +175,9 @@ var errNoDMI = errors.New("no DMI tables (sys/firmware/dmi/tables/DMI absent: a 
 
 // ghwOpts returns the ghw options shared by every domain.
 func (r *rootReader) ghwOpts() []any {
-	opts := []any{ghw.WithChroot(r.root), ghw.WithPCIDB(r.db), ghw.WithDisableWarnings()}
+	// ghw logs what it cannot read; the inventory lists those gaps itself.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts := []any{ghw.WithChroot(r.root), ghw.WithPCIDB(r.db), ghw.WithDisableWarnings(), ghw.WithLogger(quiet)}
 	if !r.live {
 		opts = append(opts, ghw.WithDisableTools())
 	}

@@ -444,3 +444,32 @@ func TestLoadSniffsFormat(t *testing.T) {
 		t.Errorf("Load junk: %v", err)
 	}
 }
+
+func TestEveryUnknownIsListed(t *testing.T) {
+	inv := &Inventory{
+		System: &System{Vendor: ptr("v")},
+		Memory: &Memory{DIMMs: []DIMM{{Locator: "A1"}, {Locator: "A2", Populated: true, SizeBytes: ptr(int64(1))}}},
+		CPU:    &CPU{Sockets: []Socket{{ID: 0}}},
+	}
+	inv.unread("memory.total_bytes", "given reason")
+	inv.listUnknowns()
+	got := map[string]string{}
+	for _, u := range inv.Unreadable {
+		got[u.Path] = u.Reason
+	}
+	for _, p := range []string{"system.product", "system.uuid", "memory.usable_bytes", "memory.dimms[A2].part_number", "cpu.sockets[0].flags", "network", "pci"} {
+		if got[p] == "" {
+			t.Errorf("%s not listed", p)
+		}
+	}
+	if got["memory.total_bytes"] != "given reason" || got["system.vendor"] != "" || got["memory.dimms[A1].size_bytes"] != "" {
+		t.Errorf("listed wrongly: %v", got)
+	}
+	// Every nil leaf of a real inventory has a reason.
+	real := collect(t, Sources{Snapshot: ryzen})
+	n := len(real.Unreadable)
+	real.listUnknowns()
+	if len(real.Unreadable) != n {
+		t.Errorf("Collect left %d unknowns unlisted", len(real.Unreadable)-n)
+	}
+}
