@@ -507,3 +507,37 @@ func (d *Disk) Detach(cause error) error {
 	}
 	return nil
 }
+
+// ClearSynced is lockstep's lazy bit clearing (md's, and DRBD's activity-log
+// eviction): call it only after both copies have flushed every write
+// completed so far (a synchronized FLUSH acknowledged by the peer). Every
+// region without a write in flight is then identical on both copies, so its
+// marks are dropped in RAM and on disk; regions with writes in flight keep
+// theirs. Calling it every few seconds bounds the double-crash resync to the
+// regions written since.
+func (d *Disk) ClearSynced() error {
+	d.persistMu.Lock()
+	defer d.persistMu.Unlock()
+	d.mu.Lock()
+	var cleared []int64
+	for i, ok := d.coarse.NextSet(0); ok; i, ok = d.coarse.NextSet(i + 1) {
+		if d.inflight[i] == 0 {
+			cleared = append(cleared, i)
+		}
+	}
+	// Regions with writes in flight stay marked whole (conservative).
+	fine := NewBitmap(d.lay.DataSize, FineGranularity)
+	for i := range d.inflight {
+		fine.Mark(i*d.lay.Granularity, d.lay.Granularity)
+	}
+	d.fine = fine
+	for _, i := range cleared {
+		d.coarse.ClearBit(i)
+	}
+	img := d.coarseImageWith(nil, false)
+	d.mu.Unlock()
+	if len(cleared) == 0 {
+		return nil
+	}
+	return d.writeBitmapPages(img, cleared)
+}

@@ -607,3 +607,29 @@ func TestIOErrorDetach(t *testing.T) {
 	}
 	assertIdentical(t, a.disk, bd)
 }
+
+func TestClearSyncedInLockstep(t *testing.T) {
+	a, _, _ := pair(t)
+	a.disk.SetMarking(true)
+	p := make([]byte, 4096)
+	for _, off := range []int64{0, 5 << 20, 9 << 20} {
+		if _, err := a.disk.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One write is still in flight (marked, not completed) in region 20.
+	if _, err := a.disk.markBefore(20<<20, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.disk.OnDiskMarks().Count(); n != 4 {
+		t.Fatalf("%d regions marked, want 4", n)
+	}
+	if err := a.disk.ClearSynced(); err != nil {
+		t.Fatal(err)
+	}
+	a.reopen(t) // what a crash now would leave
+	bm := a.disk.OnDiskMarks()
+	if bm.Count() != 1 || !bm.Test(20) {
+		t.Fatalf("after ClearSynced: %v marked, want only region 20", bm.Ranges())
+	}
+}
