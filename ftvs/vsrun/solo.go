@@ -27,8 +27,11 @@ type SoloConfig struct {
 	// ISNKey keys the RFC 6528 ISN hash; all zero: a random key is drawn.
 	ISNKey [16]byte
 	Batch  int
-	Record func(machine.Input) error
-	Event  func(seq uint64, text string)
+	// SoftChecksum makes the machine compute every TCP checksum itself
+	// instead of leaving it to the kernel (checksum offload, the default).
+	SoftChecksum bool
+	Record       func(machine.Input) error
+	Event        func(seq uint64, text string)
 }
 
 // TSOMax is the most TCP payload one super-segment may carry: with
@@ -79,7 +82,7 @@ func Open(c SoloConfig) (*Solo, error) {
 	}
 	mcfg := machine.Config{
 		MAC: c.MAC, IP: c.IP, PrefixLen: c.PrefixLen, Gateway: c.Gateway,
-		MTU: mtu, TSOMax: TSOMax, ISNKey: key,
+		MTU: mtu, TSOMax: TSOMax, ISNKey: key, ChecksumOffload: !c.SoftChecksum,
 		HTTP: machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: c.HTTPPort}},
 	}
 	m, err := machine.New(mcfg, store)
@@ -92,7 +95,7 @@ func Open(c SoloConfig) (*Solo, error) {
 		store.Close()
 		return nil, err
 	}
-	d, err := New(Config{Port: p, Machine: m, Batch: c.Batch, Record: c.Record, Event: c.Event})
+	d, err := New(Config{Port: p, Machine: m, Batch: c.Batch, Record: c.Record, Event: c.Event, PartialCsum: mcfg.ChecksumOffload})
 	if err != nil {
 		p.Close()
 		store.Close()

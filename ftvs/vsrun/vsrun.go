@@ -44,6 +44,10 @@ type Config struct {
 	Record func(machine.Input) error
 	// Event receives the machine's status events (nil: dropped).
 	Event func(seq uint64, text string)
+	// PartialCsum: the machine runs with ChecksumOffload, so its TCP frames
+	// carry only the pseudo-header sum and the port must ask the kernel to
+	// finish them.
+	PartialCsum bool
 }
 
 // Stats counts the driver's work. Read it with Driver.Stats from any goroutine.
@@ -128,7 +132,7 @@ func (d *Driver) step(kind machine.InputKind, payload []byte) error {
 	for _, o := range d.cfg.Machine.Step(in) {
 		switch o.Kind {
 		case machine.OutFrame:
-			d.outs = append(d.outs, port.Frame{Data: o.Payload, GSO: o.GSO})
+			d.outs = append(d.outs, port.Frame{Data: o.Payload, GSO: o.GSO, PartialCsum: d.cfg.PartialCsum})
 		case machine.OutEvent:
 			d.stats.events.Add(1)
 			if d.cfg.Event != nil {
