@@ -278,3 +278,5 @@ func sameState(t *testing.T, a, b *side) {
 	}
 	t.Fatalf("replicas never at the same seq (%d vs %d)", sa, sb)
 }
+
+func errf(format string, a ...any) error { return fmt.Errorf(format, a...) }

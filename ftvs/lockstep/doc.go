@@ -1,0 +1,100 @@
+// Package lockstep runs one deterministic replica (ftvs/machine) in
+// lockstep with the peer CoServer's: the primary sequences inputs and
+// streams them, the secondary applies the same log, outputs leave only once
+// the peer has applied their input, and either node carries on alone when
+// the other dies. It is the protocol core; the daemon around it (ports,
+// config, status, split-brain guard) wires a Node to the VS's network port
+// and a link.Session.
+//
+// # Roles
+//
+//	joining   --snapshot restored-->   secondary   --peer silent, in sync, guard ok-->  primary (solo)
+//	   ^  <--link reset, drop, bad msg--    |                                              |
+//	   |                                    +--peer silent, not in sync: stays (EventNoGoLive)
+//	primary: peer none --Join--> joining (snapshot sent) --ack of N--> synced --silence/restart--> none
+//
+// A node starts as primary (fresh VS) or joining (waits for a snapshot);
+// who starts how is the daemon's decision.
+//
+// # Primary: sequencer and output rule
+//
+// Every input (Submit, or a timer tick when the virtual clock reaches the
+// replica's NextDeadline) gets Seq = last+1 and Now = max(virtual clock,
+// last Now); the primary executes it at once and, with a peer, appends it to
+// the bounded log (MaxLogEntries/MaxLogBytes, default 65536 inputs/128 MiB;
+// overflow drops the peer, EventPeerLost, and tells it with msgDrop). After
+// each turn of the loop (which takes every queued submission first) the
+// unsent log goes to the peer in batches of up to MaxBatchBytes (128 KiB).
+// Outputs of inputs executed while the peer is synced are held and released,
+// in Seq order, when an ack says the peer applied that input: the primary
+// never waits to execute, only outputs wait. Without a peer (solo) outputs
+// leave at once; when the peer is lost every held output leaves at once.
+//
+// # Secondary: apply and ack
+//
+// The secondary applies each batch as it arrives (inputs must continue its
+// Seq exactly) and acks (gen, applied Seq, running output hash) once per
+// batch. It discards its outputs; the running hash is a CRC-64 over every
+// output's Seq, kind, GSO, length and bytes.
+//
+// # Divergence
+//
+// The primary compares an ack's hash with its own running hash at the acked
+// Seq. A mismatch raises EventDivergence and resynchronises the peer from a
+// snapshot (below); outputs still held stay held until that snapshot is
+// acked, because the diverged peer is no safe failover target for them.
+// Config.Diverge is a test-only hook that alters inputs on one node.
+//
+// # Reintegration
+//
+// A joining node sends msgJoin on every EventPeerUp. The primary takes
+// Snapshot() at its current Seq N, sends msgSnapBegin (gen, N, Now, hash,
+// size, StateHash) and 1 MiB chunks, and goes on executing; inputs N+1...
+// follow the chunks in the same ordered stream (the log holds them until
+// acked). The primary's loop stops only for Snapshot() and queueing the
+// chunks: that is the pause (EventSnapshotSent.Pause). The joiner restores,
+// checks StateHash against the primary's, and acks N; the primary then
+// gates outputs from Seq S on and sends msgSynced(S). Outputs of N+1..S-1
+// left ungated, so a secondary may go live only after msgSynced: by then it
+// has applied every input whose output anyone may have seen. The sync
+// generation gen (bumped per snapshot) makes acks and chunks of an older
+// attempt harmless.
+//
+// # Go-live
+//
+// On link.EventPeerSilent (PeerTimeout, default 250 ms, of silence on
+// every link) a synced secondary has already applied every batch delivered
+// before the silence (one ordered stream), so the log it holds is finished.
+// It asks Config.MayGoLive (the daemon's split-brain guard), then becomes
+// primary with no peer, continues the virtual clock from the last input's
+// Now, and stamps an InCommand input carrying
+// machine.GratuitousARPCommand(), so the VS announces its MAC from its new
+// port. Outputs the dead primary never released are recovered by the
+// clients' TCP retransmissions. A primary whose peer falls silent, restarts
+// or overflows continues solo.
+//
+// # Messages (link message types; integers little-endian)
+//
+//	1 batch      firstSeq u64 | count u32 | count × (now i64 | kind u8 | len u32 | payload)
+//	2 ack        gen u64 | applied u64 | output hash u64
+//	3 snap-begin gen u64 | seq u64 | now i64 | output hash u64 | size u64 | state hash u64
+//	4 snap-chunk gen u64 | offset u64 | bytes
+//	5 synced     gen u64 | seq u64
+//	6 join       (empty)
+//	7 hello      role u8 | seq u64   (sent on every EventPeerUp; two primaries: EventSplitBrain)
+//	8 drop       gen u64
+//
+// Any malformed message raises EventProtocol; a secondary then rejoins.
+//
+// # Failure modes
+//
+//   - Both links cut, both nodes alive: the secondary goes live unless
+//     MayGoLive refuses; without a guard both serve (EventSplitBrain when
+//     the links return). The guard belongs to the daemon.
+//   - Primary dies before the joiner got msgSynced: the joiner does not go
+//     live (EventNoGoLive); the VS is down until an operator acts.
+//   - A diverged secondary that goes live before the resync reaches it
+//     serves its diverged state.
+//   - A Node must be the only reader of its link's Incoming channel from
+//     its start, or it misses EventPeerUp and never joins.
+package lockstep
