@@ -48,6 +48,13 @@ func ReadModinfo(path string) (depends, softPre []string, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("module %s: reading .modinfo: %w", path, err)
 	}
+	depends, softPre = ParseModinfo(data)
+	return depends, softPre, nil
+}
+
+// ParseModinfo reads the NUL-separated key=value strings of a .modinfo
+// section: "depends=a,b" and "softdep=pre: c post: d".
+func ParseModinfo(data []byte) (depends, softPre []string) {
 	for _, kv := range strings.Split(string(data), "\x00") {
 		key, val, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -64,7 +71,7 @@ func ReadModinfo(path string) (depends, softPre []string, err error) {
 			softPre = append(softPre, parseSoftdepPre(val)...)
 		}
 	}
-	return depends, softPre, nil
+	return depends, softPre
 }
 
 // parseSoftdepPre returns the "pre:" names of a softdep value such as
