@@ -24,6 +24,22 @@ func TestWriteSeedCorpus(t *testing.T) {
 	bad[40] = 7
 	reseal(bad)
 	seeds["bad_node"] = bad
+	wire := map[string]string{
+		"FuzzParseSumsRequest/valid": fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 4096, Len: 1 << 20, Region: 4096}.Marshal()),
+		"FuzzParseSumsRequest/too_many": fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 0, Len: 1 << 40, Region: 4096}.Marshal()),
+		"FuzzParseSumsReply/valid": fmt.Sprintf("[]byte(%q)\nint64(2)\n", marshalSums([]Sum{{1}, {2}})),
+		"FuzzParseSumsReply/error": fmt.Sprintf("[]byte(%q)\nint64(1)\n", marshalSumsError(fmt.Errorf("read error"))),
+		"FuzzParseSumsReply/count_mismatch": fmt.Sprintf("[]byte(%q)\nint64(3)\n", marshalSums([]Sum{{1}})),
+	}
+	for name, body := range wire {
+		p := filepath.Join("testdata", "fuzz", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("go test fuzz v1\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, dir := range []string{"FuzzDecode", "FuzzDecodeResealed"} {
 		for name, b := range seeds {
 			p := filepath.Join("testdata", "fuzz", dir, name)
