@@ -25,10 +25,10 @@ func TestWriteSeedCorpus(t *testing.T) {
 	reseal(bad)
 	seeds["bad_node"] = bad
 	wire := map[string]string{
-		"FuzzParseSumsRequest/valid": fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 4096, Len: 1 << 20, Region: 4096}.Marshal()),
-		"FuzzParseSumsRequest/too_many": fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 0, Len: 1 << 40, Region: 4096}.Marshal()),
-		"FuzzParseSumsReply/valid": fmt.Sprintf("[]byte(%q)\nint64(2)\n", marshalSums([]Sum{{1}, {2}})),
-		"FuzzParseSumsReply/error": fmt.Sprintf("[]byte(%q)\nint64(1)\n", marshalSumsError(fmt.Errorf("read error"))),
+		"FuzzParseSumsRequest/valid":        fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 4096, Len: 1 << 20, Region: 4096}.Marshal()),
+		"FuzzParseSumsRequest/too_many":     fmt.Sprintf("[]byte(%q)\n", SumsRequest{Off: 0, Len: 1 << 40, Region: 4096}.Marshal()),
+		"FuzzParseSumsReply/valid":          fmt.Sprintf("[]byte(%q)\nint64(2)\n", marshalSums([]Sum{{1}, {2}})),
+		"FuzzParseSumsReply/error":          fmt.Sprintf("[]byte(%q)\nint64(1)\n", marshalSumsError(fmt.Errorf("read error"))),
 		"FuzzParseSumsReply/count_mismatch": fmt.Sprintf("[]byte(%q)\nint64(3)\n", marshalSums([]Sum{{1}})),
 	}
 	for name, body := range wire {
