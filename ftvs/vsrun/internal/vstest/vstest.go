@@ -40,8 +40,10 @@ type Options struct {
 	// impairs both directions: tc netem if the kernel has it, else the
 	// userspace relay.
 	Impair *netnstest.Impairment
-	// Record receives the session's input log (see vsrun.Config.Record).
-	Record func(machine.Input) error
+	// Record, when set, is called with the machine's configuration after the
+	// VS is opened and before it runs; the function it returns sees every
+	// input (see vsrun.Config.Record).
+	Record func(machine.Config) func(machine.Input) error
 }
 
 // Topo is a running topology.
@@ -98,16 +100,23 @@ func Start(t testing.TB, o Options, root string) *Topo {
 	tp := Net(t, o)
 	cfg := vsrun.SoloConfig{
 		Iface: tp.VSIface, PortKind: o.Kind, MAC: VSMAC, PrefixLen: Prefix, Root: root,
-		ISNKey: [16]byte{'f', 'v', '4'}, Record: o.Record,
-		Event: func(seq uint64, text string) { t.Logf("vs event at input %d: %s", seq, text) },
+		ISNKey: [16]byte{'f', 'v', '4'},
+		Event:  func(seq uint64, text string) { t.Logf("vs event at input %d: %s", seq, text) },
 	}
 	copy(cfg.IP[:], net.ParseIP(VSIP).To4())
+	var record func(machine.Input) error
+	if o.Record != nil {
+		cfg.Record = func(in machine.Input) error { return record(in) }
+	}
 	if err := tp.VS.Do(func() error {
 		var err error
 		tp.Solo, err = vsrun.Open(cfg)
 		return err
 	}); err != nil {
 		t.Fatalf("open the VS: %v", err)
+	}
+	if o.Record != nil {
+		record = o.Record(tp.Solo.Machine.Config())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tp.cancel = cancel
