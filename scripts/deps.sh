@@ -10,6 +10,8 @@ pkgs=(
 	iproute2 iptables ethtool tcpdump bridge-utils procps psmisc
 	# real clients
 	curl lftp fio libnbd-bin nbdkit qemu-utils iputils-ping netcat-openbsd
+	# load generator for the benchmarks
+	wrk
 	# disks and boot media
 	dosfstools gdisk mtools fdisk systemd-boot-efi isolinux syslinux-common pxelinux
 	# boot tests (TCG only)
