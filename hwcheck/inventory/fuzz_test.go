@@ -82,3 +82,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePCIModalias: sysfs modalias content from a snapshot file.
+func FuzzParsePCIModalias(f *testing.F) {
+	f.Add("pci:v00008086d00001521sv0000FFFFsd00000000bc02sc00i00\n")
+	f.Add("pci:v00001AF4d00001041sv00001AF4sd00001041bc02sc00i00")
+	f.Add("usb:v1D6Bp0002")
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, ok := ParsePCIModalias(s)
+		if !ok {
+			return
+		}
+		for _, id := range []string{ids.Vendor, ids.Device, ids.SubVendor, ids.SubDevice} {
+			if len(id) != 4 || strings.ToLower(id) != id {
+				t.Fatalf("bad ID %q from %q", id, s)
+			}
+		}
+		if len(ids.Class) != 6 {
+			t.Fatalf("bad class %q", ids.Class)
+		}
+	})
+}

@@ -473,3 +473,24 @@ func TestEveryUnknownIsListed(t *testing.T) {
 		t.Errorf("Collect left %d unknowns unlisted", len(real.Unreadable)-n)
 	}
 }
+
+func TestPCIIDsDoNotDependOnPCIIDs(t *testing.T) {
+	// ghw looks subsystems up in pci.ids by subdevice alone; the
+	// inventory must give the same IDs with and without a database.
+	db := LoadPCIDB()
+	if db == nil {
+		t.Skip("no pci.ids installed (Debian package pci.ids)")
+	}
+	with := collect(t, Sources{Snapshot: ryzen, PCIDB: db})
+	without := collect(t, Sources{Snapshot: ryzen})
+	a, _ := with.Encode()
+	b, _ := without.Encode()
+	if !bytes.Equal(a, b) {
+		t.Error("inventory depends on the pci.ids database")
+	}
+	for _, n := range with.Network.NICs {
+		if n.Slot == "0000:06:00.0" && (*n.SubsystemVendorID != "ffff" || *n.SubsystemDeviceID != "0000") {
+			t.Errorf("I350 subsystem %s:%s, want the modalias's ffff:0000", *n.SubsystemVendorID, *n.SubsystemDeviceID)
+		}
+	}
+}

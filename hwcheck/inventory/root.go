@@ -210,18 +210,15 @@ func (r *rootReader) pci(inv *Inventory) map[string]PCIDevice {
 	inv.PCI = &PCI{Devices: []PCIDevice{}}
 	for _, d := range info.Devices {
 		pd := PCIDevice{Address: d.Address, Revision: knownHex(d.Revision), Driver: known(d.Driver)}
-		if d.Vendor != nil {
-			pd.VendorID = knownHex(d.Vendor.ID)
-		}
-		if d.Product != nil {
-			pd.DeviceID = knownHex(d.Product.ID)
-		}
-		if d.Subsystem != nil {
-			pd.SubsystemVendorID = knownHex(d.Subsystem.VendorID)
-			pd.SubsystemDeviceID = knownHex(d.Subsystem.ID)
-		}
-		if d.Class != nil && d.Subclass != nil && d.ProgrammingInterface != nil {
-			pd.Class = knownHex(d.Class.ID + d.Subclass.ID + d.ProgrammingInterface.ID)
+		// IDs come from the modalias itself: ghw's Subsystem is looked up
+		// in pci.ids by subdevice ID alone, so its subsystem vendor can
+		// be another vendor's entry.
+		if ids, ok := ParsePCIModalias(d.Modalias); ok {
+			pd.VendorID, pd.DeviceID = &ids.Vendor, &ids.Device
+			pd.SubsystemVendorID, pd.SubsystemDeviceID = &ids.SubVendor, &ids.SubDevice
+			pd.Class = &ids.Class
+		} else {
+			inv.unread("pci.devices["+d.Address+"]", "modalias %q unreadable: no PCI IDs", d.Modalias)
 		}
 		if pd.Driver == nil {
 			// ghw's own snapshots drop driver links; live and in ftvs
@@ -236,6 +233,25 @@ func (r *rootReader) pci(inv *Inventory) map[string]PCIDevice {
 		byAddr[d.Address] = pd
 	}
 	return byAddr
+}
+
+// PCIIDs are the IDs a PCI modalias carries, as lower-case hex.
+type PCIIDs struct {
+	Vendor, Device, SubVendor, SubDevice string
+	Class                                string // class, subclass, prog-if
+}
+
+var modaliasRe = regexp.MustCompile(`^pci:v0000([0-9A-Fa-f]{4})d0000([0-9A-Fa-f]{4})sv0000([0-9A-Fa-f]{4})sd0000([0-9A-Fa-f]{4})bc([0-9A-Fa-f]{2})sc([0-9A-Fa-f]{2})i([0-9A-Fa-f]{2})\s*$`)
+
+// ParsePCIModalias parses the content of a PCI device's sysfs modalias,
+// e.g. "pci:v00008086d00001521sv0000FFFFsd00000000bc02sc00i00".
+func ParsePCIModalias(s string) (PCIIDs, bool) {
+	m := modaliasRe.FindStringSubmatch(s)
+	if m == nil {
+		return PCIIDs{}, false
+	}
+	l := strings.ToLower
+	return PCIIDs{Vendor: l(m[1]), Device: l(m[2]), SubVendor: l(m[3]), SubDevice: l(m[4]), Class: l(m[5] + m[6] + m[7])}, true
 }
 
 var hexID = regexp.MustCompile(`^(0x)?[0-9a-fA-F]+$`)
