@@ -226,6 +226,16 @@ func (d *Disk) GoSolo(newGen uint64) error {
 	})
 }
 
+// MarkRunning sets the crashed-primary flag before this copy applies its
+// first write: if the process dies before CloseClean, the next start knows
+// writes may have been in flight.
+func (d *Disk) MarkRunning() error {
+	if md := d.Metadata(); md.Crashed() {
+		return nil
+	}
+	return d.Update(func(m *Metadata) { m.Flags |= FlagCrashedPrimary })
+}
+
 // CloseClean records a clean shutdown (clears crashed-primary) after a flush.
 func (d *Disk) CloseClean() error {
 	if err := d.dev.Flush(); err != nil {

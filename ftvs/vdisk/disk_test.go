@@ -276,7 +276,7 @@ func TestDoubleCrashInLockstep(t *testing.T) {
 	a, b, gen := pair(t)
 	for _, c := range []*copyFile{a, b} {
 		c.disk.SetMarking(true)
-		if err := c.disk.Update(func(m *Metadata) { m.Flags |= FlagCrashedPrimary }); err != nil {
+		if err := c.disk.MarkRunning(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -77,5 +77,30 @@
 // # Generations
 //
 // Decide is DRBD's drbd_uuid_compare plus its disk-state rules as a pure
-// function of both copies' metadata; see gen.go.
+// function of both copies' metadata; see gen.go. Transitions (GoSolo,
+// BeginResync, EndResync, Settle, Outdate, MarkDiscard) are pure functions
+// too; Disk persists their results.
+//
+// # How the runtime uses a copy
+//
+//   - Start: Open the copy, exchange Metadata and OnDiskMarks with the peer,
+//     Decide. SplitBrain, Unrelated and Refuse raise an alert and wait for
+//     the operator (ftvs vdisk resolve); nothing is written.
+//   - Lockstep: set FlagCrashedPrimary (MarkRunning) before applying the
+//     first write, SetMarking(true), and call ClearSynced after each
+//     synchronized flush both CoServers acknowledged. CloseClean on a clean
+//     stop.
+//   - Peer lost: GoSolo(random generation) before the next write completes.
+//     Refused for a copy that may not go live alone (CanGoLiveAlone).
+//   - I/O error on this copy: Detach it; the survivor goes solo and
+//     MarkRanges the failed write's range.
+//   - Peer back: as SyncCopies does locally — MarkAll (full sync) or AddMarks
+//     (the peer's on-disk marks), BeginResync persisted on the source then
+//     the target, then Resync with Src the local Disk, Dst the link's writer,
+//     FlushDst the peer's flush, Checkpoint the source's, a TokenBucket and a
+//     Yielder that lets client I/O go first. The VS keeps running and
+//     marking; repeat Run until a pass copies little, quiesce the VS, run
+//     the final pass, EndResync (target first), then the snapshot hand-over.
+//   - Verify online: Verify with a ReaderSummer locally and a RemoteSummer
+//     whose requests the peer answers with ServeSums.
 package vdisk

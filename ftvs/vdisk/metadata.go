@@ -93,13 +93,13 @@ type Metadata struct {
 }
 
 // Crashed reports the crashed-primary flag.
-func (m *Metadata) Crashed() bool { return m.Flags&FlagCrashedPrimary != 0 }
+func (m Metadata) Crashed() bool { return m.Flags&FlagCrashedPrimary != 0 }
 
 // Discard reports the discard-my-data (split-brain victim) flag.
-func (m *Metadata) Discard() bool { return m.Flags&FlagDiscardMyData != 0 }
+func (m Metadata) Discard() bool { return m.Flags&FlagDiscardMyData != 0 }
 
 // Regions is the number of on-disk bitmap bits in use.
-func (m *Metadata) Regions() int64 { return ceilDiv(m.DataSize, m.Granularity) }
+func (m Metadata) Regions() int64 { return ceilDiv(m.DataSize, m.Granularity) }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
