@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/ftvs
 
-.PHONY: all build test lint bench deps clean
+.PHONY: all build test lint bench deps clean image
 
 all: build
 
@@ -28,6 +28,19 @@ lint:
 
 bench: deps build
 	./scripts/bench.sh
+
+# Installer boot media in $(IMAGE_DIR). ftvs image fetches Debian's kernel
+# into the cache ($$FTVS_CACHE or .cache/) itself when it is missing.
+# IMAGE_CONFIG=FILE embeds an unattended install config.
+IMAGE_DIR ?= bin/images
+IMAGE_CONFIG ?=
+image: build
+	mkdir -p $(IMAGE_DIR)
+	$(BIN) image initramfs --out $(IMAGE_DIR)/initramfs.cpio.gz $(if $(IMAGE_CONFIG),--config $(IMAGE_CONFIG))
+	$(BIN) image usb --initramfs $(IMAGE_DIR)/initramfs.cpio.gz --out $(IMAGE_DIR)/ftvs-usb.img
+	$(BIN) image iso --initramfs $(IMAGE_DIR)/initramfs.cpio.gz --out $(IMAGE_DIR)/ftvs.iso
+	rm -rf $(IMAGE_DIR)/pxe
+	$(BIN) image pxe --initramfs $(IMAGE_DIR)/initramfs.cpio.gz --out $(IMAGE_DIR)/pxe
 
 clean:
 	rm -rf bin

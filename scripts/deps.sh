@@ -14,6 +14,7 @@ pkgs=(
 	wrk
 	# disks and boot media
 	dosfstools gdisk mtools fdisk systemd-boot-efi isolinux syslinux-common pxelinux
+	binutils dpkg apt
 	# boot tests (TCG only)
 	qemu-system-x86 ovmf ipxe-qemu
 	# hwcheck: PCI names for display
