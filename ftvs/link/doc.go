@@ -7,7 +7,10 @@
 //
 // Each link is one TCP connection, bound to the link's interface
 // (SO_BINDTODEVICE) and local address, with TCP_NODELAY and no TCP
-// keepalive (heartbeats do that job, faster). Node 1 dials, node 2 listens
+// keepalive (heartbeats do that job, faster), and TCP's retransmission
+// timeout bounded to 10 ms..1 s (TCP_RTO_MIN_US/TCP_RTO_MAX_MS, Linux 6.15+):
+// with the default 200 ms minimum one lost segment stalls a connection
+// longer than LinkTimeout and reads as a dead link. Node 1 dials, node 2 listens
 // (default port 7470); node 1 redials a link Reconnect after it goes down.
 //
 // # Handshake (pair-key authentication, both ways)

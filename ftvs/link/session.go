@@ -452,6 +452,7 @@ func (s *Session) handshake(i int, c net.Conn) error {
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+		tuneRTO(tc)
 	}
 	c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	mine := hello{Version: wireVersion, Node: uint8(s.cfg.Node), Link: uint8(i), Incarnation: s.inc}
@@ -569,7 +570,9 @@ func (s *Session) linkDownLocked(i int, cn *conn, reason string) {
 	}
 	cn.close()
 	l.cur = nil
-	s.cfg.Log.Info("link down", "link", l.cfg.Name, "reason", reason)
+	if !s.closed {
+		s.cfg.Log.Info("link down", "link", l.cfg.Name, "reason", reason)
+	}
 	if s.active == i {
 		s.active = -1
 		for j, o := range s.links {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 	"github.com/ftvs/ftvs/ftvs/link"
 	"github.com/ftvs/ftvs/ftvs/link/linktest"
 )
@@ -308,12 +309,9 @@ func TestLinkDeletedNoLoss(t *testing.T) {
 }
 
 func TestNetemDelayLoss(t *testing.T) {
-	p := linktest.NewPair(t, "fl6n", 2, 64)
-	for i := range 2 {
-		for _, ns := range []struct{ ns, dev string }{{p.A, p.IfA[i]}, {p.B, p.IfB[i]}} {
-			t.Log(linktest.Impair(t, ns.ns, ns.dev, "5ms", 2))
-		}
-	}
+	p, how := linktest.NewImpairedPair(t, "fl6n", 2, 64,
+		netnstest.Impairment{Delay: 5 * time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.02, Seed: 6})
+	t.Log(how)
 	streamAcrossCut(t, p, 5000, nil)
 }
 

@@ -102,6 +102,8 @@ func (s *side) kill() {
 type pairEnv struct {
 	t     *testing.T
 	links []link.LinkConfig
+	// per-node links when the nodes live in namespaces (index 1 and 2)
+	nodeLinks [3][]link.LinkConfig
 	rec   *recorder
 	nets  [3]link.Net
 }
@@ -128,7 +130,11 @@ type sideOpts struct {
 
 func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	t := e.t
-	lc := link.Config{Node: id, Key: key, Links: e.links, Heartbeat: 10 * time.Millisecond,
+	links := e.links
+	if e.nodeLinks[id] != nil {
+		links = e.nodeLinks[id]
+	}
+	lc := link.Config{Node: id, Key: key, Links: links, Heartbeat: 10 * time.Millisecond,
 		LinkTimeout: 250 * time.Millisecond, PeerTimeout: 400 * time.Millisecond, Reconnect: 20 * time.Millisecond,
 		Net: e.nets[id]}
 	sess, err := link.Start(lc)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 	"github.com/ftvs/ftvs/ftvs/link"
 )
 
@@ -156,4 +157,48 @@ func Impair(t testing.TB, ns, dev string, delay string, lossPct int) string {
 	Run(t, "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-o", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
 	Run(t, "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "200mbit", "burst", "64kb", "latency", "20ms")
 	return fmt.Sprintf("no sch_netem in this kernel: iptables random drop %d%% + tbf 200mbit", lossPct)
+}
+
+// NewImpairedPair is NewPair with delay, jitter and loss on every link in
+// both directions: tc netem on the veths where the kernel has sch_netem,
+// else each link runs through a middle namespace whose userspace relay
+// (ftvs/internal/netnstest) impairs every frame the same way. It returns
+// the pair and what it applied.
+func NewImpairedPair(t testing.TB, prefix string, n, net8 int, imp netnstest.Impairment) (*Pair, string) {
+	t.Helper()
+	NeedRoot(t)
+	env := netnstest.New(t, prefix)
+	a, b := env.NS("a"), env.NS("b")
+	p := &Pair{A: a.Name, B: b.Name}
+	var mid *netnstest.NS
+	how := ""
+	for i := range n {
+		ifc := fmt.Sprintf("l%d", i)
+		ipa, ipb := fmt.Sprintf("10.%d.%d.1", net8, i), fmt.Sprintf("10.%d.%d.2", net8, i)
+		env.Veth(a, ifc, b, ifc+"x")
+		b.MustRun("ip", "link", "set", ifc+"x", "name", ifc)
+		if i == 0 && !a.HasNetem(ifc) {
+			mid = env.NS("m")
+		}
+		if mid != nil {
+			// Re-cable through the middle namespace: a:l<i> - m:a<i> | relay | m:b<i> - b:l<i>.
+			a.MustRun("ip", "link", "del", ifc)
+			env.Veth(a, ifc, mid, fmt.Sprintf("a%d", i))
+			env.Veth(mid, fmt.Sprintf("b%d", i), b, ifc)
+			mid.StartRelay(fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i), imp)
+			how = fmt.Sprintf("userspace relay (no sch_netem): delay %v jitter %v loss %.1f%%", imp.Delay, imp.Jitter, imp.Loss*100)
+		} else {
+			spec := []string{"netem", "delay", imp.Delay.String(), imp.Jitter.String(), "loss", fmt.Sprintf("%.2f%%", imp.Loss*100)}
+			a.MustRun("tc", append([]string{"qdisc", "add", "dev", ifc, "root"}, spec...)...)
+			b.MustRun("tc", append([]string{"qdisc", "add", "dev", ifc, "root"}, spec...)...)
+			how = "tc " + strings.Join(spec, " ")
+		}
+		a.Addr(ifc, ipa+"/24")
+		b.Addr(ifc, ipb+"/24")
+		p.IfA = append(p.IfA, ifc)
+		p.IfB = append(p.IfB, ifc)
+		p.LinksA = append(p.LinksA, link.LinkConfig{Interface: ifc, Local: ipa, Peer: ipb})
+		p.LinksB = append(p.LinksB, link.LinkConfig{Interface: ifc, Local: ipb, Peer: ipa})
+	}
+	return p, how
 }
