@@ -104,8 +104,8 @@ type pairEnv struct {
 	links []link.LinkConfig
 	// per-node links when the nodes live in namespaces (index 1 and 2)
 	nodeLinks [3][]link.LinkConfig
-	rec   *recorder
-	nets  [3]link.Net
+	rec       *recorder
+	nets      [3]link.Net
 }
 
 func newEnv(t *testing.T) *pairEnv {
