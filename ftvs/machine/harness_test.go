@@ -71,6 +71,15 @@ type world struct {
 	hashEvery int
 	// onStep runs after each machine step (snapshot/restore tests hook here).
 	onStep func(w *world)
+	// delay is the one-way wire latency; frames in flight wait in the queues.
+	delay       int64
+	toCliQueue  []flight
+	toMachQueue []flight
+}
+
+type flight struct {
+	at int64
+	f  []byte
 }
 
 func newWorld(t *testing.T, cfg machine.Config, shadows int) *world {
@@ -139,7 +148,12 @@ func (w *world) toClient(out []machine.Output) {
 			if w.dropOut != nil && w.dropOut(w.nOut) {
 				continue
 			}
+			if w.delay > 0 {
+				w.toCliQueue = append(w.toCliQueue, flight{w.now + w.delay, f})
+				continue
+			}
 			w.cli.Input(f, w.now)
+			w.cli.Poll(w.now)
 		}
 	}
 }
@@ -147,16 +161,28 @@ func (w *world) toClient(out []machine.Output) {
 // settle moves frames both ways until the wire is quiet at the current time.
 func (w *world) settle() {
 	for round := 0; round < 1_000_000; round++ {
+		for len(w.toCliQueue) > 0 && w.toCliQueue[0].at <= w.now {
+			w.cli.Input(w.toCliQueue[0].f, w.now)
+			w.cli.Poll(w.now) // per-frame ACK decisions, as with no GRO
+			w.toCliQueue = w.toCliQueue[1:]
+		}
 		w.cli.Poll(w.now)
 		w.cli.DrainEvents(w.clientEvent)
 		w.cli.Poll(w.now)
 		var frames [][]byte
 		w.cli.DrainFrames(func(f []byte, gso uint16) { frames = append(frames, cutGSO(w.t, f, gso)...) })
-		if len(frames) == 0 {
-			return
-		}
 		for _, f := range frames {
+			w.toMachQueue = append(w.toMachQueue, flight{w.now + w.delay, f})
+		}
+		moved := false
+		for len(w.toMachQueue) > 0 && w.toMachQueue[0].at <= w.now {
+			f := w.toMachQueue[0].f
+			w.toMachQueue = w.toMachQueue[1:]
 			w.toClient(w.stepM(machine.InFrame, f))
+			moved = true
+		}
+		if !moved && (len(w.toCliQueue) == 0 || w.toCliQueue[0].at > w.now) {
+			return
 		}
 	}
 	w.t.Fatal("settle: the wire never went quiet")
@@ -171,7 +197,14 @@ func (w *world) run(done func() bool, limit int64) {
 			return
 		}
 		next := int64(0)
-		for _, d := range []int64{w.m.NextDeadline(), w.cli.NextDeadline()} {
+		ds := []int64{w.m.NextDeadline(), w.cli.NextDeadline()}
+		if len(w.toCliQueue) > 0 {
+			ds = append(ds, w.toCliQueue[0].at)
+		}
+		if len(w.toMachQueue) > 0 {
+			ds = append(ds, w.toMachQueue[0].at)
+		}
+		for _, d := range ds {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}

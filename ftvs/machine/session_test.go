@@ -54,9 +54,10 @@ func checkResponses(t *testing.T, name string, raw []byte, want []wantResp) {
 
 // httpScenario runs a mix of real HTTP traffic through the machine and
 // returns the world (with its recorded input log).
-func httpScenario(t *testing.T, cfg machine.Config, shadows int, dropOut func(int) bool) *world {
+func httpScenario(t *testing.T, cfg machine.Config, shadows int, delay int64, dropOut func(int) bool) *world {
 	w := newWorld(t, cfg, shadows)
 	w.dropOut = dropOut
+	w.delay = delay
 	w.hashEvery = 97
 	pipelined := w.dial("GET /index.html HTTP/1.1\r\nHost: vs\r\n\r\n" +
 		"GET /docs/ HTTP/1.1\r\nHost: vs\r\n\r\n" +
@@ -125,8 +126,8 @@ func recordLog(t *testing.T, w *world, cfg machine.Config, name string) {
 // same inputs: outputs must agree at every step, state hashes regularly.
 func TestHTTPSession(t *testing.T) {
 	cfg := vsConfig(0)
-	w := httpScenario(t, cfg, 2, nil)
-	if c := w.m.Counters(); c.HTTP.Requests != 12 || c.Stack.TCPRetransSegs != 0 {
+	w := httpScenario(t, cfg, 2, 0, nil)
+	if c := w.m.Counters(); c.HTTP.Requests != 12 || c.Stack.TCPRetransSegs != 0 || c.Machine.FramesIn < 500 {
 		t.Fatalf("counters: %+v", c)
 	}
 	for _, sh := range w.shadows {
@@ -142,11 +143,22 @@ func TestHTTPSession(t *testing.T) {
 // arrives, and the replicas still agree.
 func TestHTTPSessionLossTSO(t *testing.T) {
 	cfg := vsConfig(32 << 10)
-	w := httpScenario(t, cfg, 1, func(n int) bool { return n%23 == 0 })
+	w := httpScenario(t, cfg, 1, 0, func(n int) bool { return n%23 == 0 })
 	if c := w.m.Counters(); c.Stack.TCPRetransSegs == 0 {
 		t.Fatalf("no retransmissions despite loss: %+v", c.Stack)
 	}
 	recordLog(t, w, cfg, "http-loss-tso.log")
+}
+
+// The traffic over a wire with 2 ms one-way latency: ACK clocking, delayed
+// ACKs and congestion-window growth all run on timer ticks.
+func TestHTTPSessionLatency(t *testing.T) {
+	cfg := vsConfig(0)
+	w := httpScenario(t, cfg, 1, 2e6, nil)
+	if c := w.m.Counters(); c.Machine.FramesIn < 500 || c.Stack.TCPRetransSegs != 0 {
+		t.Fatalf("counters %+v %+v", c.Machine, c.Stack)
+	}
+	recordLog(t, w, cfg, "http-latency.log")
 }
 
 // A snapshot taken mid-download, restored into a brand-new machine, carries
