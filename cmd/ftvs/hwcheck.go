@@ -9,6 +9,7 @@ import (
 	"github.com/ftvs/ftvs/hwcheck/compare"
 	"github.com/ftvs/ftvs/hwcheck/inventory"
 	"github.com/ftvs/ftvs/hwcheck/policy"
+	"github.com/jaypipes/pcidb"
 	"github.com/spf13/cobra"
 )
 
@@ -44,8 +45,13 @@ reported "not collected", never read from this machine. Every field that could
 not be read is listed with the reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db := inventory.LoadPCIDB()
-			src.PCIDB = db
+			// pci.ids only names devices in the text output; the
+			// inventory itself holds IDs.
+			var db *pcidb.PCIDB
+			if !asJSON {
+				db = inventory.LoadPCIDB()
+				src.PCIDB = db
+			}
 			inv, err := inventory.Collect(cmd.Context(), src)
 			if err != nil {
 				return &exitError{exitCannot, err}
@@ -102,10 +108,9 @@ Exit status: 0 match, 1 mismatch, 2 could not run (bad input, unreadable file).`
 				}
 				pol = p
 			}
-			db := inventory.LoadPCIDB()
 			var invs [2]*inventory.Inventory
 			for i, f := range args {
-				inv, err := inventory.Load(cmd.Context(), f, db)
+				inv, err := inventory.Load(cmd.Context(), f, nil)
 				if err != nil {
 					return &exitError{exitCannot, err}
 				}

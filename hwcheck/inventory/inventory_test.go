@@ -494,3 +494,24 @@ func TestPCIIDsDoNotDependOnPCIIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotWithDMITable(t *testing.T) {
+	dell, err := os.ReadFile(dellDMI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dmi.tar.gz")
+	os.WriteFile(file, tarball(t, map[string]string{
+		"proc/cpuinfo":                "processor : 0\nvendor_id : GenuineIntel\ncpu family : 6\nmodel : 63\nstepping : 2\nphysical id : 0\n",
+		"sys/firmware/dmi/tables/DMI": string(dell),
+	}), 0o644)
+	inv := collect(t, Sources{Snapshot: file})
+	if inv.BIOS.Version == nil || *inv.BIOS.Version != "2.3.4" || len(inv.Memory.DIMMs) != 24 {
+		t.Errorf("DMI in a snapshot not read: bios %v, %d DIMMs", inv.BIOS.Version, len(inv.Memory.DIMMs))
+	}
+	// --smbios overrides the snapshot's own table.
+	inv = collect(t, Sources{Snapshot: file, SMBIOS: superDMI})
+	if *inv.BIOS.Version != "3.0c" {
+		t.Errorf("--smbios did not override: %s", *inv.BIOS.Version)
+	}
+}
