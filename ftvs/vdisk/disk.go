@@ -3,6 +3,7 @@ package vdisk
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
@@ -29,6 +30,9 @@ type Disk struct {
 	coarse   *Bitmap // the durable on-disk image
 	marking  bool
 	inflight map[int64]int // coarse region -> writes between mark and done
+	// taken holds the coarse regions TakeNext handed to a resync since the
+	// last Checkpoint: the only ones Checkpoint may clear.
+	taken map[int64]struct{}
 }
 
 var _ blockdev.Device = (*Disk)(nil)
@@ -147,7 +151,7 @@ func Open(dev blockdev.Device) (*Disk, error) {
 		return nil, err
 	}
 	d := &Disk{dev: dev, md: md, lay: md, slot: slot, slots: st, coarse: coarse,
-		fine: NewBitmap(md.DataSize, FineGranularity), inflight: map[int64]int{}}
+		fine: NewBitmap(md.DataSize, FineGranularity), inflight: map[int64]int{}, taken: map[int64]struct{}{}}
 	for _, r := range coarse.Ranges() {
 		d.fine.Mark(r[0], r[1])
 	}
@@ -457,6 +461,7 @@ func (d *Disk) TakeNext(off, max int64) (start, n int64, ok bool) {
 	}
 	start = i * FineGranularity
 	for d.fine.Test(i) && n < max {
+		d.taken[i*FineGranularity/d.lay.Granularity] = struct{}{}
 		d.fine.ClearBit(i)
 		n += min(FineGranularity, d.lay.DataSize-i*FineGranularity)
 		i++
@@ -479,12 +484,14 @@ func (d *Disk) Checkpoint(cursor int64) error {
 	defer d.persistMu.Unlock()
 	d.mu.Lock()
 	var cleared []int64
-	for i, ok := d.coarse.NextSet(0); ok; i, ok = d.coarse.NextSet(i + 1) {
-		if d.inflight[i] > 0 || d.fine.Any(i*d.lay.Granularity, d.lay.Granularity) {
+	for i := range d.taken {
+		if !d.coarse.Test(i) || d.inflight[i] > 0 || d.fine.Any(i*d.lay.Granularity, d.lay.Granularity) {
 			continue
 		}
 		cleared = append(cleared, i)
 	}
+	clear(d.taken)
+	slices.Sort(cleared) // bitmap pages are written in order, each once
 	// Clear the RAM image first: a writer arriving now sees a cold region,
 	// takes the slow path and waits on persistMu to set the bit again.
 	for _, i := range cleared {

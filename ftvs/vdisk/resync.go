@@ -135,6 +135,9 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 				return st, errors.Join(err, checkpoint(start))
 			}
 		}
+		if n > int64(len(buf)) {
+			buf = make([]byte, n) // Marks may round up to their granularity
+		}
 		if err := r.copyChunk(ctx, buf[:n], start, &st); err != nil {
 			r.Marks.Remark(start, n)
 			// Keep what was copied before the failure.
