@@ -37,6 +37,7 @@ func testFiles() *memfs.FS {
 	fs.Add("docs/readme.txt", []byte("read me\n"), modTime)
 	fs.AddSynthetic("big.bin", 3<<20, 11, modTime)
 	fs.AddSynthetic("mid.bin", 200<<10, 12, modTime)
+	fs.AddSynthetic("big64.bin", 64<<20, 13, modTime)
 	return fs
 }
 
@@ -71,6 +72,8 @@ type world struct {
 	hashEvery int
 	// onStep runs after each machine step (snapshot/restore tests hook here).
 	onStep func(w *world)
+	// stepHook replaces the machine's Step call (benchmarks time it).
+	stepHook func(machine.Input) []machine.Output
 	// delay is the one-way wire latency; frames in flight wait in the queues.
 	delay       int64
 	toCliQueue  []flight
@@ -109,7 +112,12 @@ func (w *world) stepM(kind machine.InputKind, payload []byte) []machine.Output {
 	w.seq++
 	in := machine.Input{Seq: w.seq, Now: w.now, Kind: kind, Payload: payload}
 	w.log = append(w.log, in)
-	out := w.m.Step(in)
+	var out []machine.Output
+	if w.stepHook != nil {
+		out = w.stepHook(in)
+	} else {
+		out = w.m.Step(in)
+	}
 	w.steps++
 	for i, sh := range w.shadows {
 		if err := sameOutputs(out, sh.Step(in)); err != nil {

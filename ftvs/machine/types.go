@@ -33,7 +33,9 @@ const (
 	// OutFrame: an Ethernet frame to send on the VS's port. When GSO is
 	// non-zero the frame is a TCP/IPv4 super-segment longer than the MTU that
 	// the shell must cut into GSO-byte segments (TAP with IFF_VNET_HDR does
-	// this in the kernel).
+	// this in the kernel). With Config.ChecksumOffload, TCP frames carry only
+	// the pseudo-header sum in their checksum field (CHECKSUM_PARTIAL,
+	// csum_start 34, csum_offset 16) and the shell completes it.
 	OutFrame OutputKind = 1
 	// OutEvent: a status event for the shell (text, for logs and alerts).
 	OutEvent OutputKind = 2

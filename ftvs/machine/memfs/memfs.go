@@ -5,6 +5,7 @@
 package memfs
 
 import (
+	"encoding/binary"
 	"io"
 	"path"
 	"sort"
@@ -149,14 +150,20 @@ func parent(q string) string {
 // Each 8-byte word is a mix of the seed and the word index, so any shift or
 // mix-up of offsets shows.
 func Fill(b []byte, seed uint64, off int64) {
-	for i := 0; i < len(b); {
+	i := 0
+	// Unaligned head, byte by byte.
+	for ; i < len(b) && (off+int64(i))&7 != 0; i++ {
 		pos := off + int64(i)
-		word := mix(seed ^ uint64(pos>>3))
-		shift := uint(pos&7) * 8
-		for ; shift < 64 && i < len(b); shift += 8 {
-			b[i] = byte(word >> shift)
-			i++
-		}
+		b[i] = byte(mix(seed^uint64(pos>>3)) >> (uint(pos&7) * 8))
+	}
+	// Whole words.
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], mix(seed^uint64((off+int64(i))>>3)))
+	}
+	// Tail.
+	for ; i < len(b); i++ {
+		pos := off + int64(i)
+		b[i] = byte(mix(seed^uint64(pos>>3)) >> (uint(pos&7) * 8))
 	}
 }
 
