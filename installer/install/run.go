@@ -131,10 +131,12 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return nil, err
 	}
 	var digest [32]byte
-	if b, err := hex.DecodeString(dg); err == nil && len(b) == 32 {
-		copy(digest[:], b)
+	b, err := hex.DecodeString(strings.TrimPrefix(dg, "sha256:"))
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("inventory digest %q is not a SHA-256", dg)
 	}
-	r.say("      %s; digest %s", inv.Source, dg[:16])
+	copy(digest[:], b)
+	r.say("      %s; digest %s", inv.Source, dg)
 
 	r.begin("NICs: beacons and roles")
 	for _, n := range res.NICs {

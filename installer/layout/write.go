@@ -242,15 +242,23 @@ func Verify(path string, p *Plan, c Content, o Options) error {
 		if l := strings.TrimSpace(fs.Label()); l != want.Label {
 			return fmt.Errorf("verify %s partition %d: label %q, want %q", path, want.Index, l, want.Label)
 		}
-		for n, data := range c.filesFor(want) {
-			f, err := fs.OpenFile(path2(n), os.O_RDONLY)
+		for name, data := range c.filesFor(want) {
+			f, err := fs.OpenFile(path2(name), os.O_RDONLY)
 			if err != nil {
-				return fmt.Errorf("verify %s partition %d: %s: %w", path, want.Index, n, err)
+				return fmt.Errorf("verify %s partition %d: %s: %w", path, want.Index, name, err)
 			}
-			back, err := io.ReadAll(f)
+			// One read from offset 0 with room for one byte more than we
+			// wrote: go-diskfs v1.9.4 returns bytes past the end of a file
+			// when a read starts mid-cluster, so io.ReadAll is not usable.
+			back := make([]byte, len(data)+1)
+			n, err := f.Read(back)
+			back = back[:n]
+			if err == io.EOF {
+				err = nil
+			}
 			f.Close()
 			if err != nil || !bytes.Equal(back, data) {
-				return fmt.Errorf("verify %s partition %d: %s reads back different (%d bytes, want %d; %v)", path, want.Index, n, len(back), len(data), err)
+				return fmt.Errorf("verify %s partition %d: %s reads back different (%d bytes, want %d; %v)", path, want.Index, name, len(back), len(data), err)
 			}
 		}
 	}
