@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,6 +58,26 @@ func writeInventory(t *testing.T, dir, name string, inv *inventory.Inventory) st
 		t.Fatal(err)
 	}
 	return p
+}
+
+// hwTarball returns a gzip-compressed tar holding one entry (a directory
+// when name ends in "/").
+func hwTarball(t *testing.T, name, content string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}
+	if strings.HasSuffix(name, "/") {
+		hdr = &tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir}
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(content))
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
 }
 
 func TestHwcheckHelpOnEveryLevel(t *testing.T) {
@@ -128,6 +150,10 @@ func TestHwcheckCompareExitCodes(t *testing.T) {
 	os.WriteFile(trunc, raw[:len(raw)/2], 0o644)
 	empty := filepath.Join(dir, "empty.json")
 	os.WriteFile(empty, nil, 0o644)
+	arm := filepath.Join(dir, "arm.tar.gz")
+	os.WriteFile(arm, hwTarball(t, "proc/cpuinfo", "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n"), 0o644)
+	emptyRoot := filepath.Join(dir, "emptyroot.tar.gz")
+	os.WriteFile(emptyRoot, hwTarball(t, "sys/", ""), 0o644)
 	corruptDMI := filepath.Join(dir, "corrupt.dmi")
 	dmi, _ := os.ReadFile(hwDellDMI)
 	os.WriteFile(corruptDMI, dmi[:90], 0o644)
@@ -151,6 +177,8 @@ func TestHwcheckCompareExitCodes(t *testing.T) {
 		{"one argument", []string{"hwcheck", "compare", a}, 2, []string{"two files"}},
 		{"corrupt SMBIOS", []string{"hwcheck", "inventory", "--smbios", corruptDMI}, 2, []string{"corrupt.dmi"}},
 		{"truncated snapshot", []string{"hwcheck", "inventory", "--snapshot", trunc}, 2, []string{"trunc.tar.gz"}},
+		{"non-x86 machine", []string{"hwcheck", "inventory", "--snapshot", arm}, 2, []string{"arm.tar.gz", "not an x86 cpuinfo"}},
+		{"empty root", []string{"hwcheck", "compare", emptyRoot, a}, 2, []string{"emptyroot.tar.gz", "no proc/cpuinfo"}},
 		{"unknown flag", []string{"hwcheck", "inventory", "--nope"}, 2, []string{"unknown flag"}},
 	}
 	for _, c := range cases {

@@ -259,15 +259,13 @@ func (c *collector) reason(path string) string {
 func unreadable(inv *inventory.Inventory, path string) string {
 	best, reason := -1, ""
 	for _, u := range inv.Unreadable {
-		if (path == u.Path || strings.HasPrefix(path, u.Path+".") || strings.HasPrefix(path, u.Path+"[")) && len(u.Path) > best {
+		covers := path == u.Path || strings.HasPrefix(path, u.Path+".") || strings.HasPrefix(path, u.Path+"[")
+		if covers && len(u.Path) > best {
 			best, reason = len(u.Path), u.Reason
 		}
 	}
-	if reason == "" && strings.Contains(path, ".") {
-		return ""
-	}
-	if reason == "" {
-		return "not collected"
+	if reason == "" && category(path) == path {
+		return "not collected" // a whole section nobody explained
 	}
 	return reason
 }
