@@ -52,7 +52,7 @@ type wiz struct {
 func (w *wiz) say(format string, args ...any) { fmt.Fprintf(w.o.Out, format+"\n", args...) }
 
 func (w *wiz) ask(label, def string, validate func(string) error) (string, error) {
-	p := promptui.Prompt{Label: label, Default: def, AllowEdit: true, Validate: validate, Stdin: w.o.In, Stdout: nopCloser{w.o.Out}}
+	p := promptui.Prompt{Label: label, Default: def, Validate: validate, Stdin: w.o.In, Stdout: nopCloser{w.o.Out}}
 	s, err := p.Run()
 	if err != nil {
 		return "", fmt.Errorf("wizard: %s: %w", label, err)
