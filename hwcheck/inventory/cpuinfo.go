@@ -75,7 +75,7 @@ func ParseCPUInfo(data []byte) ([]CPUInfoProcessor, error) {
 		case "vendor_id":
 			cur.VendorID = val
 		case "model name":
-			cur.ModelName = val
+			cur.ModelName = strings.Join(strings.Fields(val), " ") // "CPU           L5640  @"
 		case "cpu family":
 			cur.Family, err = atoi(line, key, val)
 		case "model":
@@ -121,6 +121,20 @@ func atoi(line int, key, val string) (int, error) {
 		return 0, fmt.Errorf("line %d: %s %q is not a non-negative number", line, key, val)
 	}
 	return n, nil
+}
+
+// physicalIDs returns the distinct package ids, ascending.
+func physicalIDs(procs []CPUInfoProcessor) []int {
+	seen := map[int]bool{}
+	var ids []int
+	for _, p := range procs {
+		if !seen[p.PhysicalID] {
+			seen[p.PhysicalID] = true
+			ids = append(ids, p.PhysicalID)
+		}
+	}
+	sort.Ints(ids)
+	return ids
 }
 
 // cpuinfoSockets groups logical CPUs by package, in physical-id order.

@@ -144,8 +144,13 @@ func (r *rootReader) cpu(inv *Inventory) error {
 	sockets := cpuinfoSockets(procs)
 	// ghw counts cores and threads from the sysfs topology, which also
 	// sees offline CPUs; cpuinfo's counts are the fallback.
+	// Both lists are in physical-id order; merge only when the ids agree.
+	pids := physicalIDs(procs)
 	if info, err := ghw.CPU(r.ghwOpts()...); err == nil && len(info.Processors) == len(sockets) {
 		for i, p := range info.Processors {
+			if p.ID != pids[i] {
+				break
+			}
 			if p.TotalCores > 0 {
 				sockets[i].Cores = ptr(int(p.TotalCores))
 			}
@@ -279,6 +284,10 @@ func (r *rootReader) storage(inv *Inventory, pciByAddr map[string]PCIDevice) {
 		}
 	} else {
 		inv.unread("storage.controllers", "PCI devices unreadable")
+	}
+	if !r.exists("sys/block") {
+		inv.unread("storage.disks", "sys/block absent: the source does not record block devices")
+		return
 	}
 	info, err := ghw.Block(r.ghwOpts()...)
 	if err != nil {

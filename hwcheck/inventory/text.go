@@ -100,7 +100,7 @@ func (inv *Inventory) WriteText(w io.Writer, db *pcidb.PCIDB) error {
 		p("network: not collected")
 	}
 	if st := inv.Storage; st != nil {
-		p("storage: %d controller(s), %d disk(s)", len(st.Controllers), len(st.Disks))
+		p("storage: %s controller(s), %s disk(s)", count(st.Controllers), count(st.Disks))
 		for _, c := range st.Controllers {
 			p("  controller %s: %s:%s (%s) class %s, driver %s", c.Address, q(c.VendorID), q(c.DeviceID), pciName(db, c.VendorID, c.DeviceID), q(c.Class), q(c.Driver))
 		}
@@ -128,6 +128,14 @@ func (inv *Inventory) WriteText(w io.Writer, db *pcidb.PCIDB) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// count is a list's length, "?" when the list is unknown.
+func count[T any](l []T) string {
+	if l == nil {
+		return "?"
+	}
+	return strconv.Itoa(len(l))
 }
 
 func q(s *string) string {
