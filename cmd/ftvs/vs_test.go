@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestVSRunFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := []string{"vs", "run", "--iface", "eth9", "--mac", "02:00:00:00:00:01", "--ip", "10.0.0.2/24", "--root", dir}
+	with := func(flag, val string) []string {
+		args := append([]string(nil), ok...)
+		for i := range args {
+			if args[i] == flag {
+				args[i+1] = val
+				return args
+			}
+		}
+		return append(args, flag, val)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"vs", "run", "--mac", "02:00:00:00:00:01"}, "--iface is required"},
+		{with("--mac", "02:00:00:00:01"), "--mac"},
+		{with("--mac", "03:00:00:00:00:01"), "multicast"},
+		{with("--ip", "10.0.0.2"), "--ip"},
+		{with("--ip", "10.0.0.2/33"), "--ip"},
+		{with("--gw", "10.0.0"), "--gw"},
+		{with("--port", "pcap"), "--port \"pcap\""},
+		{with("--root", file), "not a directory"},
+		{with("--root", filepath.Join(dir, "none")), "--root"},
+		{with("--isn-key", "abc"), "--isn-key"},
+		{with("--mtu", "100"), "--mtu"},
+		{with("--iface", "fv4-no-such-if"), "fv4-no-such-if"},
+	} {
+		root := newRootCmd()
+		root.SetArgs(c.args)
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one naming %q", c.args[2:], err, c.want)
+		}
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code == 0 {
+			t.Errorf("%v: error %v carries no exit status", c.args[2:], err)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.String()
+}
+
+// TestVSRunServes runs `ftvs vs run` (in-process, on a thread inside a VS
+// namespace) and fetches a file with curl from a client namespace.
+func TestVSRunServes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, tool := range []string{"ip", "curl", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	var sfx [2]byte
+	_, _ = rand.Read(sfx[:])
+	vsNS, clNS := "fv4"+hex.EncodeToString(sfx[:])+"-vs", "fv4"+hex.EncodeToString(sfx[:])+"-cl"
+	ip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	for _, ns := range []string{vsNS, clNS} {
+		ip("netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	ip("-n", vsNS, "link", "add", "name", "v0", "type", "veth", "peer", "name", "c0", "netns", clNS)
+	ip("-n", clNS, "addr", "add", "10.78.0.2/24", "dev", "c0")
+	ip("-n", clNS, "link", "set", "c0", "up")
+
+	dir := t.TempDir()
+	content := bytes.Repeat([]byte("ftvs solo driver\n"), 100_000)
+	if err := os.WriteFile(filepath.Join(dir, "f.txt"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+		fd, err := unix.Open("/run/netns/"+vsNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+		}
+		if err != nil {
+			done <- err
+			return
+		}
+		root := newRootCmd()
+		root.SetArgs([]string{"vs", "run", "--iface", "v0", "--mac", "02:f4:00:00:00:09", "--ip", "10.78.0.1/24", "--root", dir})
+		root.SetErr(&stderr)
+		done <- root.ExecuteContext(ctx)
+	}()
+	clientRun := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", clNS}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := clientRun("ping", "-c", "1", "-W", "1", "10.78.0.1"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VS never answered ping; its output: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := clientRun("curl", "-sS", "--fail", "--max-time", "30", "http://10.78.0.1/f.txt")
+	if err != nil || out != string(content) {
+		t.Fatalf("curl: %v (%d bytes of %d): %.200s", err, len(out), len(content), out)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ftvs vs run: %v; output: %s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ftvs vs run did not stop")
+	}
+	log := stderr.String()
+	if !strings.Contains(log, "serving "+dir) || !strings.Contains(log, "frames out") {
+		t.Fatalf("output lacks the start line or the counters: %s", log)
+	}
+}
