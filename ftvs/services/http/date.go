@@ -74,3 +74,52 @@ func appendPad(b []byte, v int64, width int) []byte {
 	}
 	return append(b, tmp[i:]...)
 }
+
+// parseHTTPDate reads an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into
+// Unix seconds. The obsolete RFC 850 and asctime forms are not read; a
+// conditional header in those forms is ignored, which only costs a transfer.
+func parseHTTPDate(s string) (int64, bool) {
+	if len(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+		s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25:] != " GMT" {
+		return 0, false
+	}
+	num := func(t string) (int64, bool) {
+		var v int64
+		for i := 0; i < len(t); i++ {
+			if !isDigit(t[i]) {
+				return 0, false
+			}
+			v = v*10 + int64(t[i]-'0')
+		}
+		return v, true
+	}
+	const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
+	m := int64(-1)
+	for i := 0; i < 12; i++ {
+		if s[8:11] == months[i*3:i*3+3] {
+			m = int64(i + 1)
+		}
+	}
+	d, ok1 := num(s[5:7])
+	y, ok2 := num(s[12:16])
+	hh, ok3 := num(s[17:19])
+	mm, ok4 := num(s[20:22])
+	ss, ok5 := num(s[23:25])
+	if m < 0 || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 {
+		return 0, false
+	}
+	return daysFromCivil(y, m, d)*86400 + hh*3600 + mm*60 + ss, true
+}
+
+// daysFromCivil is the inverse of civilFromDays (same source).
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := floorDiv(y, 400)
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}

@@ -18,6 +18,8 @@ type Request struct {
 	KeepAlive     bool   // after the version's default and Connection tokens
 	Range         string // raw Range value; "" when absent or sent twice
 	IfRange       string
+	IfModSince    string // raw If-Modified-Since
+	IfNoneMatch   string // raw If-None-Match
 	ContentLength int64 // -1 when absent
 	Chunked       bool  // Transfer-Encoding was present (the service refuses it)
 }
@@ -202,6 +204,10 @@ func parseHead(head []byte, lineEnd int, cfg Config) (Request, *ParseError) {
 			req.Range = string(value)
 		case strings.EqualFold(name, "If-Range"):
 			req.IfRange = string(value)
+		case strings.EqualFold(name, "If-Modified-Since"):
+			req.IfModSince = string(value)
+		case strings.EqualFold(name, "If-None-Match"):
+			req.IfNoneMatch = string(value)
 		}
 	}
 	if ranges > 1 {

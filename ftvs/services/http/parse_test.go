@@ -55,8 +55,19 @@ func TestHTTPDate(t *testing.T) {
 		}
 	}
 	for sec := int64(-1e10); sec < 1e11; sec += 7777777 {
-		if got, want := httpDate(sec), time.Unix(sec, 0).UTC().Format(nethttp.TimeFormat); got != want {
+		got, want := httpDate(sec), time.Unix(sec, 0).UTC().Format(nethttp.TimeFormat)
+		if got != want {
 			t.Fatalf("httpDate(%d) = %q, want %q", sec, got, want)
+		}
+		if sec >= -62135596800 && sec < 253402300800 { // years 1..9999 fit the format
+			if back, ok := parseHTTPDate(got); !ok || back != sec {
+				t.Fatalf("parseHTTPDate(%q) = %d, %v; want %d", got, back, ok, sec)
+			}
+		}
+	}
+	for _, bad := range []string{"", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:49:37 GMT", "Sun, 0x Nov 1994 08:49:37 GMT"} {
+		if _, ok := parseHTTPDate(bad); ok {
+			t.Errorf("parseHTTPDate(%q) accepted", bad)
 		}
 	}
 }

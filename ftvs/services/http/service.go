@@ -356,6 +356,12 @@ func (s *Service) respond(c *conn, req *Request) {
 			s.errorResponse(c, 301, head, "Location: "+escapePath(req.Path+"/")+"\r\n")
 			return
 		}
+		// A directory with an index.html is served by it.
+		index := strings.TrimPrefix(name+"/index.html", "/")
+		if ifi, err := s.files.Stat(index); err == nil && !ifi.Dir {
+			s.serveFile(c, req, index, ifi, head)
+			return
+		}
 		entries, err := s.files.ReadDir(name)
 		if err != nil {
 			s.errorResponse(c, 500, head, "")
@@ -374,7 +380,19 @@ func (s *Service) respond(c *conn, req *Request) {
 		s.errorResponse(c, 404, head, "")
 		return
 	}
+	s.serveFile(c, req, name, fi, head)
+}
+
+// serveFile answers a GET or HEAD of a regular file: 200, 206, 304 or 416.
+func (s *Service) serveFile(c *conn, req *Request, name string, fi fsapi.FileInfo, head bool) {
 	lastMod := httpDate(fi.ModTime)
+	if notModified(req, fi.ModTime) {
+		s.ctr.Responses3xx++
+		b := append([]byte("HTTP/1.1 304 Not Modified\r\nServer: ftvs\r\nLast-Modified: "), lastMod...)
+		b = append(b, "\r\n"...)
+		c.out = append(b, connHeader(c)...)
+		return
+	}
 	extra := "Last-Modified: " + lastMod + "\r\nAccept-Ranges: bytes\r\n"
 	first, last, res := int64(0), fi.Size-1, rangeIgnore
 	if req.Range != "" && (req.IfRange == "" || req.IfRange == lastMod) {
@@ -421,12 +439,28 @@ func (s *Service) head(c *conn, status int, ctype string, length int64, extra st
 	b = strconv.AppendInt(b, length, 10)
 	b = append(b, "\r\n"...)
 	b = append(b, extra...)
+	return append(b, connHeader(c)...)
+}
+
+// connHeader ends a response head with the connection's fate.
+func connHeader(c *conn) string {
 	if c.closeAfter {
-		b = append(b, "Connection: close\r\n"...)
-	} else {
-		b = append(b, "Connection: keep-alive\r\n"...)
+		return "Connection: close\r\n\r\n"
 	}
-	return append(b, "\r\n"...)
+	return "Connection: keep-alive\r\n\r\n"
+}
+
+// notModified evaluates If-None-Match and If-Modified-Since (RFC 9110
+// 13.2.2). The service makes no entity tags, so only "*" matches.
+func notModified(req *Request, modTime int64) bool {
+	if req.IfNoneMatch != "" {
+		return strings.TrimSpace(req.IfNoneMatch) == "*"
+	}
+	if req.IfModSince == "" {
+		return false
+	}
+	t, ok := parseHTTPDate(req.IfModSince)
+	return ok && modTime <= t
 }
 
 // errorResponse answers with a small text body naming the status.
@@ -447,6 +481,8 @@ func statusText(code int) string {
 		return "Partial Content"
 	case 301:
 		return "Moved Permanently"
+	case 304:
+		return "Not Modified"
 	case 400:
 		return "Bad Request"
 	case 404:

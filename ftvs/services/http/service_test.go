@@ -511,3 +511,43 @@ func TestSnapshotMidDownload(t *testing.T) {
 		t.Fatal("truncated snapshot restored")
 	}
 }
+
+func TestConditionalAndIndex(t *testing.T) {
+	cases := []struct {
+		hdr    string
+		status int
+	}{
+		{"If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", 304},
+		{"If-Modified-Since: Mon, 07 Nov 1994 00:00:00 GMT", 304},
+		{"If-Modified-Since: Sat, 05 Nov 1994 08:49:37 GMT", 200},
+		{"If-Modified-Since: yesterday", 200},
+		{"If-Modified-Since: Sunday, 06-Nov-94 08:49:37 GMT", 200}, // RFC 850: not read, ignored
+		{"If-None-Match: *", 304},
+		{"If-None-Match: \"abc\"\r\nIf-Modified-Since: Mon, 07 Nov 1994 00:00:00 GMT", 200},
+	}
+	for _, c := range cases {
+		raw, sk := exchange(t, "GET /hello.txt HTTP/1.1\r\nHost: vs\r\n"+c.hdr+"\r\n\r\n", 1<<20)
+		r := readResponses(t, raw, "GET")[0]
+		if r.StatusCode != c.status || sk.closed {
+			t.Errorf("%q: status %d closed %v, want %d", c.hdr, r.StatusCode, sk.closed, c.status)
+		}
+		if c.status == 304 && (body(t, r) != "" || r.Header.Get("Last-Modified") != "Sun, 06 Nov 1994 08:49:37 GMT") {
+			t.Errorf("%q: 304 with body or without Last-Modified", c.hdr)
+		}
+	}
+	// A directory with index.html is served by it; without, it is listed.
+	fs := memfs.New()
+	fs.Add("site/index.html", []byte("<p>home</p>"), modTime)
+	fs.Add("index.html", []byte("<p>root</p>"), modTime)
+	fs.Add("plain/x.txt", []byte("x"), modTime)
+	svc := New(Config{}, fs)
+	fn := newFakeNet(1 << 20)
+	_ = svc.Start(fn)
+	id := fn.connect(t, svc, 0)
+	fn.send(svc, id, "GET /site/ HTTP/1.1\r\nHost: vs\r\n\r\nGET / HTTP/1.1\r\nHost: vs\r\n\r\nGET /plain/ HTTP/1.1\r\nHost: vs\r\n\r\n", 0)
+	rs := readResponses(t, string(fn.drain(svc, id, 0)), "GET")
+	if len(rs) != 3 || body(t, rs[0]) != "<p>home</p>" || body(t, rs[1]) != "<p>root</p>" ||
+		!strings.Contains(body(t, rs[2]), `<a href="x.txt">x.txt</a>`) || rs[0].Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("index.html handling wrong (%d responses)", len(rs))
+	}
+}
