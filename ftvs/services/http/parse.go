@@ -20,8 +20,8 @@ type Request struct {
 	IfRange       string
 	IfModSince    string // raw If-Modified-Since
 	IfNoneMatch   string // raw If-None-Match
-	ContentLength int64 // -1 when absent
-	Chunked       bool  // Transfer-Encoding was present (the service refuses it)
+	ContentLength int64  // -1 when absent
+	Chunked       bool   // Transfer-Encoding was present (the service refuses it)
 }
 
 // ParseError is a malformed request and the status it earns.
