@@ -510,8 +510,8 @@ copy is on the other CoServer.`,
 
 func newVdiskResyncCmd() *cobra.Command {
 	var (
-		rateS     string
-		skipEqual bool
+		rateS, chunkS, ckS string
+		skipEqual          bool
 	)
 	c := &cobra.Command{
 		Use:   "resync A B",
@@ -533,6 +533,16 @@ stopped on the next run.`,
 				disks[i] = d
 			}
 			o := vdisk.SyncOptions{NewGen: randomGen, SkipEqual: skipEqual, Offline: true}
+			for _, f := range []struct {
+				name, val string
+				dst       *int64
+			}{{"chunk", chunkS, &o.Chunk}, {"checkpoint-every", ckS, &o.CheckpointEvery}} {
+				v, err := parseSize(f.name, f.val)
+				if err != nil || v < 4096 || v%4096 != 0 {
+					return &exitError{2, fmt.Errorf("--%s %s: want a multiple of 4096", f.name, f.val)}
+				}
+				*f.dst = v
+			}
 			if rateS != "" && rateS != "0" {
 				rate, err := parseSize("rate", rateS)
 				if err != nil || rate <= 0 {
@@ -563,5 +573,7 @@ stopped on the next run.`,
 	}
 	c.Flags().StringVar(&rateS, "rate", "", "resync rate limit in bytes per second (e.g. 100MiB); default unlimited")
 	c.Flags().BoolVar(&skipEqual, "skip-equal", false, "compare checksums first and skip chunks already equal")
+	c.Flags().StringVar(&chunkS, "chunk", "1MiB", "bytes per copy request")
+	c.Flags().StringVar(&ckS, "checkpoint-every", "64MiB", "bytes copied between persisted progress points (target flush + source metadata)")
 	return c
 }

@@ -476,22 +476,48 @@ func (d *Disk) Remark(off, n int64) {
 	d.fine.Mark(off, n)
 }
 
-// Checkpoint persists resync progress on the source, after the target has
-// flushed everything copied so far: on-disk bits whose regions have no fine
-// mark left and no write in flight are cleared, and the cursor is recorded.
-func (d *Disk) Checkpoint(cursor int64) error {
+// ProgressToken is the set of regions a resync had copied when
+// SnapshotProgress was called.
+type ProgressToken struct {
+	regions []int64
+}
+
+// SnapshotProgress captures the regions handed out by TakeNext so far (all
+// copied by the time the engine calls it) and starts a new set. The engine
+// then flushes the target, possibly while it copies on, and calls
+// CommitProgress with the token.
+func (d *Disk) SnapshotProgress() ProgressToken {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := ProgressToken{regions: make([]int64, 0, len(d.taken))}
+	for i := range d.taken {
+		t.regions = append(t.regions, i)
+	}
+	clear(d.taken)
+	slices.Sort(t.regions) // bitmap pages are written in order, each once
+	return t
+}
+
+// CommitProgress persists resync progress on the source once the target has
+// flushed everything in the token: on-disk bits of those regions with no
+// fine mark left and no write in flight are cleared, and the cursor is
+// recorded.
+func (d *Disk) CommitProgress(t ProgressToken, cursor int64) error {
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
 	d.mu.Lock()
 	var cleared []int64
-	for i := range d.taken {
+	for _, i := range t.regions {
+		// A region handed out again since the snapshot may have parts copied
+		// but not yet flushed: it waits for the next token.
+		if _, again := d.taken[i]; again {
+			continue
+		}
 		if !d.coarse.Test(i) || d.inflight[i] > 0 || d.fine.Any(i*d.lay.Granularity, d.lay.Granularity) {
 			continue
 		}
 		cleared = append(cleared, i)
 	}
-	clear(d.taken)
-	slices.Sort(cleared) // bitmap pages are written in order, each once
 	// Clear the RAM image first: a writer arriving now sees a cold region,
 	// takes the slow path and waits on persistMu to set the bit again.
 	for _, i := range cleared {
@@ -505,6 +531,12 @@ func (d *Disk) Checkpoint(cursor int64) error {
 		}
 	}
 	return d.updateLocked(func(m *Metadata) { m.ResyncCursor = min(max(cursor, 0), m.DataSize) })
+}
+
+// Checkpoint is SnapshotProgress and CommitProgress in one step, for a
+// caller that has already flushed the target.
+func (d *Disk) Checkpoint(cursor int64) error {
+	return d.CommitProgress(d.SnapshotProgress(), cursor)
 }
 
 // Device is the underlying block device.

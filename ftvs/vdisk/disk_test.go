@@ -508,7 +508,7 @@ func TestConcurrentWritesDuringResync(t *testing.T) {
 		}
 	}()
 	r := &Resync{Src: a.disk, Dst: b.disk, Size: testData, Marks: a.disk, FlushDst: b.disk.Flush,
-		Checkpoint: a.disk.Checkpoint, Chunk: 16 << 10, CheckpointEvery: 1 << 20}
+		Progress: a.disk, Chunk: 16 << 10, CheckpointEvery: 1 << 20}
 	if _, err := r.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -631,5 +631,39 @@ func TestClearSyncedInLockstep(t *testing.T) {
 	bm := a.disk.OnDiskMarks()
 	if bm.Count() != 1 || !bm.Test(20) {
 		t.Fatalf("after ClearSynced: %v marked, want only region 20", bm.Ranges())
+	}
+}
+
+// TestProgressStraddlingRegion: a region whose first half was copied before
+// a progress snapshot and whose second half after it must not be cleared
+// on disk until the second half is flushed too.
+func TestProgressStraddlingRegion(t *testing.T) {
+	a, _, gen := pair(t)
+	if err := a.disk.GoSolo(gen()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.disk.WriteAt(make([]byte, testGran), 4*testGran); err != nil {
+		t.Fatal(err)
+	}
+	if s, n, ok := a.disk.TakeNext(0, testGran/2); !ok || s != 4*testGran || n != testGran/2 {
+		t.Fatalf("first half: %d %d %v", s, n, ok)
+	}
+	tok := a.disk.SnapshotProgress()
+	if _, _, ok := a.disk.TakeNext(0, testGran); !ok {
+		t.Fatal("second half not marked")
+	}
+	// The second half is taken (being copied, not yet flushed) when the
+	// first token commits.
+	if err := a.disk.CommitProgress(tok, 4*testGran+testGran/2); err != nil {
+		t.Fatal(err)
+	}
+	if !a.disk.OnDiskMarks().Test(4) {
+		t.Fatal("region cleared on disk while half of it was not yet flushed on the target")
+	}
+	if err := a.disk.CommitProgress(a.disk.SnapshotProgress(), 5*testGran); err != nil {
+		t.Fatal(err)
+	}
+	if a.disk.OnDiskMarks().Test(4) {
+		t.Fatal("region still marked after its last part was committed")
 	}
 }

@@ -29,21 +29,30 @@ type Yielder interface {
 	Yield(ctx context.Context) error
 }
 
+// Progress persists the source's resync progress in two steps, so that
+// copying goes on while the target flushes (Disk implements it).
+type Progress interface {
+	SnapshotProgress() ProgressToken
+	CommitProgress(t ProgressToken, cursor int64) error
+}
+
 // Resync copies the marked regions from Src to Dst in address order.
-// Progress is persisted through Checkpoint after Dst is flushed, so an
-// interrupted resync continues from the marks left. Client writes that mark
-// regions behind the cursor are picked up by a further pass.
+// Progress is persisted after Dst is flushed, so an interrupted resync
+// continues from the marks left. Client writes that mark regions behind the
+// cursor are picked up by a further pass.
 type Resync struct {
 	Src   io.ReaderAt
 	Dst   io.WriterAt
 	Size  int64
 	Marks Marks
-	// FlushDst makes the target durable; Checkpoint persists the source's
-	// progress (Disk.Checkpoint). Both optional.
-	FlushDst   func() error
-	Checkpoint func(cursor int64) error
-	Pacer      Pacer   // nil: unlimited
-	Yield      Yielder // nil: never yields
+	// FlushDst makes the target durable. It runs concurrently with further
+	// writes to Dst (one flush at a time) and must cover every write that
+	// completed before it was called. Optional.
+	FlushDst func() error
+	// Progress persists the source's progress after each flush. Optional.
+	Progress Progress
+	Pacer    Pacer   // nil: unlimited
+	Yield    Yielder // nil: never yields
 	// SrcSums and DstSums, when both set, let a chunk whose checksums
 	// already match be skipped instead of written.
 	SrcSums, DstSums Summer
@@ -76,6 +85,58 @@ func (e *RegionError) Error() string {
 
 func (e *RegionError) Unwrap() error { return e.Err }
 
+// checkpointer runs at most one flush-then-commit in the background.
+type checkpointer struct {
+	r       *Resync
+	pending chan error
+	done    int64
+}
+
+func (c *checkpointer) start(cursor int64) {
+	var tok ProgressToken
+	if c.r.Progress != nil {
+		tok = c.r.Progress.SnapshotProgress()
+	}
+	ch := make(chan error, 1)
+	c.pending = ch
+	go func() {
+		if c.r.FlushDst != nil {
+			if err := c.r.FlushDst(); err != nil {
+				ch <- &RegionError{Op: "flush target", Off: cursor, Err: err}
+				return
+			}
+		}
+		if c.r.Progress != nil {
+			if err := c.r.Progress.CommitProgress(tok, cursor); err != nil {
+				ch <- &RegionError{Op: "checkpoint", Off: cursor, Err: err}
+				return
+			}
+		}
+		ch <- nil
+	}()
+}
+
+func (c *checkpointer) wait() error {
+	if c.pending == nil {
+		return nil
+	}
+	err := <-c.pending
+	c.pending = nil
+	if err == nil {
+		c.done++
+	}
+	return err
+}
+
+// sync waits for the background checkpoint and runs a final one.
+func (c *checkpointer) sync(cursor int64) error {
+	if err := c.wait(); err != nil {
+		return err
+	}
+	c.start(cursor)
+	return c.wait()
+}
+
 // Run copies until no mark is left, ctx ends or an error occurs.
 func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	var st ResyncStats
@@ -90,30 +151,24 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	if r.Src == nil || r.Dst == nil || r.Marks == nil {
 		return st, errors.New("resync: source, target and marks are required")
 	}
-	buf := make([]byte, chunk)
-	checkpoint := func(cursor int64) error {
-		if r.FlushDst != nil {
-			if err := r.FlushDst(); err != nil {
-				return &RegionError{Op: "flush target", Off: cursor, Err: err}
-			}
-		}
-		if r.Checkpoint != nil {
-			if err := r.Checkpoint(cursor); err != nil {
-				return &RegionError{Op: "checkpoint", Off: cursor, Err: err}
-			}
-		}
-		st.Checkpoints++
-		return nil
+	ck := &checkpointer{r: r}
+	defer func() { st.Checkpoints = ck.done }()
+	// stop ends the run keeping what was copied: a final checkpoint.
+	stop := func(err error, cursor int64) (ResyncStats, error) {
+		err = errors.Join(err, ck.sync(cursor))
+		st.Checkpoints = ck.done
+		return st, err
 	}
+	buf := make([]byte, chunk)
 	pos, since, wrapped := int64(0), int64(0), false
 	st.Passes = 1
 	for {
 		if err := ctx.Err(); err != nil {
-			return st, errors.Join(err, checkpoint(pos))
+			return stop(err, pos)
 		}
 		if r.Yield != nil {
 			if err := r.Yield.Yield(ctx); err != nil {
-				return st, errors.Join(err, checkpoint(pos))
+				return stop(err, pos)
 			}
 		}
 		start, n, ok := r.Marks.TakeNext(pos, chunk)
@@ -132,7 +187,7 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 		if r.Pacer != nil {
 			if err := r.Pacer.Take(ctx, n); err != nil {
 				r.Marks.Remark(start, n)
-				return st, errors.Join(err, checkpoint(start))
+				return stop(err, start)
 			}
 		}
 		if n > int64(len(buf)) {
@@ -140,19 +195,23 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 		}
 		if err := r.copyChunk(ctx, buf[:n], start, &st); err != nil {
 			r.Marks.Remark(start, n)
-			// Keep what was copied before the failure.
-			return st, errors.Join(err, checkpoint(start))
+			return stop(err, start)
 		}
 		st.Chunks++
 		pos = start + n
 		if since += n; since >= every {
-			if err := checkpoint(pos); err != nil {
-				return st, err
+			// Copy on while the previous checkpoint's flush runs; wait for
+			// it only when the next one is due.
+			if err := ck.wait(); err != nil {
+				return stop(err, pos)
 			}
+			ck.start(pos)
 			since = 0
 		}
 	}
-	return st, checkpoint(r.Size)
+	err := ck.sync(r.Size)
+	st.Checkpoints = ck.done
+	return st, err
 }
 
 func (r *Resync) copyChunk(ctx context.Context, b []byte, off int64, st *ResyncStats) error {

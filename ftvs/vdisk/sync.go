@@ -85,7 +85,7 @@ func SyncCopies(ctx context.Context, a, b *Disk, o SyncOptions) (Decision, Resyn
 	dst.SetMarking(false)
 	r := &Resync{
 		Src: src, Dst: dst, Size: src.Size(), Marks: src,
-		FlushDst: dst.Flush, Checkpoint: src.Checkpoint,
+		FlushDst: dst.Flush, Progress: src,
 		Pacer: o.Pacer, Yield: o.Yield,
 		Chunk: o.Chunk, CheckpointEvery: o.CheckpointEvery,
 	}
