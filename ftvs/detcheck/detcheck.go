@@ -82,7 +82,8 @@ type listedPackage struct {
 }
 
 // CheckModule lists root (a package pattern, run in dir) with all its
-// dependencies and checks every package of the module modPath among them.
+// dependencies and checks every package of the module modPath among them,
+// including its ranges over maps (CheckMapRanges).
 // Packages outside the module must be in the standard library. It returns
 // the packages checked and the violations, sorted.
 func CheckModule(dir, goTool, modPath, root string) ([]string, []Violation, error) {
@@ -131,6 +132,11 @@ func CheckModule(dir, goTool, modPath, root string) ([]string, []Violation, erro
 	if len(checked) == 0 {
 		return nil, nil, errors.New("no package of the module was listed")
 	}
+	mv, err := CheckMapRanges(dir, checked)
+	if err != nil {
+		return nil, nil, err
+	}
+	vs = append(vs, mv...)
 	sort.Slice(vs, func(i, j int) bool { return vs[i].Pos < vs[j].Pos })
 	return checked, vs, nil
 }

@@ -129,6 +129,7 @@ func (f *FS) ReadDir(p string) ([]fsapi.FileInfo, error) {
 	}
 	dir := clean(p)
 	var out []fsapi.FileInfo
+	//detcheck:orderless: collected, then sorted
 	for q, c := range f.nodes {
 		if q != "" && parent(q) == dir {
 			out = append(out, c.info)

@@ -127,6 +127,7 @@ func (s *Service) accept(sk sockapi.Sockets, now int64) {
 // NextDeadline is the earliest idle timeout, 0 with no connections.
 func (s *Service) NextDeadline() int64 {
 	var d int64
+	//detcheck:orderless: a minimum
 	for _, c := range s.conns {
 		if t := c.lastActive + int64(s.cfg.IdleTimeout); d == 0 || t < d {
 			d = t
@@ -139,6 +140,7 @@ func (s *Service) NextDeadline() int64 {
 // for a request, with a reset when stuck in a response.
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
 	var due []sockapi.SockID
+	//detcheck:orderless: collected, then sorted
 	for id, c := range s.conns {
 		if c.lastActive+int64(s.cfg.IdleTimeout) <= now {
 			due = append(due, id)

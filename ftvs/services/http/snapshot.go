@@ -24,6 +24,7 @@ func (s *Service) Snapshot() []byte {
 			w.U64(*f)
 		}
 		ids := make([]sockapi.SockID, 0, len(s.conns))
+		//detcheck:orderless: collected, then sorted
 		for id := range s.conns {
 			ids = append(ids, id)
 		}

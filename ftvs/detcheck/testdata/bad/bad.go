@@ -22,3 +22,14 @@ func Everything() {
 	_ = d
 	fmt.Println(os.Args)
 }
+
+func Maps(m map[string]int) (keys []string, sum int) {
+	for k := range m { // unmarked: reported
+		keys = append(keys, k)
+	}
+	//detcheck:orderless: a sum
+	for _, v := range m {
+		sum += v
+	}
+	return keys, sum
+}
