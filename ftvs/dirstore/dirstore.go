@@ -128,7 +128,10 @@ func (s *Store) Stat(path string) (fsapi.FileInfo, error) {
 	if err != nil {
 		return fsapi.FileInfo{}, err
 	}
-	fi, err := s.root.Stat(p)
+	fi, err := s.cachedStat(p)
+	if err != nil {
+		fi, err = s.root.Stat(p)
+	}
 	if err != nil {
 		return fsapi.FileInfo{}, mapErr(path, err)
 	}
@@ -143,6 +146,18 @@ func (s *Store) Stat(path string) (fsapi.FileInfo, error) {
 		name = ""
 	}
 	return info(name, fi), nil
+}
+
+// cachedStat stats a file through its cached descriptor (one fstat instead
+// of a walk through the root), or fails if none is cached.
+func (s *Store) cachedStat(p string) (fs.FileInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byKey[p]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return e.Value.(*entry).f.Stat()
 }
 
 // file returns a cached descriptor for a regular file, opening it if needed.

@@ -64,6 +64,9 @@ func TestStatReadAtReadDir(t *testing.T) {
 	if n, err := s.ReadAt("a.txt", b, 9); n != 2 || err != io.EOF {
 		t.Fatalf("ReadAt at the end = %d, %v; want 2, io.EOF", n, err)
 	}
+	if fi2, err := s.Stat("a.txt"); err != nil || fi2 != fi {
+		t.Fatalf("Stat through the cached descriptor = %+v, %v; want %+v", fi2, err, fi)
+	}
 	if n, err := s.ReadAt("link-in", b, 0); n != 5 || string(b) != "hello" {
 		t.Fatalf("symlink inside the root: %d %v %q", n, err, b)
 	}
