@@ -1,7 +1,11 @@
 package inventory
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -100,6 +104,56 @@ func FuzzParsePCIModalias(f *testing.F) {
 		}
 		if len(ids.Class) != 6 {
 			t.Fatalf("bad class %q", ids.Class)
+		}
+	})
+}
+
+// FuzzUnpack: a snapshot tarball is a file the user names. Any bytes
+// unpack or fail with an error; nothing is ever created outside the
+// target directory.
+func FuzzUnpack(f *testing.F) {
+	// Small seeds: a whole ghw snapshot makes each run too slow to mutate.
+	for _, entries := range [][]tar.Header{
+		{{Name: "sys/", Typeflag: tar.TypeDir, Mode: 0o755}, {Name: "proc/cpuinfo", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3}},
+		{{Name: "sys/class/net/eth0", Typeflag: tar.TypeSymlink, Linkname: "../../devices/pci0000:00/0000:00:03.0/net/eth0"}},
+		{{Name: "a", Typeflag: tar.TypeSymlink, Linkname: "../../etc"}, {Name: "a/passwd", Typeflag: tar.TypeReg, Size: 3}},
+		{{Name: "../escape", Typeflag: tar.TypeReg, Size: 3}},
+	} {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		for _, h := range entries {
+			tw.WriteHeader(&h)
+			if h.Size > 0 {
+				tw.Write([]byte("abc"))
+			}
+		}
+		tw.Close()
+		zw.Close()
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent, err := scratchDir("ftvs-fuzz-unpack-*")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer os.RemoveAll(parent)
+		file := filepath.Join(parent, "in.tar.gz")
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		root := filepath.Join(parent, "root")
+		if err := os.Mkdir(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_ = Unpack(file, root)
+		entries, _ := os.ReadDir(parent)
+		if len(entries) != 2 {
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("unpack wrote outside its root: %v", names)
 		}
 	})
 }
