@@ -19,6 +19,9 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
+// quiet drops the sessions' logs (tests assert on events and status).
+var quiet = slog.New(slog.DiscardHandler)
+
 // syncBuf is a log sink the session writes from several goroutines.
 type syncBuf struct {
 	mu sync.Mutex
@@ -38,6 +41,9 @@ func (s *syncBuf) String() string {
 }
 
 func fastTimers(c *link.Config) {
+	if c.Log == nil {
+		c.Log = quiet
+	}
 	c.Heartbeat = 10 * time.Millisecond
 	c.LinkTimeout = 100 * time.Millisecond
 	c.PeerTimeout = 200 * time.Millisecond
@@ -239,7 +245,7 @@ func TestHeartbeatSilenceAndReconnect(t *testing.T) {
 // streamAcrossCut sends n messages from node 1 while cut() runs half-way,
 // and checks node 2 sees every one exactly once, in order, with no
 // peer-silent event (one link left is no failure of the peer).
-func streamAcrossCut(t *testing.T, p *linktest.Pair, n int, cut func()) {
+func streamAcrossCut(t *testing.T, p *linktest.Pair, n int, cut func(active int)) {
 	c1 := link.Config{Node: 1, Key: testKey, Links: p.LinksA, Net: linktest.Net{NS: p.A}}
 	c2 := link.Config{Node: 2, Key: testKey, Links: p.LinksB, Net: linktest.Net{NS: p.B}}
 	fastTimers(&c1)
@@ -254,7 +260,11 @@ func streamAcrossCut(t *testing.T, p *linktest.Pair, n int, cut func()) {
 	go func() {
 		for i := range n {
 			if i == n/3 && cut != nil {
-				cut()
+				k := 0 // cut the link carrying the stream
+				if s1.Status().Links[1].Active {
+					k = 1
+				}
+				cut(k)
 			}
 			p := binary.BigEndian.AppendUint64(nil, uint64(i))
 			p = append(p, bytes.Repeat([]byte{byte(i)}, (i*37)%1500)...)
@@ -296,15 +306,15 @@ func streamAcrossCut(t *testing.T, p *linktest.Pair, n int, cut func()) {
 
 func TestLinkCutNoLoss(t *testing.T) {
 	p := linktest.NewPair(t, "fl6c", 2, 62)
-	streamAcrossCut(t, p, 20000, func() {
-		linktest.Run(t, "ip", "-n", p.A, "link", "set", p.IfA[0], "down")
+	streamAcrossCut(t, p, 20000, func(k int) {
+		linktest.Run(t, "ip", "-n", p.A, "link", "set", p.IfA[k], "down")
 	})
 }
 
 func TestLinkDeletedNoLoss(t *testing.T) {
 	p := linktest.NewPair(t, "fl6d", 2, 63)
-	streamAcrossCut(t, p, 20000, func() {
-		linktest.Run(t, "ip", "-n", p.B, "link", "del", p.IfB[0])
+	streamAcrossCut(t, p, 20000, func(k int) {
+		linktest.Run(t, "ip", "-n", p.B, "link", "del", p.IfB[k])
 	})
 }
 

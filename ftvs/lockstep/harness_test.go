@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -82,6 +83,8 @@ func (r *recorder) snapshot() []op {
 
 var key = []byte("lockstep-test-pair-key-0123456789")
 
+var quiet = slog.New(slog.DiscardHandler)
+
 type side struct {
 	id     int
 	sess   *link.Session
@@ -100,7 +103,7 @@ func (s *side) kill() {
 }
 
 type pairEnv struct {
-	t     *testing.T
+	t     testing.TB
 	links []link.LinkConfig
 	// per-node links when the nodes live in namespaces (index 1 and 2)
 	nodeLinks [3][]link.LinkConfig
@@ -126,6 +129,7 @@ type sideOpts struct {
 	diverge   func(*machine.Input)
 	mayGoLive func() bool
 	rep       Replica
+	released  chan uint64 // if set, gets the Seq of every released output
 }
 
 func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
@@ -136,7 +140,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	}
 	lc := link.Config{Node: id, Key: key, Links: links, Heartbeat: 10 * time.Millisecond,
 		LinkTimeout: 250 * time.Millisecond, PeerTimeout: 400 * time.Millisecond, Reconnect: 20 * time.Millisecond,
-		Net: e.nets[id]}
+		Net: e.nets[id], Log: quiet}
 	sess, err := link.Start(lc)
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +154,12 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	s := &side{id: id, sess: sess, rep: rep, done: make(chan error, 1), events: make(chan Event, 1024)}
 	n, err := New(Config{Start: role, Replica: rep, Link: sess,
 		Emit: func(outs []machine.Output) {
-			for _, o := range outs {
-				e.rec.add(op{node: id, what: "emit", seq: o.Seq, data: o.Payload})
+			for _, out := range outs {
+				if o.released != nil {
+					o.released <- out.Seq
+					continue
+				}
+				e.rec.add(op{node: id, what: "emit", seq: out.Seq, data: out.Payload})
 			}
 		},
 		OnEvent: func(ev Event) {
@@ -160,7 +168,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 			default:
 			}
 		},
-		Diverge: o.diverge, MayGoLive: o.mayGoLive})
+		Diverge: o.diverge, MayGoLive: o.mayGoLive, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
