@@ -19,7 +19,7 @@ func BenchmarkMachineDownload(b *testing.B) {
 	b.SetBytes(size)
 	for i := 0; i < b.N; i++ {
 		w := newWorld(&testing.T{}, cfg, 0)
-		w.onStep = nil
+		w.noLog = true
 		var got int64
 		c := w.dial("GET /big64.bin HTTP/1.1\r\nHost: vs\r\nConnection: close\r\n\r\n")
 		c.sink = func(p []byte) { got += int64(len(p)) }

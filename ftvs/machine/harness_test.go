@@ -72,6 +72,8 @@ type world struct {
 	hashEvery int
 	// onStep runs after each machine step (snapshot/restore tests hook here).
 	onStep func(w *world)
+	// noLog: do not keep the inputs (long sessions).
+	noLog bool
 	// stepHook replaces the machine's Step call (benchmarks time it).
 	stepHook func(machine.Input) []machine.Output
 	// delay is the one-way wire latency; frames in flight wait in the queues.
@@ -111,7 +113,9 @@ func newWorld(t *testing.T, cfg machine.Config, shadows int) *world {
 func (w *world) stepM(kind machine.InputKind, payload []byte) []machine.Output {
 	w.seq++
 	in := machine.Input{Seq: w.seq, Now: w.now, Kind: kind, Payload: payload}
-	w.log = append(w.log, in)
+	if !w.noLog {
+		w.log = append(w.log, in)
+	}
 	var out []machine.Output
 	if w.stepHook != nil {
 		out = w.stepHook(in)
