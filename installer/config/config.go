@@ -21,7 +21,7 @@ type Config struct {
 	Version      int
 	Node         Node
 	PairKey      []byte // nil: node 1 generates one and shows it for node 2
-	Source       string // the ftvs.config= value the boot media carry (see ParseSource)
+	Source       string // the ftvs.config= value the boot media carry (images/bootcfg)
 	NICs         NICs
 	Addresses    Addresses
 	Disk         Disk

@@ -70,8 +70,15 @@ func TestExampleConfigParses(t *testing.T) {
 	if c.HWCheck.PolicyPath != "/etc/ftvs/hwpolicy.yaml" || c.Source != "tftp://10.0.0.1/ftvs/install.yaml" {
 		t.Errorf("hwcheck/source = %+v %q", c.HWCheck, c.Source)
 	}
-	if c.Line("vs.mac") != 45 {
-		t.Errorf("line of vs.mac = %d", c.Line("vs.mac"))
+	raw, _ := os.ReadFile("../../testdata/installer/install.yaml")
+	want := 0
+	for i, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "  mac:") {
+			want = i + 1
+		}
+	}
+	if c.Line("vs.mac") != want || want == 0 {
+		t.Errorf("line of vs.mac = %d, want %d", c.Line("vs.mac"), want)
 	}
 }
 
@@ -93,7 +100,7 @@ func TestBadConfigs(t *testing.T) {
 		{"bad yaml", "version: 1\n  x: [\n", "test.yaml:2: not valid YAML"},
 		{"relative disk", strings.Replace(minimal, "/dev/null", "sdb", 1), "test.yaml:3: disk.target: want an absolute path"},
 		{"duplicate key", minimal + "wipe: true\nwipe: false\n", "test.yaml:10: wipe: given twice"},
-		{"bad source", minimal + "config_source: gopher://x/y\n", "scheme must be file, http, https or tftp"},
+		{"bad source", minimal + "config_source: gopher://x/y\n", `unknown scheme "gopher"`},
 		{"short key", minimal + "pair_key: \"abcd\"\n", "pair key is 2 bytes"},
 		{"unknown service", minimal + "  services: [http, smtp]\n", `vs.services[1]: unknown service "smtp"`},
 		{"node number", minimal + "node: {number: 3}\n", `test.yaml:9: node.number: want 1, 2 or auto, got "3"`},
@@ -228,38 +235,17 @@ func TestDiskRule(t *testing.T) {
 	}
 }
 
-func TestSources(t *testing.T) {
-	good := map[string]string{
-		"file:/ftvs/install.yaml":       "file /ftvs/install.yaml",
-		"/ftvs/install.yaml":            "file /ftvs/install.yaml",
-		"http://10.0.0.1:8080/i.yaml":   "http 10.0.0.1:8080 /i.yaml",
-		"tftp://10.0.0.1/ftvs/i.yaml":   "tftp 10.0.0.1 /ftvs/i.yaml",
-		"https://boot.example/ftvs.yml": "https boot.example /ftvs.yml",
-	}
-	for in, want := range good {
-		s, err := ParseSource(in)
-		if err != nil {
-			t.Fatalf("%s: %v", in, err)
-		}
-		got := s.Scheme + " " + s.Path
-		if s.Host != "" {
-			got = s.Scheme + " " + s.Host + " " + s.Path
-		}
-		if got != want {
-			t.Errorf("%s: got %q want %q", in, got, want)
+func TestConfigSource(t *testing.T) {
+	for _, v := range []string{"media:/ftvs/install.conf", "/ftvs/install.yaml", "http://10.0.0.1:8080/i.yaml", "tftp://10.0.0.1/ftvs/i.yaml"} {
+		c, err := Parse("s.yaml", []byte(minimal+"config_source: "+v+"\n"))
+		if err != nil || c.Source != v {
+			t.Errorf("%s: %v", v, err)
 		}
 	}
-	for _, in := range []string{"", "file:relative", "ftp://x/y", "http://", "tftp://host", "http://u:p@h/x"} {
-		if _, err := ParseSource(in); err == nil {
-			t.Errorf("accepted %q", in)
+	for _, v := range []string{"https://x/y", "media:relative", "gopher://x/y", "tftp://host"} {
+		if _, err := Parse("s.yaml", []byte(minimal+"config_source: "+v+"\n")); err == nil || !strings.Contains(err.Error(), "s.yaml:9: config_source:") {
+			t.Errorf("%s accepted: %v", v, err)
 		}
-	}
-	s, ok, err := SourceFromCmdline("BOOT_IMAGE=/vmlinuz console=ttyS0 ftvs.config=tftp://10.0.0.1/i.yaml quiet")
-	if err != nil || !ok || s.Host != "10.0.0.1" {
-		t.Fatalf("cmdline: %+v %v %v", s, ok, err)
-	}
-	if _, ok, _ := SourceFromCmdline("console=ttyS0"); ok {
-		t.Fatal("found a source in a cmdline without one")
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ftvs/ftvs/hwcheck/policy"
+	"github.com/ftvs/ftvs/images/bootcfg"
 )
 
 // MaxFileSize bounds what Load reads: a config is a few KiB.
@@ -324,7 +325,8 @@ func (d *decoder) source(n *yaml.Node, field string) {
 	if !ok {
 		return
 	}
-	if _, err := ParseSource(s); err != nil {
+	// The boot media's parser decides what ftvs.config= accepts.
+	if _, err := bootcfg.Parse(s); err != nil {
 		d.errf(n, field, "%v", err)
 		return
 	}
