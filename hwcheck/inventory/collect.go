@@ -165,7 +165,10 @@ func applyDMI(inv *Inventory, dmi *DMI, why error) {
 		inv.BIOS = &BIOS{}
 	}
 	inv.BIOS.BootMode = bootMode
-	if dmi.DIMMs == nil {
+	switch {
+	case dmi.DIMMs == nil && dmi.NoTable != "":
+		inv.unread("memory.dimms", "%s", dmi.NoTable)
+	case dmi.DIMMs == nil:
 		inv.unread("memory.dimms", "SMBIOS table has no type 17 (memory device) structure")
 	}
 }

@@ -515,3 +515,31 @@ func TestSnapshotWithDMITable(t *testing.T) {
 		t.Errorf("--smbios did not override: %s", *inv.BIOS.Version)
 	}
 }
+
+func TestDMIFromSysClassDMI(t *testing.T) {
+	// No raw table (a non-root capture): the kernel's decoded strings in
+	// /sys/class/dmi/id, through ghw, give firmware and board, no DIMMs.
+	file := filepath.Join(t.TempDir(), "classdmi.tar.gz")
+	os.WriteFile(file, tarball(t, map[string]string{
+		"proc/cpuinfo":                 "processor : 0\nvendor_id : GenuineIntel\ncpu family : 6\nmodel : 85\nstepping : 4\nphysical id : 0\n",
+		"sys/class/dmi/id/bios_vendor":  "SeaBIOS\n",
+		"sys/class/dmi/id/bios_version": "1.16.2-debian-1.16.2-1\n",
+		"sys/class/dmi/id/bios_date":    "04/01/2014\n",
+		"sys/class/dmi/id/sys_vendor":   "QEMU\n",
+		"sys/class/dmi/id/product_name": "Standard PC (i440FX + PIIX, 1996)\n",
+		"sys/class/dmi/id/board_vendor": "unknown\n",
+	}), 0o644)
+	inv := collect(t, Sources{Snapshot: file})
+	if inv.BIOS.Version == nil || *inv.BIOS.Version != "1.16.2-debian-1.16.2-1" || *inv.BIOS.Vendor != "SeaBIOS" || *inv.BIOS.ReleaseDate != "04/01/2014" {
+		t.Errorf("BIOS from /sys/class/dmi/id: %+v", inv.BIOS)
+	}
+	if inv.System.Vendor == nil || *inv.System.Vendor != "QEMU" {
+		t.Errorf("system vendor %v", inv.System.Vendor)
+	}
+	if inv.Baseboard.Vendor != nil || unreadableReason(inv, "baseboard.vendor") == "" {
+		t.Errorf("ghw's \"unknown\" taken as a value: %v", inv.Baseboard.Vendor)
+	}
+	if inv.Memory.DIMMs != nil || !strings.Contains(unreadableReason(inv, "memory.dimms"), "no raw SMBIOS table") {
+		t.Errorf("DIMMs %v, reason %q", inv.Memory.DIMMs, unreadableReason(inv, "memory.dimms"))
+	}
+}

@@ -80,7 +80,7 @@ func (e *fatalError) Unwrap() error { return e.err }
 // DIMMs or sockets (those need the raw table).
 func (r *rootReader) dmiFromClass() (*DMI, error) {
 	opts := r.ghwOpts()
-	dmi := &DMI{Missing: []string{"type 4 (processor) and type 17 (memory device): only /sys/class/dmi/id was readable"}}
+	dmi := &DMI{NoTable: "no raw SMBIOS table (sys/firmware/dmi/tables/DMI absent or root-only); /sys/class/dmi/id has no DIMM data"}
 	if b, err := ghw.BIOS(opts...); err == nil {
 		dmi.BIOS = &BIOS{Vendor: known(b.Vendor), Version: known(b.Version), ReleaseDate: known(b.Date)}
 	}

@@ -18,6 +18,9 @@ type DMI struct {
 	Sockets   []Socket // populated type 4 sockets; Microcode and Flags unknown
 	DIMMs     []DIMM
 	Missing   []string // the table types that were absent, e.g. "type 2 (baseboard)"
+	// NoTable says why there are no DIMMs or sockets when the strings
+	// came from /sys/class/dmi/id instead of a raw table.
+	NoTable string
 }
 
 // maxSMBIOSTables bounds the structures read from one table: real tables
