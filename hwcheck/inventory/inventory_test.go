@@ -521,7 +521,7 @@ func TestDMIFromSysClassDMI(t *testing.T) {
 	// /sys/class/dmi/id, through ghw, give firmware and board, no DIMMs.
 	file := filepath.Join(t.TempDir(), "classdmi.tar.gz")
 	os.WriteFile(file, tarball(t, map[string]string{
-		"proc/cpuinfo":                 "processor : 0\nvendor_id : GenuineIntel\ncpu family : 6\nmodel : 85\nstepping : 4\nphysical id : 0\n",
+		"proc/cpuinfo":                  "processor : 0\nvendor_id : GenuineIntel\ncpu family : 6\nmodel : 85\nstepping : 4\nphysical id : 0\n",
 		"sys/class/dmi/id/bios_vendor":  "SeaBIOS\n",
 		"sys/class/dmi/id/bios_version": "1.16.2-debian-1.16.2-1\n",
 		"sys/class/dmi/id/bios_date":    "04/01/2014\n",
