@@ -115,6 +115,10 @@ var layoutRE = regexp.MustCompile(`(?m)^\s+\d+\s+ftvs-\S+\s+\S+\s+\d+\s+\d+\s+.*
 func TestUnattendedPairInstall(t *testing.T) {
 	tp := nstest.Build(t, "fi6")
 	a, b := newNode(t, tp.NodeA), newNode(t, tp.NodeB)
+	if hasRuntime(ftvsbin.Path(t)) {
+		launchAndServe(t, tp, a, b)
+		return
+	}
 	runBoth(t, []*node{a, b})
 	numbers := map[int]bool{}
 	for _, n := range []*node{a, b} {
@@ -233,4 +237,55 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
+}
+
+// hasRuntime says whether this build has `ftvs coserver`.
+func hasRuntime(bin string) bool {
+	return exec.Command(bin, "coserver", "--help").Run() == nil
+}
+
+// syncBuf is a bytes.Buffer safe to read while a process writes it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// launchAndServe is the install with the runtime in the build: both
+// installers exec ftvs coserver, and the VS answers HTTP on the production
+// LAN with the page the installer put on its boot disk.
+func launchAndServe(t *testing.T, tp *nstest.Topology, nodes ...*node) {
+	bin := ftvsbin.Path(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	outs := make([]*syncBuf, len(nodes))
+	for i, n := range nodes {
+		outs[i] = &syncBuf{}
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.ns, bin, "install", "--config", n.cfg, "--inventory", n.inventory, "--state-dir", n.state)
+		cmd.Stdout, cmd.Stderr = outs[i], outs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	defer func() {
+		for i, n := range nodes {
+			t.Logf("%s:\n%s", n.ns, outs[i].String())
+		}
+	}()
+	if out, err := exec.Command("ip", "-n", tp.Prod, "addr", "add", "192.168.50.20/24", "dev", "br0").CombinedOutput(); err != nil {
+		t.Fatalf("client address: %v\n%s", err, out)
+	}
+	for {
+		page, err := exec.CommandContext(ctx, "ip", "netns", "exec", tp.Prod, "curl", "-sf", "--max-time", "2", "http://192.168.50.10/index.html").Output()
+		if err == nil && strings.Contains(string(page), "ftvs virtual server 192.168.50.10") {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the VS never served its page: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
 }
