@@ -82,7 +82,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-const configVersion = 1
+// Version 2 added HTTP.RequestTimeout.
+const configVersion = 2
 
 func (c *Config) encode(w *snap.Writer) {
 	w.Section("config", configVersion, func(w *snap.Writer) {
@@ -110,12 +111,13 @@ func (c *Config) encode(w *snap.Writer) {
 		w.Int(h.MaxBuffered)
 		w.Int(h.MaxListing)
 		w.I64(int64(h.IdleTimeout))
+		w.I64(int64(h.RequestTimeout))
 	})
 }
 
 func decodeConfig(r *snap.Reader) Config {
 	var c Config
-	r.Section("config", configVersion, func(r *snap.Reader, _ uint16) {
+	r.Section("config", configVersion, func(r *snap.Reader, version uint16) {
 		fixed(r, c.MAC[:], "MAC")
 		fixed(r, c.IP[:], "IP")
 		c.PrefixLen = r.Int()
@@ -140,6 +142,9 @@ func decodeConfig(r *snap.Reader) Config {
 		h.MaxBuffered = r.Int()
 		h.MaxListing = r.Int()
 		h.IdleTimeout = durationNS(r.I64())
+		if version >= 2 {
+			h.RequestTimeout = durationNS(r.I64())
+		}
 	})
 	return c
 }

@@ -32,6 +32,9 @@ type Config struct {
 	MaxListing int
 	// IdleTimeout closes a connection with no progress for this long (60s).
 	IdleTimeout time.Duration
+	// RequestTimeout closes a connection whose request head takes longer
+	// than this to arrive, however slowly it trickles in (30s).
+	RequestTimeout time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -68,6 +71,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
 	}
 	return c
 }

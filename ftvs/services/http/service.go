@@ -43,6 +43,17 @@ type conn struct {
 	closeAfter bool  // close once the current response is written
 	peerEOF    bool  // the client shut its sending side
 	lastActive int64 // virtual time of the last progress
+	headSince  int64 // when the first byte of an unfinished request head came (0: none)
+}
+
+// deadline is when the connection times out: IdleTimeout after the last
+// progress, or RequestTimeout after a request head started arriving.
+func (c *conn) deadline(cfg *Config) int64 {
+	d := c.lastActive + int64(cfg.IdleTimeout)
+	if c.headSince != 0 {
+		d = min(d, c.headSince+int64(cfg.RequestTimeout))
+	}
+	return d
 }
 
 func (c *conn) busy() bool { return len(c.out) > 0 || c.fileLeft > 0 }
@@ -129,20 +140,21 @@ func (s *Service) NextDeadline() int64 {
 	var d int64
 	//detcheck:orderless: a minimum
 	for _, c := range s.conns {
-		if t := c.lastActive + int64(s.cfg.IdleTimeout); d == 0 || t < d {
+		if t := c.deadline(&s.cfg); d == 0 || t < d {
 			d = t
 		}
 	}
 	return d
 }
 
-// Timer closes connections idle for IdleTimeout: gracefully when waiting
-// for a request, with a reset when stuck in a response.
+// Timer closes connections idle for IdleTimeout or slow to send a request
+// head (RequestTimeout): gracefully when waiting for a request, with a reset
+// when stuck in a response.
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
 	var due []sockapi.SockID
 	//detcheck:orderless: collected, then sorted
 	for id, c := range s.conns {
-		if c.lastActive+int64(s.cfg.IdleTimeout) <= now {
+		if c.deadline(&s.cfg) <= now {
 			due = append(due, id)
 		}
 	}
@@ -236,12 +248,15 @@ func (s *Service) pump(sk sockapi.Sockets, c *conn, now int64) {
 				progress = true
 			case n > 0:
 				c.consume(n)
+				c.headSince = 0
 				s.respond(c, &req)
 				progress = true
 			case c.peerEOF:
 				// Nothing more will come: an incomplete head is dropped.
 				s.closeConn(sk, c)
 				return
+			case len(c.in) > 0 && c.headSince == 0:
+				c.headSince = now
 			}
 		}
 		if c.busy() {

@@ -551,3 +551,26 @@ func TestConditionalAndIndex(t *testing.T) {
 		t.Fatalf("index.html handling wrong (%d responses)", len(rs))
 	}
 }
+
+// A request head trickled in slowly is cut off after RequestTimeout even
+// though every byte refreshes the idle timer (slowloris).
+func TestRequestTimeout(t *testing.T) {
+	const sec = int64(time.Second)
+	svc, fn := newTestService(t, Config{IdleTimeout: 20 * time.Second, RequestTimeout: 30 * time.Second}, 1<<20)
+	id := fn.connect(t, svc, 0)
+	req := "GET /hello.txt HTTP/1.1\r\nHost: vs\r\nX-Slow: " + strings.Repeat("a", 100)
+	for i := 0; i < len(req); i++ {
+		now := int64(i) * 5 * sec
+		if d := svc.NextDeadline(); d != 0 && d <= now {
+			svc.Timer(fn, now)
+		}
+		if fn.socks[id].closed {
+			if now < 30*sec || now > 35*sec {
+				t.Fatalf("closed at %d s, want 30..35 s", now/sec)
+			}
+			return
+		}
+		fn.send(svc, id, req[i:i+1], now)
+	}
+	t.Fatal("trickled request never timed out")
+}

@@ -8,7 +8,8 @@ import (
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
-const snapVersion = 1
+// Version 2 added headSince.
+const snapVersion = 2
 
 // maxSnapBlob bounds a connection's buffers on restore.
 const maxSnapBlob = 64 << 20
@@ -42,6 +43,7 @@ func (s *Service) Snapshot() []byte {
 			w.Bool(c.closeAfter)
 			w.Bool(c.peerEOF)
 			w.I64(c.lastActive)
+			w.I64(c.headSince)
 		}
 	})
 	return w.Bytes()
@@ -57,7 +59,7 @@ func (s *Service) Restore(b []byte) error {
 		ctr      Counters
 		conns    = map[sockapi.SockID]*conn{}
 	)
-	r.Section("http", snapVersion, func(r *snap.Reader, _ uint16) {
+	r.Section("http", snapVersion, func(r *snap.Reader, version uint16) {
 		started = r.Bool()
 		listener = sockapi.SockID(r.U32())
 		for _, f := range ctr.fields() {
@@ -79,6 +81,9 @@ func (s *Service) Restore(b []byte) error {
 			c.closeAfter = r.Bool()
 			c.peerEOF = r.Bool()
 			c.lastActive = r.I64()
+			if version >= 2 {
+				c.headSince = r.I64()
+			}
 			if r.Err() != nil {
 				return
 			}
