@@ -22,6 +22,7 @@ type Request struct {
 	IfNoneMatch   string // raw If-None-Match
 	ContentLength int64  // -1 when absent
 	Chunked       bool   // Transfer-Encoding was present (the service refuses it)
+	Expect100     bool   // Expect: 100-continue: the body waits for a go-ahead
 }
 
 // ParseError is a malformed request and the status it earns.
@@ -206,6 +207,8 @@ func parseHead(head []byte, lineEnd int, cfg Config) (Request, *ParseError) {
 			req.IfRange = string(value)
 		case strings.EqualFold(name, "If-Modified-Since"):
 			req.IfModSince = string(value)
+		case strings.EqualFold(name, "Expect"):
+			req.Expect100 = strings.EqualFold(string(value), "100-continue")
 		case strings.EqualFold(name, "If-None-Match"):
 			req.IfNoneMatch = string(value)
 		}

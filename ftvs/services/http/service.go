@@ -349,10 +349,17 @@ func (s *Service) respond(c *conn, req *Request) {
 		s.errorResponse(c, 413, head, "")
 		return
 	}
-	if req.ContentLength > 0 {
-		c.skipBody = req.ContentLength
-	}
 	c.closeAfter = !keep
+	if req.ContentLength > 0 {
+		if req.Expect100 {
+			// The client holds the body back until a 100 Continue that
+			// never comes (no method here takes a body): answer, and
+			// close rather than mistake a later body for a request.
+			c.closeAfter = true
+		} else {
+			c.skipBody = req.ContentLength
+		}
+	}
 	if req.Method != "GET" && !head {
 		s.errorResponse(c, 405, false, "Allow: GET, HEAD\r\n")
 		return

@@ -177,6 +177,7 @@ func TestErrors(t *testing.T) {
 		{"traversal cleaned", "GET /../../etc/passwd HTTP/1.1\r\nHost: vs\r\n\r\n", 404, false},
 		{"method", "POST /hello.txt HTTP/1.1\r\nHost: vs\r\nContent-Length: 3\r\n\r\nabc", 405, false},
 		{"delete", "DELETE /hello.txt HTTP/1.1\r\nHost: vs\r\n\r\n", 405, false},
+		{"expect 100", "PUT /x HTTP/1.1\r\nHost: vs\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", 405, true},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 400, true},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, true},
 		{"garbage", "HELLO\r\n\r\n", 400, true},
