@@ -121,15 +121,13 @@ func Compare(a, b *inventory.Inventory, p *policy.Policy) Report {
 	return rep
 }
 
-var categories = []string{"system", "baseboard", "bios", "cpu", "memory", "network", "storage", "pci"}
-
 func categoryRank(c string) int {
-	for i, x := range categories {
+	for i, x := range policy.Categories() {
 		if x == c {
 			return i
 		}
 	}
-	return len(categories)
+	return len(policy.Categories())
 }
 
 // options are the go-cmp options: unknown-aware leaf comparers and keyed

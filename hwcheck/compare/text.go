@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ftvs/ftvs/hwcheck/policy"
 )
 
 // maxQuietUnverified is how many non-blocking unverified lines a category
@@ -16,7 +18,7 @@ const maxQuietUnverified = 5
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "A: %s\nB: %s\n", r.A, r.B)
-	for _, cat := range categories {
+	for _, cat := range policy.Categories() {
 		var lines []string
 		quiet := 0
 		for _, blocking := range []bool{true, false} {

@@ -210,6 +210,9 @@ func ParsePattern(s string) (Pattern, error) {
 	if err != nil {
 		return Pattern{}, fmt.Errorf("path pattern %q: %w", s, err)
 	}
+	if first := segs[0]; !strings.Contains(first, "*") && !isCategory(first) {
+		return Pattern{}, fmt.Errorf("path pattern %q: unknown category %q (want one of %s)", s, first, strings.Join(Categories(), ", "))
+	}
 	for _, seg := range segs {
 		if seg == "" {
 			return Pattern{}, fmt.Errorf("path pattern %q: empty segment", s)
@@ -219,6 +222,21 @@ func ParsePattern(s string) (Pattern, error) {
 		}
 	}
 	return Pattern{text: s, segs: segs}, nil
+}
+
+// Categories are the first segments of every comparison path, in report
+// order.
+func Categories() []string {
+	return []string{"system", "baseboard", "bios", "cpu", "memory", "network", "storage", "pci"}
+}
+
+func isCategory(s string) bool {
+	for _, c := range Categories() {
+		if c == s {
+			return true
+		}
+	}
+	return false
 }
 
 // Split cuts a path into segments at dots outside brackets:
