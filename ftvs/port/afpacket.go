@@ -113,6 +113,12 @@ func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]
 		if err == unix.EAGAIN || err == unix.EINTR {
 			break
 		}
+		if err == unix.ENETDOWN {
+			// The link went down (the socket's pending error, reported
+			// once); frames resume when it comes back.
+			st.LinkDown++
+			break
+		}
 		if err != nil {
 			return n, fmt.Errorf("read frame: %w", err)
 		}

@@ -63,8 +63,10 @@ type Stats struct {
 	RxDropFilter uint64
 	// RxDropBad: frames whose virtio header or checksum fields did not parse.
 	RxDropBad uint64
-	// TxErrors: writes the kernel refused.
+	// TxErrors: writes the kernel refused (e.g. while the link is down).
 	TxErrors uint64
+	// LinkDown: times the interface was reported down.
+	LinkDown uint64
 }
 
 // Port is an open frame I/O endpoint. It is not safe for concurrent use

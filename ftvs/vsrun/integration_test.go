@@ -167,3 +167,24 @@ func TestImpairedPath(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkFlap: the VS's interface goes down and up again; the driver keeps
+// running and serves afterwards, for each port kind.
+func TestLinkFlap(t *testing.T) {
+	for _, k := range kinds() {
+		t.Run(string(k), func(t *testing.T) {
+			dir := vstest.Dir(t)
+			sum := vstest.WriteFile(t, filepath.Join(dir, "x.bin"), 200_000, 9)
+			tp := vstest.Start(t, vstest.Options{Kind: k}, dir)
+			curl(t, tp, "-o", "/dev/null", vstest.URL("x.bin"))
+			tp.VS.MustRun("ip", "link", "set", tp.VSIface, "down")
+			time.Sleep(300 * time.Millisecond)
+			tp.VS.MustRun("ip", "link", "set", tp.VSIface, "up")
+			got := curl(t, tp, "-o", "-", "--retry", "3", "--retry-connrefused", vstest.URL("x.bin"))
+			if s := sha(got); s != sum {
+				t.Fatalf("after the flap: sha256 %s, want %s", s, sum)
+			}
+			t.Logf("port %+v", tp.Solo.Port.Stats())
+		})
+	}
+}
