@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,5 +172,60 @@ func TestVdiskCLI(t *testing.T) {
 	out = mustRun(t, 2, "verify", a, other)
 	if !strings.Contains(out, "not copies of one disk") {
 		t.Fatalf("verify of two disks: %s", out)
+	}
+}
+
+// TestVdiskCreateOnBlockDevice: a loop device with a filesystem-like
+// signature is refused; a blank one gets a copy using all of it.
+func TestVdiskCreateOnBlockDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for losetup")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		t.Skip("losetup not installed")
+	}
+	img := filepath.Join(t.TempDir(), "backing.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 24<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Skipf("losetup failed (no loop devices here?): %v", err)
+	}
+	loop := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+
+	// An ext4-like superblock magic at 1080: the device holds data.
+	f, err := os.OpenFile(loop, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0x53, 0xef}, 1080)
+	f.Sync()
+	msg := mustRun(t, 2, "create", "--node", "1", loop)
+	if !strings.Contains(msg, "device "+loop+" holds data (non-zero byte at offset 1080)") {
+		t.Fatalf("create on a device with data: %s", msg)
+	}
+	f.WriteAt([]byte{0, 0}, 1080)
+	f.Sync()
+	f.Close()
+	mustRun(t, 0, "create", "--node", "1", loop)
+	var insp struct {
+		DataSize   int64 `json:"data_size"`
+		DataOffset int64 `json:"data_offset"`
+		DeviceSize int64 `json:"device_size"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, 0, "inspect", "--json", loop)), &insp); err != nil {
+		t.Fatal(err)
+	}
+	if insp.DeviceSize != 24<<20 || insp.DataOffset != 1<<20 || insp.DataSize != 23<<20 {
+		t.Fatalf("copy on a 24 MiB device: %+v", insp)
+	}
+	msg = mustRun(t, 2, "create", "--node", "1", loop)
+	if !strings.Contains(msg, "already holds vdisk") {
+		t.Fatalf("second create: %s", msg)
 	}
 }
