@@ -14,6 +14,8 @@ pkgs=(
 	wrk
 	# disks and boot media
 	dosfstools gdisk mtools fdisk systemd-boot-efi isolinux syslinux-common pxelinux
+	# vdisk: loop devices for the block-device tests (losetup)
+	mount
 	binutils dpkg apt
 	# boot tests (TCG only)
 	qemu-system-x86 ovmf ipxe-qemu
