@@ -19,8 +19,8 @@ pkgs=(
 	binutils dpkg apt
 	# boot tests (TCG only)
 	qemu-system-x86 ovmf ipxe-qemu
-	# hwcheck: PCI names for display
-	pci.ids
+	# hwcheck: PCI names for display; dmidecode as the reference SMBIOS decoder in tests
+	pci.ids dmidecode
 )
 
 missing=()
