@@ -97,8 +97,8 @@
 //   - Peer back: as SyncCopies does locally — MarkAll (full sync) or AddMarks
 //     (the peer's on-disk marks), BeginResync persisted on the source then
 //     the target, then Resync with Src the local Disk, Dst the link's writer,
-//     FlushDst the peer's flush, Checkpoint the source's, a TokenBucket and a
-//     Yielder that lets client I/O go first. The VS keeps running and
+//     FlushDst the peer's flush, Progress the source Disk, a TokenBucket and
+//     ClientFirst (client I/O first). The VS keeps running and
 //     marking; repeat Run until a pass copies little, quiesce the VS, run
 //     the final pass, EndResync (target first), then the snapshot hand-over.
 //   - Verify online: Verify with a ReaderSummer locally and a RemoteSummer
