@@ -108,10 +108,9 @@ func Collect(ctx context.Context, src Sources) (*Inventory, error) {
 // the CPU signature per socket and the DIMMs.
 func dmiFromSMBIOSOnly(inv *Inventory, dmi *DMI) {
 	applyDMI(inv, dmi, nil)
-	inv.CPU = &CPU{Sockets: dmi.Sockets}
+	inv.CPU = &CPU{Sockets: dmi.Sockets} // nil (unknown) when no socket is described
 	if inv.CPU.Sockets == nil {
-		inv.CPU.Sockets = []Socket{}
-		inv.unread("cpu", "SMBIOS table has no populated type 4 (processor) structure")
+		inv.unread("cpu.sockets", "SMBIOS table has no populated type 4 (processor) structure")
 	}
 	for _, s := range inv.CPU.Sockets {
 		p := fmt.Sprintf("cpu.sockets[%d]", s.ID)
