@@ -26,6 +26,8 @@ var defaultRules = []struct {
 	{"network.nics[*].firmware_version", Warning},
 	{"network.nics[*].driver", Warning},
 	{"pci.devices[*].driver", Warning},
+	{"pci.devices[*].revision", Warning}, // a chip stepping, same IDs and function
+	{"storage.controllers[*].revision", Warning},
 	{"storage.controllers[*].driver", Warning},
 	{"storage.disks[*].model", Warning},
 	{"storage.disks[*].rotational", Warning},
