@@ -62,16 +62,17 @@ type Outcome struct {
 }
 
 type runner struct {
-	o    Options
-	step int
-	log  bytes.Buffer // kept on the system partition
+	o     Options
+	step  int
+	start time.Time
+	log   bytes.Buffer // kept on the system partition
 }
 
 const steps = 6
 
 func (r *runner) begin(name string) {
 	r.step++
-	r.say("[%d/%d] %s", r.step, steps, name)
+	r.say("[%d/%d] %s (at %.1fs)", r.step, steps, name, time.Since(r.start).Seconds())
 }
 
 func (r *runner) say(format string, args ...any) {
@@ -101,7 +102,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		o.PairTimeout = 2 * time.Minute
 	}
 	cfg := o.Config
-	r := &runner{o: o}
+	r := &runner{o: o, start: time.Now()}
 	out := &Outcome{}
 
 	// Everything the config names must exist before anything is touched.
@@ -163,7 +164,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if o.DryRun {
 		r.say("")
 		fmt.Fprint(o.Out, p.Text())
-		r.say("\ndry run: nothing written (NICs were brought up to send beacons)")
+		r.say("\ndry run: nothing written (NICs were brought up to send beacons); %.1fs", time.Since(r.start).Seconds())
 		return out, nil
 	}
 
@@ -209,7 +210,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	if err := layout.Apply(p.Disk.Path, p.Layout, content, layout.Options{Wipe: wipe, Node: p.Node, PairKey: key}); err != nil {
 		return out, fmt.Errorf("disk layout: %w", err)
 	}
-	r.say("      written and verified by reading back: GPT, ESP, system partition, %d virtual disk(s)", len(cfg.VirtualDisks))
+	r.say("      written and verified by reading back: GPT, ESP, system partition, %d virtual disk(s) (at %.1fs)", len(cfg.VirtualDisks), time.Since(r.start).Seconds())
 
 	r.begin("runtime config")
 	path, err := r.writeState(cfg, rc, content)
