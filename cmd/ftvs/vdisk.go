@@ -141,7 +141,7 @@ func openForCreate(path string, size, gran int64, force, direct bool) (*filedev.
 		if err != nil {
 			return nil, err
 		}
-		return filedev.Create(path, l.DeviceSize, filedev.Options{Direct: direct})
+		return filedev.Create(path, l.DeviceSize, filedev.Options{Direct: direct, Lock: true})
 	}
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func openForCreate(path string, size, gran int64, force, direct bool) (*filedev.
 			}
 		}
 	}
-	dev, err := filedev.Open(path, filedev.Options{Direct: direct, Exclusive: true})
+	dev, err := filedev.Open(path, filedev.Options{Direct: direct, Exclusive: true, Lock: true})
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +433,7 @@ and lists the regions that differ. Exit status: 0 identical, 1 different,
 }
 
 func openRW(path string) (*filedev.Dev, *vdisk.Disk, error) {
-	dev, err := filedev.Open(path, filedev.Options{Exclusive: true})
+	dev, err := filedev.Open(path, filedev.Options{Exclusive: true, Lock: true})
 	if err != nil {
 		return nil, nil, err
 	}

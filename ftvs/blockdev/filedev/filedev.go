@@ -27,6 +27,10 @@ type Options struct {
 	// Exclusive opens a block device with O_EXCL: it fails with EBUSY if
 	// the device is mounted or held by another user (md, LVM, a partition).
 	Exclusive bool
+	// Lock takes an exclusive flock (non-blocking) so that two ftvs
+	// processes never write one copy at once (the runtime and an operator's
+	// ftvs vdisk resync, say). The lock goes with Close.
+	Lock bool
 }
 
 // Dev is an open file or block device.
@@ -59,6 +63,15 @@ func Open(path string, o Options) (*Dev, error) {
 	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if o.Lock {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%s is in use by another ftvs process (locked)", path)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
 	}
 	d, err := newDev(f, path, o)
 	if err != nil {

@@ -141,3 +141,25 @@ func TestHoldsData(t *testing.T) {
 		t.Fatalf("data at 40 MiB+17: %v %q %v", has, what, err)
 	}
 }
+
+func TestLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "locked.img")
+	d, err := Create(p, 1<<20, Options{Lock: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(p, Options{Lock: true}); err == nil || !strings.Contains(err.Error(), "in use by another ftvs process") {
+		t.Fatalf("second locked open: %v", err)
+	}
+	ro, err := Open(p, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("unlocked read-only open of a locked copy: %v", err)
+	}
+	ro.Close()
+	d.Close()
+	d2, err := Open(p, Options{Lock: true})
+	if err != nil {
+		t.Fatalf("lock not released by Close: %v", err)
+	}
+	d2.Close()
+}
