@@ -317,3 +317,25 @@ func TestDigest(t *testing.T) {
 		t.Error("digest not stable")
 	}
 }
+
+func TestDefaultSeverities(t *testing.T) {
+	for path, want := range map[string]Severity{
+		"cpu.sockets[0].microcode":            Fatal,
+		"cpu.sockets[1].flags[avx512f]":       Fatal,
+		"memory.dimms[A3]":                    Fatal,
+		"memory.dimms[A3].serial":             Info,
+		"bios.version":                        Fatal,
+		"bios.release_date":                   Warning,
+		"network.nics[0000:03:00.0].mac":      Info,
+		"network.nics[0000:03:00.0].model":    Fatal,
+		"network.nics[0000:03:00.0].driver":   Warning,
+		"storage.disks[sda].size_bytes":       Fatal,
+		"storage.controllers[0000:00:1f.2]":   Fatal,
+		"pci.devices[0000:00:1f.2].device_id": Fatal,
+		"system.uuid":                         Info,
+	} {
+		if got := DefaultSeverity(path); got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
+		}
+	}
+}
