@@ -231,3 +231,44 @@ func WaitFor(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Link is a veth path between two namespaces through a middle one that
+// impairs it (see ImpairedVeth).
+type Link struct {
+	Middle *NS
+	// Netem says the kernel's netem qdisc does the impairing (on both
+	// middle interfaces); otherwise Relay, the userspace stand-in, does.
+	Netem bool
+	Relay *Relay
+}
+
+// ImpairedVeth joins a (interface aIf) and b (interface bIf) through a third
+// namespace named mid that impairs both directions with imp: with
+// `tc netem` on a bridge when the kernel has sch_netem, else with a Relay.
+func (e *Env) ImpairedVeth(a *NS, aIf string, b *NS, bIf string, mid string, imp Impairment) *Link {
+	e.t.Helper()
+	l := &Link{Middle: e.NS(mid)}
+	e.Veth(a, aIf, l.Middle, "m0")
+	e.Veth(l.Middle, "m1", b, bIf)
+	if !l.Middle.HasNetem("m0") {
+		l.Relay = l.Middle.StartRelay("m0", "m1", imp)
+		return l
+	}
+	l.Netem = true
+	l.Middle.Bridge("br0", "m0", "m1")
+	for _, dev := range []string{"m0", "m1"} {
+		args := []string{"qdisc", "add", "dev", dev, "root", "netem",
+			"delay", fmt.Sprintf("%dus", imp.Delay.Microseconds())}
+		if imp.Jitter > 0 {
+			args = append(args, fmt.Sprintf("%dus", imp.Jitter.Microseconds()))
+		}
+		if imp.Loss > 0 {
+			args = append(args, "loss", fmt.Sprintf("%g%%", imp.Loss*100))
+		}
+		if imp.Reorder > 0 {
+			args = append(args, "reorder", fmt.Sprintf("%g%%", imp.Reorder*100))
+		}
+		l.Middle.MustRun("tc", args...)
+	}
+	return l
+}

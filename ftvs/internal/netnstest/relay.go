@@ -36,6 +36,7 @@ type RelayStats struct {
 // built without sch_netem. TCP super-segments (GSO) are cut into wire-size
 // segments first, so loss and reordering hit real segments as netem's would.
 type Relay struct {
+	imp    atomic.Pointer[Impairment]
 	fds    [2]int
 	wg     sync.WaitGroup
 	stop   atomic.Bool
@@ -49,6 +50,7 @@ type Relay struct {
 func (n *NS) StartRelay(ifA, ifB string, imp Impairment) *Relay {
 	n.env.t.Helper()
 	r := &Relay{fds: [2]int{-1, -1}}
+	r.imp.Store(&imp)
 	err := n.Do(func() error {
 		for i, name := range []string{ifA, ifB} {
 			fd, err := rawSocket(name)
@@ -67,7 +69,7 @@ func (n *NS) StartRelay(ifA, ifB string, imp Impairment) *Relay {
 		rng := rand.New(rand.NewPCG(imp.Seed, uint64(dir)+1))
 		q := make(chan delayed, 4096)
 		r.wg.Add(2)
-		go r.receive(r.fds[dir], q, imp, rng)
+		go r.receive(r.fds[dir], q, rng)
 		go r.send(r.fds[1-dir], q)
 	}
 	n.env.t.Cleanup(r.Close)
@@ -140,7 +142,11 @@ type delayed struct {
 	frame []byte
 }
 
-func (r *Relay) receive(fd int, q chan<- delayed, imp Impairment, rng *rand.Rand) {
+// SetImpairment changes the impairment from the next frame on (Loss 1 cuts
+// the link; a zero Impairment makes it clean).
+func (r *Relay) SetImpairment(imp Impairment) { r.imp.Store(&imp) }
+
+func (r *Relay) receive(fd int, q chan<- delayed, rng *rand.Rand) {
 	defer r.wg.Done()
 	defer close(q)
 	buf := make([]byte, port.MaxFrame+port.VnetHdrLen)
@@ -161,6 +167,7 @@ func (r *Relay) receive(fd int, q chan<- delayed, imp Impairment, rng *rand.Rand
 				r.segd.Add(1)
 			}
 		}
+		imp := r.imp.Load()
 		for _, f := range frames {
 			r.frames.Add(1)
 			if imp.Loss > 0 && rng.Float64() < imp.Loss {

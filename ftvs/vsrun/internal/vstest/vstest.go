@@ -68,22 +68,8 @@ func Net(t testing.TB, o Options) *Topo {
 	if o.Impair == nil {
 		env.Veth(tp.VS, "v0", tp.Client, "c0")
 	} else {
-		tp.WAN = env.NS("wan")
-		env.Veth(tp.VS, "v0", tp.WAN, "w0")
-		env.Veth(tp.WAN, "w1", tp.Client, "c0")
-		if tp.WAN.HasNetem("w0") {
-			tp.UsedNetem = true
-			tp.WAN.Bridge("br0", "w0", "w1")
-			im := o.Impair
-			for _, dev := range []string{"w0", "w1"} {
-				tp.WAN.MustRun("tc", "qdisc", "add", "dev", dev, "root", "netem",
-					"delay", fmt.Sprintf("%dus", im.Delay.Microseconds()),
-					"loss", fmt.Sprintf("%g%%", im.Loss*100),
-					"reorder", fmt.Sprintf("%g%%", im.Reorder*100), "50%")
-			}
-		} else {
-			tp.Relay = tp.WAN.StartRelay("w0", "w1", *o.Impair)
-		}
+		l := env.ImpairedVeth(tp.VS, "v0", tp.Client, "c0", "wan", *o.Impair)
+		tp.WAN, tp.UsedNetem, tp.Relay = l.Middle, l.Netem, l.Relay
 	}
 	tp.Client.Addr("c0", ClientIP+"/24")
 	if o.Kind == port.TAP {
