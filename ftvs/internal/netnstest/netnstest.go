@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,14 +45,46 @@ func Require(t testing.TB, tools ...string) {
 	}
 }
 
-// New starts an environment whose namespaces are named prefix + a random
-// 4-hex-digit suffix + "-" + name. It skips the test when not root.
+// New starts an environment whose namespaces are named prefix + the test
+// process's PID (base 36) + "_" + a random 4-hex-digit suffix + "-" + name.
+// It first removes namespaces under prefix left by processes that no longer
+// exist (a test binary killed before its cleanup ran). It skips the test
+// when not root.
 func New(t testing.TB, prefix string, tools ...string) *Env {
 	t.Helper()
 	Require(t, tools...)
+	sweep(t, prefix)
 	var b [2]byte
 	_, _ = rand.Read(b[:])
-	return &Env{t: t, prefix: prefix + hex.EncodeToString(b[:])}
+	return &Env{t: t, prefix: prefix + strconv.FormatInt(int64(os.Getpid()), 36) + "_" + hex.EncodeToString(b[:])}
+}
+
+// sweep removes namespaces named by New for processes that are gone.
+func sweep(t testing.TB, prefix string) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
+			continue
+		}
+		pid36, _, ok := strings.Cut(f[0][len(prefix):], "_")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.ParseInt(pid36, 36, 64)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.FormatInt(pid, 10)); err == nil {
+			continue // its process is alive: not ours to touch
+		}
+		if err := exec.Command("ip", "netns", "del", f[0]).Run(); err == nil {
+			t.Logf("netnstest: removed namespace %s left by a dead process %d", f[0], pid)
+		}
+	}
 }
 
 // Prefix is the unique prefix of this environment's names.

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"io"
 	"net"
+	"os"
 	osexec "os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +99,29 @@ func TestCleanupRemovesNamespaces(t *testing.T) {
 func run(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// TestSweepRemovesOrphans: a namespace left by a dead process is removed by
+// the next New; one of a live process is not.
+func TestSweepRemovesOrphans(t *testing.T) {
+	Require(t)
+	dead := "fv4zzzzzz_0000-orphan" // PID 2176782335 does not exist
+	live := "fv4" + strconv.FormatInt(int64(os.Getpid()), 36) + "_ffff-live"
+	for _, n := range []string{dead, live} {
+		if out, err := osexec.Command("ip", "netns", "add", n).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		t.Cleanup(func() { _ = osexec.Command("ip", "netns", "del", n).Run() })
+	}
+	New(t, "fv4")
+	out, err := run("ip", "netns", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, dead) {
+		t.Fatal("orphaned namespace survived")
+	}
+	if !strings.Contains(out, live) {
+		t.Fatal("a live process's namespace was removed")
+	}
 }
