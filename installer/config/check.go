@@ -17,6 +17,7 @@ type Machine interface {
 	NICs(all bool) ([]host.NIC, error)
 	DiskAt(path string) (host.Disk, error)
 	Disks() ([]host.Disk, error)
+	InUse(d host.Disk) ([]string, error)
 }
 
 // Resolved is a config checked against the machine: the NICs its selectors
@@ -79,6 +80,11 @@ func (c *Config) Check(m Machine) (*Resolved, error) {
 		errs = append(errs, err.(*FieldError))
 	} else {
 		r.Disk = disk
+		if why, err := m.InUse(disk); err != nil {
+			errs = append(errs, c.Errorf("disk.target", "%v", err))
+		} else if len(why) > 0 {
+			errs = append(errs, c.Errorf("disk.target", "disk %s is in use by this system (%s): never written, wipe or not", disk.Path, strings.Join(why, "; ")))
+		}
 		if need := c.RequiredDiskBytes(); disk.Size < need {
 			errs = append(errs, c.Errorf("disk.target", "disk %s is %s; the layout needs %s (ESP %s + system %s + virtual disks %s + GPT)",
 				disk.Path, humanize.IBytes(disk.Size), humanize.IBytes(need), humanize.IBytes(c.Disk.ESPSize),

@@ -19,6 +19,7 @@ type table struct {
 
 func (t table) NICs(all bool) ([]host.NIC, error) { return t.nics, nil }
 func (t table) Disks() ([]host.Disk, error)       { return t.disks, nil }
+func (t table) InUse(d host.Disk) ([]string, error) { return host.Live().InUse(d) }
 func (t table) DiskAt(p string) (host.Disk, error) {
 	return host.Live().DiskAt(p) // real files
 }
@@ -203,6 +204,27 @@ func TestCheckLiveMachineMissingNIC(t *testing.T) {
 	}
 	_, err = c.Check(host.Live())
 	if err == nil || !strings.Contains(err.Error(), "c.yaml:11: nics.management: no NIC name:nosuchnic0 on this machine") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestMountedDiskRefused(t *testing.T) {
+	// The disk this test runs from is mounted: never a target.
+	root := ""
+	disks, _ := host.Live().Disks()
+	for _, d := range disks {
+		if why, _ := host.Live().InUse(d); len(why) > 0 {
+			root = d.Path
+		}
+	}
+	if root == "" {
+		t.Skip("no mounted whole disk on this machine")
+	}
+	c, err := Parse("m.yaml", []byte(strings.Replace(minimal, "/dev/null", root, 1)+"wipe: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Check(table{nics: fourNICs()}); err == nil || !strings.Contains(err.Error(), "m.yaml:3: disk.target: disk "+root+" is in use by this system") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -122,6 +122,13 @@ func (m Machine) DiskAt(path string) (Disk, error) {
 		d.Size = uint64(st.Size())
 	case st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0:
 		d.Block = true
+		sys := filepath.Join(m.Root, "sys/class/block", filepath.Base(real))
+		d.Model = readTrim(filepath.Join(sys, "device/model"))
+		// sysfs gives the size without opening the device.
+		if sectors, err := strconv.ParseUint(readTrim(filepath.Join(sys, "size")), 10, 64); err == nil {
+			d.Size = sectors * 512
+			break
+		}
 		f, err := os.Open(real)
 		if err != nil {
 			return Disk{}, fmt.Errorf("disk %s: %w", path, err)
@@ -132,7 +139,6 @@ func (m Machine) DiskAt(path string) (Disk, error) {
 			return Disk{}, fmt.Errorf("disk %s: size: %w", path, err)
 		}
 		d.Size = uint64(end)
-		d.Model = readTrim(filepath.Join(m.Root, "sys/class/block", filepath.Base(real), "device/model"))
 	default:
 		return Disk{}, fmt.Errorf("disk %s: not a block device or disk image file", path)
 	}
@@ -179,4 +185,50 @@ func readTrim(p string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// InUse lists why a block device must not be written even when wiping is
+// allowed: it or one of its partitions is mounted, or is held by another
+// device (LVM, RAID, dm-crypt). Regular files (disk images) are never in use.
+func (m Machine) InUse(d Disk) ([]string, error) {
+	if !d.Block {
+		return nil, nil
+	}
+	name := filepath.Base(d.Real)
+	blk := filepath.Join(m.Root, "sys/class/block", name)
+	devs := map[string]string{} // major:minor -> device name
+	if v := readTrim(filepath.Join(blk, "dev")); v != "" {
+		devs[v] = name
+	}
+	ents, _ := os.ReadDir(blk)
+	var why []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(blk, e.Name(), "partition")); err != nil {
+			continue
+		}
+		if v := readTrim(filepath.Join(blk, e.Name(), "dev")); v != "" {
+			devs[v] = e.Name()
+		}
+		if h, _ := os.ReadDir(filepath.Join(blk, e.Name(), "holders")); len(h) > 0 {
+			why = append(why, fmt.Sprintf("%s is held by %s", e.Name(), h[0].Name()))
+		}
+	}
+	if h, _ := os.ReadDir(filepath.Join(blk, "holders")); len(h) > 0 {
+		why = append(why, fmt.Sprintf("%s is held by %s", name, h[0].Name()))
+	}
+	mi, err := os.ReadFile(filepath.Join(m.Root, "proc/self/mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if dev, ok := devs[f[2]]; ok {
+			why = append(why, fmt.Sprintf("%s is mounted on %s", dev, f[4]))
+		}
+	}
+	sort.Strings(why)
+	return why, nil
 }
