@@ -17,8 +17,8 @@ type table struct {
 	disks []host.Disk
 }
 
-func (t table) NICs(all bool) ([]host.NIC, error) { return t.nics, nil }
-func (t table) Disks() ([]host.Disk, error)       { return t.disks, nil }
+func (t table) NICs(all bool) ([]host.NIC, error)   { return t.nics, nil }
+func (t table) Disks() ([]host.Disk, error)         { return t.disks, nil }
 func (t table) InUse(d host.Disk) ([]string, error) { return host.Live().InUse(d) }
 func (t table) DiskAt(p string) (host.Disk, error) {
 	return host.Live().DiskAt(p) // real files
