@@ -30,8 +30,6 @@ type Sources struct {
 	// PCIDB is the pci.ids database to share with ghw; nil uses an empty
 	// one (the inventory keeps IDs only, names are for display).
 	PCIDB *pcidb.PCIDB
-	// Root overrides "/" for the live machine (tests).
-	Root string
 }
 
 // Live reports whether s reads the machine the code runs on.
@@ -72,12 +70,8 @@ func Collect(ctx context.Context, src Sources) (*Inventory, error) {
 	case src.SMBIOS != "":
 		inv.Source = "smbios " + filepath.Base(src.SMBIOS)
 	default:
-		root := src.Root
-		if root == "" {
-			root = "/"
-		}
 		var err error
-		if r, err = newRootReader(root, root, true, src.PCIDB); err != nil {
+		if r, err = newRootReader("/", "/", true, src.PCIDB); err != nil {
 			return nil, err
 		}
 		inv.Source = "live"
