@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/machine/inputlog"
 	"github.com/ftvs/ftvs/ftvs/port"
 	"github.com/ftvs/ftvs/ftvs/vsrun"
 	"github.com/spf13/cobra"
@@ -23,9 +24,9 @@ func newVSCmd() *cobra.Command {
 }
 
 type vsRunFlags struct {
-	iface, mac, ip, gw, root, portKind, isnKey string
-	httpPort                                   uint16
-	mtu, batch                                 int
+	iface, mac, ip, gw, root, portKind, isnKey, record string
+	httpPort                                           uint16
+	mtu, batch                                         int
 }
 
 func newVSRunCmd() *cobra.Command {
@@ -50,11 +51,30 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 			cfg.Event = func(seq uint64, text string) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: event at input %d: %s\n", seq, text)
 			}
+			var log *inputlog.Writer
+			if f.record != "" {
+				cfg.Record = func(in machine.Input) error { log.Input(in); return nil }
+			}
 			solo, err := vsrun.Open(cfg)
 			if err != nil {
 				return &exitError{1, fmt.Errorf("vs run: %w", err)}
 			}
 			defer solo.Close()
+			if f.record != "" {
+				out, err := os.Create(f.record)
+				if err != nil {
+					return &exitError{1, fmt.Errorf("vs run: --record: %w", err)}
+				}
+				defer out.Close()
+				if log, err = vsrun.NewRecording(out, solo.Machine.Config(), solo.Store); err != nil {
+					return &exitError{1, fmt.Errorf("vs run: --record %s: %w", f.record, err)}
+				}
+				defer func() {
+					if err := log.Close(); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: --record %s: %v\n", f.record, err)
+					}
+				}()
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: serving %s on %s (%s) as %s/%d, MAC %s, MTU %d\n",
 				f.root, f.iface, f.portKind, machine.FormatIPv4(cfg.IP), cfg.PrefixLen, machine.FormatMAC(cfg.MAC), solo.Config.MTU)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -80,6 +100,7 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 	fl.IntVar(&f.mtu, "mtu", 0, "IP MTU (0: the interface's)")
 	fl.IntVar(&f.batch, "batch", 0, fmt.Sprintf("frames read per round before outputs are written (0: %d)", vsrun.DefaultBatch))
 	fl.StringVar(&f.isnKey, "isn-key", "", "32 hex digits keying TCP initial sequence numbers (default: random)")
+	fl.StringVar(&f.record, "record", "", "write the session's input log (config, the served files, every input) to this file, for replay")
 	return cmd
 }
 
