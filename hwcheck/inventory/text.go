@@ -56,15 +56,15 @@ func (inv *Inventory) WriteText(w io.Writer, db *pcidb.PCIDB) error {
 		p("cpu: not collected")
 	}
 	if m := inv.Memory; m != nil {
-		total := "?"
-		if m.TotalBytes != nil {
-			total = fmt.Sprintf("%.1f GiB", float64(*m.TotalBytes)/(1<<30))
+		gib := func(b *int64) string {
+			if b == nil {
+				return "?"
+			}
+			return fmt.Sprintf("%.1f", float64(*b)/(1<<30))
 		}
-		if m.UsableBytes != nil {
-			total += fmt.Sprintf(" (%.1f GiB usable)", float64(*m.UsableBytes)/(1<<30))
-		}
+		total := fmt.Sprintf("%s GiB in memory blocks, %s GiB usable", gib(m.TotalBytes), gib(m.UsableBytes))
 		if m.DIMMs == nil {
-			p("memory: %s total, DIMM slots unknown", total)
+			p("memory: %s, DIMM slots unknown", total)
 		} else {
 			used := 0
 			for _, d := range m.DIMMs {
@@ -72,7 +72,7 @@ func (inv *Inventory) WriteText(w io.Writer, db *pcidb.PCIDB) error {
 					used++
 				}
 			}
-			p("memory: %s total, %d of %d DIMM slots populated", total, used, len(m.DIMMs))
+			p("memory: %s, %d of %d DIMM slots populated", total, used, len(m.DIMMs))
 		}
 		for _, d := range m.DIMMs {
 			if !d.Populated {
