@@ -24,6 +24,7 @@ type Machine struct {
 	seen    bool   // an input has been applied
 	lastSeq uint64 // Seq of the last applied input
 	now     int64  // virtual time of the last applied input (monotonic)
+	backlog bool   // the last Step hit MaxRounds: events may wait in the stack
 	ctr     MachineCounters
 }
 
@@ -147,9 +148,11 @@ func (m *Machine) Step(in Input) []Output {
 }
 
 // run polls the stack and hands its events to the services until a round
-// raises no event, at most MaxRounds rounds. Output left over when the bound
-// is hit keeps the stack's deadline at now, so the shell ticks again at once.
+// raises no event, at most MaxRounds rounds. When the bound is hit, the
+// machine's deadline stays at now so the shell ticks again at once and the
+// work left over (events still queued in the stack) carries on.
 func (m *Machine) run(now int64) {
+	m.backlog = false
 	for round := 0; round < m.cfg.MaxRounds; round++ {
 		m.stack.Poll(now)
 		n := 0
@@ -163,6 +166,7 @@ func (m *Machine) run(now int64) {
 	}
 	m.ctr.RoundsExhausted++
 	m.stack.Poll(now)
+	m.backlog = true
 }
 
 func (m *Machine) dispatch(ev sockapi.Event, now int64) {
@@ -182,6 +186,9 @@ func (m *Machine) event(seq uint64, format string, args ...any) Output {
 // NextDeadline is the virtual time at which the shell must feed a tick: the
 // earliest timer of the stack and the services, or 0 when none is armed.
 func (m *Machine) NextDeadline() int64 {
+	if m.backlog {
+		return m.now
+	}
 	d := m.stack.NextDeadline()
 	for _, s := range m.services {
 		if sd := s.NextDeadline(); sd != 0 && (d == 0 || sd < d) {
@@ -200,7 +207,8 @@ func (m *Machine) Counters() Counters {
 	return c
 }
 
-const machineVersion = 1
+// Version 2 added the backlog flag.
+const machineVersion = 2
 
 // Snapshot encodes the whole state: configuration, sequence and clock,
 // counters, the stack and every service.
@@ -211,6 +219,7 @@ func (m *Machine) Snapshot() []byte {
 		w.Bool(m.seen)
 		w.U64(m.lastSeq)
 		w.I64(m.now)
+		w.Bool(m.backlog)
 		c := &m.ctr
 		for _, v := range []uint64{c.Inputs, c.FramesIn, c.Ticks, c.Commands, c.BadCommands, c.SeqRejected,
 			c.SeqGaps, c.ClockClamps, c.FramesOut, c.EventsUnrouted, c.RoundsExhausted} {
@@ -234,7 +243,7 @@ const maxServiceSnapshot = 1 << 30
 func (m *Machine) Restore(b []byte) error {
 	r := snap.NewReader(b)
 	var fresh *Machine
-	r.Section("machine", machineVersion, func(r *snap.Reader, _ uint16) {
+	r.Section("machine", machineVersion, func(r *snap.Reader, version uint16) {
 		cfg := decodeConfig(r)
 		if r.Err() != nil {
 			return
@@ -252,6 +261,9 @@ func (m *Machine) Restore(b []byte) error {
 		nm.seen = r.Bool()
 		nm.lastSeq = r.U64()
 		nm.now = r.I64()
+		if version >= 2 {
+			nm.backlog = r.Bool()
+		}
 		c := &nm.ctr
 		for _, p := range []*uint64{&c.Inputs, &c.FramesIn, &c.Ticks, &c.Commands, &c.BadCommands, &c.SeqRejected,
 			&c.SeqGaps, &c.ClockClamps, &c.FramesOut, &c.EventsUnrouted, &c.RoundsExhausted} {

@@ -278,3 +278,34 @@ func TestMachineStreams1GiB(t *testing.T) {
 	}
 	t.Logf("1 GiB in %d machine steps, heap peak %d MiB", w.steps, peak>>20)
 }
+
+// With the poll/dispatch rounds of a Step bounded to one, work left over
+// carries to the next Step (the machine asks for an immediate tick) and the
+// sessions still complete.
+func TestBoundedRoundsCarryOver(t *testing.T) {
+	cfg := vsConfig(0)
+	cfg.MaxRounds = 1
+	w := httpScenario(t, cfg, 1, 1e6, nil)
+	if c := w.m.Counters(); c.Machine.RoundsExhausted == 0 {
+		t.Fatalf("MaxRounds 1 was never hit: %+v", c.Machine)
+	}
+	// A Step that hits the bound asks for a tick at once.
+	hit := false
+	m2, err := machine.New(cfg, testFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range w.log {
+		before := m2.Counters().Machine.RoundsExhausted
+		m2.Step(in)
+		if m2.Counters().Machine.RoundsExhausted > before {
+			hit = true
+			if m2.NextDeadline() != m2.Now() {
+				t.Fatalf("after an exhausted step the deadline is %d, not now (%d)", m2.NextDeadline(), m2.Now())
+			}
+		}
+	}
+	if !hit {
+		t.Fatal("replay never hit the bound")
+	}
+}
