@@ -55,3 +55,36 @@ func BenchmarkStateHash(b *testing.B) {
 		m.StateHash()
 	}
 }
+
+// BenchmarkSmallRequests: 50 keep-alive clients each pipeline 20 requests
+// for a small file over a 100 µs wire; reports requests per second of CPU
+// inside Step.
+func BenchmarkSmallRequests(b *testing.B) {
+	cfg := vsConfig(0)
+	const clients, perClient = 50, 20
+	var inStep time.Duration
+	for i := 0; i < b.N; i++ {
+		w := newWorld(&testing.T{}, cfg, 0)
+		w.noLog = true
+		w.delay = 100e3
+		req := ""
+		for k := 0; k < perClient-1; k++ {
+			req += "GET /index.html HTTP/1.1\r\nHost: vs\r\n\r\n"
+		}
+		req += "GET /index.html HTTP/1.1\r\nHost: vs\r\nConnection: close\r\n\r\n"
+		for c := 0; c < clients; c++ {
+			w.dial(req)
+		}
+		w.stepHook = func(in machine.Input) []machine.Output {
+			t0 := time.Now()
+			out := w.m.Step(in)
+			inStep += time.Since(t0)
+			return out
+		}
+		w.run(w.allDone, 600e9)
+		if n := w.m.Counters().HTTP.Responses2xx; n != clients*perClient {
+			b.Fatalf("%d responses", n)
+		}
+	}
+	b.ReportMetric(float64(clients*perClient*b.N)/inStep.Seconds(), "machine-req/s")
+}
