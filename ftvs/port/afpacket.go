@@ -122,6 +122,12 @@ func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]
 		if err != nil {
 			return n, fmt.Errorf("read frame: %w", err)
 		}
+		if m >= len(bufs[n]) {
+			// Filled the buffer: cut short (a super-segment beyond 64 KiB,
+			// e.g. BIG TCP), so it cannot be handed on whole.
+			st.RxDropBad++
+			continue
+		}
 		frame, gso, err := Normalise(bufs[n][:m])
 		if err != nil {
 			st.RxDropBad++

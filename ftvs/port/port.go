@@ -74,7 +74,8 @@ type Stats struct {
 type Port interface {
 	// FD is the descriptor to poll for readability.
 	FD() int
-	// Read fills bufs[i] (each at least MaxFrame+VnetHdrLen bytes) with frames
+	// Read fills bufs[i] (each MaxFrame+VnetHdrLen bytes or more; a frame that
+	// fills its buffer counts as cut short and is dropped) with frames
 	// without blocking and returns the frames read, as sub-slices of bufs. It
 	// returns (0, nil) when nothing is pending.
 	Read(bufs [][]byte, out [][]byte) (int, error)
