@@ -37,11 +37,15 @@ func FuzzInspect(f *testing.F) {
 func TestInspectFindsSignatures(t *testing.T) {
 	dir := t.TempDir()
 	for name, head := range map[string][]byte{
-		"GPT partition table":       func() []byte { b := make([]byte, 1024); copy(b[512:], "EFI PART"); return b }(),
-		"DOS (MBR) partition table": func() []byte { b := make([]byte, 512); b[510], b[511], b[446+4], b[446+12] = 0x55, 0xaa, 0x83, 1; return b }(),
-		"ext2/3/4 filesystem":       func() []byte { b := make([]byte, 2048); b[1080], b[1081] = 0x53, 0xef; return b }(),
-		"swap space":                func() []byte { b := make([]byte, 4096); copy(b[4086:], "SWAPSPACE2"); return b }(),
-		"LVM physical volume":       func() []byte { b := make([]byte, 1024); copy(b[536:], "LVM2 001"); return b }(),
+		"GPT partition table": func() []byte { b := make([]byte, 1024); copy(b[512:], "EFI PART"); return b }(),
+		"DOS (MBR) partition table": func() []byte {
+			b := make([]byte, 512)
+			b[510], b[511], b[446+4], b[446+12] = 0x55, 0xaa, 0x83, 1
+			return b
+		}(),
+		"ext2/3/4 filesystem": func() []byte { b := make([]byte, 2048); b[1080], b[1081] = 0x53, 0xef; return b }(),
+		"swap space":          func() []byte { b := make([]byte, 4096); copy(b[4086:], "SWAPSPACE2"); return b }(),
+		"LVM physical volume": func() []byte { b := make([]byte, 1024); copy(b[536:], "LVM2 001"); return b }(),
 	} {
 		p := filepath.Join(dir, "x")
 		os.WriteFile(p, head, 0o600)
