@@ -512,6 +512,7 @@ func newVdiskResyncCmd() *cobra.Command {
 	var (
 		rateS, chunkS, ckS string
 		skipEqual          bool
+		inflight           int
 	)
 	c := &cobra.Command{
 		Use:   "resync A B",
@@ -532,7 +533,10 @@ stopped on the next run.`,
 				defer dev.Close()
 				disks[i] = d
 			}
-			o := vdisk.SyncOptions{NewGen: randomGen, SkipEqual: skipEqual, Offline: true}
+			if inflight < 1 || inflight > 64 {
+				return &exitError{2, fmt.Errorf("--inflight %d: want 1 to 64", inflight)}
+			}
+			o := vdisk.SyncOptions{NewGen: randomGen, SkipEqual: skipEqual, Offline: true, InFlight: inflight}
 			for _, f := range []struct {
 				name, val string
 				dst       *int64
@@ -574,6 +578,7 @@ stopped on the next run.`,
 	c.Flags().StringVar(&rateS, "rate", "", "resync rate limit in bytes per second (e.g. 100MiB); default unlimited")
 	c.Flags().BoolVar(&skipEqual, "skip-equal", false, "compare checksums first and skip chunks already equal")
 	c.Flags().StringVar(&chunkS, "chunk", "1MiB", "bytes per copy request")
+	c.Flags().IntVar(&inflight, "inflight", 2, "chunks copied at once (read of one overlaps the write of another)")
 	c.Flags().StringVar(&ckS, "checkpoint-every", "64MiB", "bytes copied between persisted progress points (target flush + source metadata)")
 	return c
 }

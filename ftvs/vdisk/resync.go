@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Marks is the resync engine's view of the regions still to copy (the
@@ -58,6 +59,10 @@ type Resync struct {
 	SrcSums, DstSums Summer
 	Chunk            int64 // bytes per copy; 0: 1 MiB
 	CheckpointEvery  int64 // bytes between checkpoints; 0: 64 MiB
+	// InFlight is how many chunks are copied at once (0 or 1: one). Src,
+	// Dst and the Summers must then allow concurrent calls; Marks is only
+	// ever called from Run's goroutine.
+	InFlight int
 }
 
 // ResyncStats counts what a run did.
@@ -137,6 +142,69 @@ func (c *checkpointer) sync(cursor int64) error {
 	return c.wait()
 }
 
+// window runs up to n chunk copies at once (a link with latency needs
+// several writes in flight to reach its bandwidth).
+type window struct {
+	bufs   chan []byte
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	st     *ResyncStats
+	failed []failedChunk
+}
+
+type failedChunk struct {
+	start, n int64
+	err      error
+}
+
+func (w *window) launch(ctx context.Context, r *Resync, start, n int64) {
+	buf := <-w.bufs
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n) // Marks may round up to their granularity
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		var local ResyncStats
+		err := r.copyChunk(ctx, buf[:n], start, &local)
+		w.mu.Lock()
+		w.st.Copied += local.Copied
+		w.st.Skipped += local.Skipped
+		if err != nil {
+			w.failed = append(w.failed, failedChunk{start, n, err})
+		}
+		w.mu.Unlock()
+		w.bufs <- buf
+	}()
+}
+
+// drain waits for every copy in flight and re-marks the failed ones; it
+// returns the lowest failure.
+func (w *window) drain(m Marks) (int64, error) {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first *failedChunk
+	for i := range w.failed {
+		f := &w.failed[i]
+		m.Remark(f.start, f.n)
+		if first == nil || f.start < first.start {
+			first = f
+		}
+	}
+	w.failed = nil
+	if first == nil {
+		return 0, nil
+	}
+	return first.start, first.err
+}
+
+func (w *window) anyFailed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.failed) > 0
+}
+
 // Run copies until no mark is left, ctx ends or an error occurs.
 func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	var st ResyncStats
@@ -148,23 +216,34 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	if every <= 0 {
 		every = 64 << 20
 	}
+	inflight := max(r.InFlight, 1)
 	if r.Src == nil || r.Dst == nil || r.Marks == nil {
 		return st, errors.New("resync: source, target and marks are required")
 	}
+	w := &window{bufs: make(chan []byte, inflight), st: &st}
+	for range inflight {
+		w.bufs <- make([]byte, chunk)
+	}
 	ck := &checkpointer{r: r}
-	defer func() { st.Checkpoints = ck.done }()
-	// stop ends the run keeping what was copied: a final checkpoint.
+	// stop ends the run keeping what was copied: every copy in flight
+	// completes, failures are re-marked, then a final checkpoint.
 	stop := func(err error, cursor int64) (ResyncStats, error) {
+		if at, derr := w.drain(r.Marks); derr != nil {
+			err = errors.Join(err, derr)
+			cursor = min(cursor, at)
+		}
 		err = errors.Join(err, ck.sync(cursor))
 		st.Checkpoints = ck.done
 		return st, err
 	}
-	buf := make([]byte, chunk)
 	pos, since, wrapped := int64(0), int64(0), false
 	st.Passes = 1
 	for {
 		if err := ctx.Err(); err != nil {
 			return stop(err, pos)
+		}
+		if w.anyFailed() {
+			return stop(nil, pos)
 		}
 		if r.Yield != nil {
 			if err := r.Yield.Yield(ctx); err != nil {
@@ -174,7 +253,15 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 		start, n, ok := r.Marks.TakeNext(pos, chunk)
 		if !ok {
 			if pos == 0 {
-				break
+				// Copies still in flight may fail and re-mark: only an
+				// empty set after they complete ends the run.
+				if at, err := w.drain(r.Marks); err != nil {
+					return stop(err, at)
+				}
+				if _, _, again := r.Marks.TakeNext(0, 0); !again {
+					break
+				}
+				continue
 			}
 			pos = 0 // marks behind the cursor? another pass, in address order
 			wrapped = true
@@ -190,18 +277,16 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 				return stop(err, start)
 			}
 		}
-		if n > int64(len(buf)) {
-			buf = make([]byte, n) // Marks may round up to their granularity
-		}
-		if err := r.copyChunk(ctx, buf[:n], start, &st); err != nil {
-			r.Marks.Remark(start, n)
-			return stop(err, start)
-		}
+		w.launch(ctx, r, start, n)
 		st.Chunks++
 		pos = start + n
 		if since += n; since >= every {
-			// Copy on while the previous checkpoint's flush runs; wait for
-			// it only when the next one is due.
+			// Everything handed out so far must be written before the
+			// progress snapshot. The flush and commit then run in the
+			// background while copying goes on.
+			if at, err := w.drain(r.Marks); err != nil {
+				return stop(err, at)
+			}
 			if err := ck.wait(); err != nil {
 				return stop(err, pos)
 			}

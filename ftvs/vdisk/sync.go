@@ -24,6 +24,7 @@ type SyncOptions struct {
 	SkipEqual       bool
 	Chunk           int64
 	CheckpointEvery int64
+	InFlight        int
 	// Offline: both copies are held by this process only (ftvs vdisk resync),
 	// so the crashed-primary flags are cleared at the end.
 	Offline bool
@@ -87,7 +88,7 @@ func SyncCopies(ctx context.Context, a, b *Disk, o SyncOptions) (Decision, Resyn
 		Src: src, Dst: dst, Size: src.Size(), Marks: src,
 		FlushDst: dst.Flush, Progress: src,
 		Pacer: o.Pacer, Yield: o.Yield,
-		Chunk: o.Chunk, CheckpointEvery: o.CheckpointEvery,
+		Chunk: o.Chunk, CheckpointEvery: o.CheckpointEvery, InFlight: o.InFlight,
 	}
 	if o.SkipEqual {
 		r.SrcSums, r.DstSums = ReaderSummer{src}, ReaderSummer{dst}
