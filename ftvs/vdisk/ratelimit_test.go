@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,12 +74,18 @@ func (p *countingPacer) Take(_ context.Context, n int64) error {
 }
 
 func TestResyncBytesPerToken(t *testing.T) {
+	for _, inflight := range []int{1, 4} {
+		t.Run(fmt.Sprintf("inflight=%d", inflight), func(t *testing.T) { testBytesPerToken(t, inflight) })
+	}
+}
+
+func testBytesPerToken(t *testing.T, inflight int) {
 	const size = 8 << 20
 	src, dst := memPair(t, size)
 	marks := NewBitmap(size, 4096)
 	marks.MarkAll()
 	p := &countingPacer{limit: 3 << 20}
-	r := &Resync{Src: src, Dst: dst, Size: size, Marks: memMarks{marks}, Pacer: p, Chunk: 256 << 10}
+	r := &Resync{Src: src, Dst: dst, Size: size, Marks: memMarks{marks}, Pacer: p, Chunk: 256 << 10, InFlight: inflight}
 	st, err := r.Run(context.Background())
 	if !errors.Is(err, errBudget) {
 		t.Fatalf("want the pacer's error, got %v", err)
