@@ -61,12 +61,16 @@
 // synchronous 4 KiB metadata write per solo period: a random-write workload
 // over a 10 GiB hot set pays 2,560 metadata writes once, not one per data
 // write. A persistent 4 KiB-per-bit bitmap would put a synchronous metadata
-// write in front of nearly every random write, halving IOPS or worse — md's
-// write-intent bitmap shows the cost of getting this wrong (its bitmap writes
-// cost 10x in IOPS until a kernel fix, and md defaults to 64 MiB per bit for
-// that reason). The price of the coarse bit is paid only if the survivor
-// itself crashes while alone: then resync copies whole 4 MiB regions, at most
-// 40 ms each at DRBD's default 100 MiB/s, and never more than a full sync.
+// write in front of nearly every random write, halving IOPS or worse. md's
+// write-intent bitmap shows the cost of getting this wrong: wrongly sized
+// bitmap writes cost 10x in IOPS until one kernel fix; a published bonnie++
+// run on an internal bitmap with small chunks wrote at 0.2x the speed
+// (blog.liw.fi, "write intent bitmaps"); a 2022 md patch series found bitmap
+// writes "almost half of the I/O" under synchronous QD1 writes; md now
+// defaults to 64 MiB per bit. The price of the coarse bit is paid only if
+// the survivor itself crashes while alone: then resync copies whole 4 MiB
+// regions, at most 40 ms each at DRBD's default 100 MiB/s, and never more
+// than a full sync.
 //
 // In lockstep both CoServers apply the same writes and may mark too (the
 // runtime clears bits lazily after a synchronized flush with no write in
