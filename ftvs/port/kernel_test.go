@@ -3,8 +3,10 @@ package port_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,4 +244,35 @@ func testKernelTCPPeer(t *testing.T, kind port.Kind) {
 	}
 	t.Logf("%s: %+v", kind, st)
 	_ = p.Write([]port.Frame{{Data: tcpOut(kernMAC, ourSeq, next, 0x04, nil, nil)}})
+}
+
+// TestTAPCreatedWhenMissing: a TAP that does not exist is created, up, for
+// as long as the port is open, and is gone after Close.
+func TestTAPCreatedWhenMissing(t *testing.T) {
+	env := netnstest.New(t, "fv4")
+	ns := env.NS("tapnew")
+	var p port.Port
+	if err := ns.Do(func() (err error) {
+		p, err = port.Open(port.Config{Kind: port.TAP, Iface: "vs0", MAC: ourMAC})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := ns.MustRun("ip", "-o", "link", "show", "vs0")
+	if !strings.Contains(out, "UP") {
+		t.Fatalf("new TAP not up: %s", out)
+	}
+	p.Close()
+	if out, err := ns.Run("ip", "link", "show", "vs0"); err == nil {
+		t.Fatalf("TAP survived Close: %s", out)
+	}
+	if err := ns.Do(func() error {
+		_, err := port.Open(port.Config{Kind: port.AFPacket, Iface: "nope0", MAC: ourMAC})
+		if err == nil || !strings.Contains(err.Error(), "nope0") {
+			return fmt.Errorf("AF_PACKET on a missing interface: %v", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
