@@ -30,6 +30,7 @@ type result struct {
 	framesBig float64 // driver frames (in+out) per second during bulk
 	framesRPS float64 // during the small-file run
 	gsoShare  float64
+	p50, p99  string // request latency under that load (wrk --latency)
 }
 
 func TestVSBench(t *testing.T) {
@@ -81,7 +82,7 @@ func TestVSBench(t *testing.T) {
 	}
 	fmt.Printf("vs: small files (1 KiB GET, keep-alive), 50 connections, wrk -t2 -d5s\n")
 	for _, r := range res {
-		fmt.Printf("  %-22s %8.0f req/s  ratio to kernel %.2f\n", r.name, r.rps, r.rps/kern.rps)
+		fmt.Printf("  %-22s %8.0f req/s  ratio to kernel %.2f  latency p50 %s p99 %s\n", r.name, r.rps, r.rps/kern.rps, r.p50, r.p99)
 	}
 	fmt.Printf("vs: frames through the solo driver (inputs + outputs per second)\n")
 	for _, r := range res[:len(res)-1] {
@@ -114,7 +115,11 @@ func median(v []float64) float64 {
 	return c[len(c)/2]
 }
 
-var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var (
+	rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	p50RE = regexp.MustCompile(`(?m)^\s+50%\s+(\S+)`)
+	p99RE = regexp.MustCompile(`(?m)^\s+99%\s+(\S+)`)
+)
 
 const kernelIP = "10.77.0.3"
 
@@ -157,7 +162,7 @@ func (s *server) bulkRun(t *testing.T, size int64) {
 func (s *server) smallRun(t *testing.T) {
 	before := s.frames()
 	start := time.Now()
-	out := s.tp.Client.MustRun("wrk", "-t2", "-c50", "-d5s", s.base+"small.bin")
+	out := s.tp.Client.MustRun("wrk", "-t2", "-c50", "-d5s", "--latency", s.base+"small.bin")
 	el := time.Since(start).Seconds()
 	m := rpsRE.FindStringSubmatch(out)
 	if m == nil {
@@ -167,5 +172,11 @@ func (s *server) smallRun(t *testing.T) {
 		fmt.Printf("  (%s: wrk reported errors: %s)\n", s.r.name, strings.ReplaceAll(strings.TrimSpace(out), "\n", "; "))
 	}
 	s.r.rps, _ = strconv.ParseFloat(m[1], 64)
+	if m := p50RE.FindStringSubmatch(out); m != nil {
+		s.r.p50 = m[1]
+	}
+	if m := p99RE.FindStringSubmatch(out); m != nil {
+		s.r.p99 = m[1]
+	}
 	s.r.framesRPS = float64(s.frames()-before) / el
 }
