@@ -67,6 +67,7 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 	var cfg *config.Config
 	var raw []byte
 	var err error
+	var confirm func(string) bool
 	switch {
 	case f.config != "":
 		if raw, err = os.ReadFile(f.config); err != nil {
@@ -76,10 +77,12 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 			return &exitError{2, err}
 		}
 	case f.wizard || isTerminal(os.Stdin):
-		res, err := wizard.Run(wizard.Options{In: os.Stdin, Out: nopWriteCloser{out}, Machine: host.Live(), AllNICs: f.allNICs})
+		wo := wizard.Options{In: os.Stdin, Out: nopWriteCloser{out}, Machine: host.Live(), AllNICs: f.allNICs}
+		res, err := wizard.Run(wo)
 		if err != nil {
 			return &exitError{2, err}
 		}
+		confirm = func(plan string) bool { return wizard.Confirm(wo, plan) }
 		cfg, raw = res.Config, res.YAML
 		if f.save != "" {
 			if err := os.WriteFile(f.save, raw, 0o600); err != nil {
@@ -95,7 +98,7 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 	}
 	o := install.Options{
 		Config: cfg, ConfigRaw: raw, Inventory: f.inventory, DryRun: f.dryRun,
-		StateDir: f.stateDir, BootFiles: f.bootFiles, Out: out,
+		StateDir: f.stateDir, BootFiles: f.bootFiles, Out: out, ConfirmPlan: confirm,
 	}
 	if runtime, _, err := cmd.Root().Find([]string{"coserver"}); err == nil && runtime != cmd.Root() {
 		o.Launch = func(path string) error {
@@ -116,6 +119,8 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 		return &exitError{1, err}
 	case errors.Is(err, install.ErrRuntimeMissing):
 		return &exitError{3, err}
+	case errors.Is(err, install.ErrDeclined):
+		return &exitError{2, err}
 	case errors.As(err, &ce), errors.As(err, &fe):
 		return &exitError{2, err}
 	}

@@ -42,9 +42,9 @@ type Options struct {
 	// Launch execs the runtime with the config file; nil when the runtime
 	// is not part of this build.
 	Launch func(configPath string) error
-	// ConfirmWipe asks the operator before overwriting a disk in use (the
-	// wizard); nil leaves it to the config's wipe field.
-	ConfirmWipe func(what string) bool
+	// ConfirmPlan shows the plan to the operator and asks to go on (the
+	// wizard); nil goes on.
+	ConfirmPlan func(plan string) bool
 	PairTimeout time.Duration
 }
 
@@ -52,6 +52,7 @@ type Options struct {
 var (
 	ErrMismatch       = errors.New("hardware mismatch")
 	ErrRuntimeMissing = errors.New("runtime not installed")
+	ErrDeclined       = errors.New("the operator declined the plan; nothing was written")
 )
 
 // Outcome is what a run did.
@@ -168,6 +169,10 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		return out, nil
 	}
 
+	if o.ConfirmPlan != nil && !o.ConfirmPlan(p.Text()) {
+		return out, ErrDeclined
+	}
+
 	r.begin("pairing: authenticated session and hardware match")
 	if err := r.addresses(p); err != nil {
 		return nil, err
@@ -190,11 +195,10 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	}
 
 	r.begin("disk layout")
-	fmt.Fprint(o.Out, indent(p.Text()))
-	wipe := cfg.Wipe
-	if len(p.DiskInUse) > 0 && !wipe && o.ConfirmWipe != nil {
-		wipe = o.ConfirmWipe(fmt.Sprintf("%s holds %s. Overwrite it", p.Disk.Path, layout.Describe(p.DiskInUse)))
+	if o.ConfirmPlan == nil { // the wizard showed it already
+		fmt.Fprint(o.Out, indent(p.Text()))
 	}
+	wipe := cfg.Wipe
 	contentDir := filepath.Join(o.StateDir, "vs-content")
 	if err := os.MkdirAll(contentDir, 0o755); err != nil {
 		return out, err

@@ -322,3 +322,11 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// Confirm shows the plan and asks whether to install it.
+func Confirm(o Options, plan string) bool {
+	w := &wiz{o: o}
+	w.say("\n%s", plan)
+	i, err := w.choose("Install this plan now? The other server must be at this question or beyond", []string{"yes, install", "no, stop"})
+	return err == nil && i == 0
+}

@@ -107,9 +107,13 @@ hwcheck: {policy: %q}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	peer := func() (*exec.Cmd, *bytes.Buffer) {
+	peer := func(dry bool) (*exec.Cmd, *bytes.Buffer) {
 		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", tp.NodeB, bin, "install", "--config", cfgB, "--dry-run", "--inventory", inv, "--state-dir", filepath.Join(dir, "stateB"))
+		args := []string{"netns", "exec", tp.NodeB, bin, "install", "--config", cfgB, "--inventory", inv, "--state-dir", filepath.Join(dir, "stateB")}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		cmd := exec.CommandContext(ctx, "ip", args...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -118,10 +122,70 @@ hwcheck: {policy: %q}
 	}
 
 	// The wizard on node A.
-	bcmd, bout := peer()
+	bcmd, bout := peer(true)
 	saved := filepath.Join(dir, "saved.yaml")
-	wcmd := exec.CommandContext(ctx, "ip", "netns", "exec", tp.NodeA, bin, "install", "--dry-run", "--all-nics",
-		"--inventory", inv, "--state-dir", filepath.Join(dir, "stateA"), "--save", saved)
+	scr, werr := runWizard(t, ctx, tp.NodeA, bin, inv, pol, diskA, filepath.Join(dir, "stateA"), true, "--save", saved)
+	berr := bcmd.Wait()
+	if werr != nil || berr != nil {
+		t.Fatalf("wizard: %v; peer: %v\n%s", werr, berr, bout)
+	}
+	wizPlan := planOf(t, scr.text())
+
+	// Node A again, unattended, from the equivalent config.
+	bcmd, bout = peer(true)
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", tp.NodeA, bin, "install", "--config", cfgA, "--dry-run",
+		"--inventory", inv, "--state-dir", filepath.Join(dir, "stateA")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("config run: %v\n%s", err, out)
+	}
+	if err := bcmd.Wait(); err != nil {
+		t.Fatalf("peer: %v\n%s", err, bout)
+	}
+	cfgPlan := planOf(t, string(out))
+	if wizPlan != cfgPlan {
+		t.Fatalf("the wizard's plan differs from the config's:\n%s\n---\n%s", wizPlan, cfgPlan)
+	}
+	if b, err := os.ReadFile(saved); err != nil || !strings.Contains(string(b), diskA) {
+		t.Fatalf("saved config: %v\n%s", err, b)
+	}
+
+	// And for real: the wizard confirms the plan and installs, node B
+	// unattended; both disks are laid out (exit 3: no runtime in this build).
+	bcmd, bout = peer(false)
+	scr, werr = runWizard(t, ctx, tp.NodeA, bin, inv, pol, diskA, filepath.Join(dir, "stateA"), false)
+	berr = bcmd.Wait()
+	if code := exitCode(werr); code != 3 {
+		t.Fatalf("wizard install: exit %d\n%s", code, scr.text())
+	}
+	if code := exitCode(berr); code != 3 {
+		t.Fatalf("peer install: exit %d\n%s", code, bout)
+	}
+	for _, d := range []string{diskA, diskB} {
+		if out, err := exec.Command("sgdisk", "-v", d).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+			t.Fatalf("%s: %v\n%s", d, err, out)
+		}
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// runWizard drives `ftvs install` without a config on a pseudo-terminal in
+// namespace ns, typing the answers, and returns the screen and the exit.
+func runWizard(t *testing.T, ctx context.Context, ns, bin, inv, pol, disk, state string, dry bool, extra ...string) (*screen, error) {
+	t.Helper()
+	args := []string{"netns", "exec", ns, bin, "install", "--all-nics", "--inventory", inv, "--state-dir", state}
+	if dry {
+		args = append(args, "--dry-run")
+	}
+	wcmd := exec.CommandContext(ctx, "ip", append(args, extra...)...)
 	tty, err := pty.StartWithSize(wcmd, &pty.Winsize{Rows: 50, Cols: 200})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +209,7 @@ hwcheck: {policy: %q}
 	answer("Management address of node 2", "10.0.0.12/24")
 	answer("Management gateway", "10.0.0.1")
 	answer("Target disk", "") // first item: enter a path
-	answer("Disk path", diskA)
+	answer("Disk path", disk)
 	answer("VS boot disk size", "100MiB")
 	answer("Further virtual disks", "data:60MiB")
 	answer("VS MAC address", "02:f7:00:00:00:01")
@@ -153,32 +217,16 @@ hwcheck: {policy: %q}
 	answer("VS gateway", "192.168.50.1")
 	answer("VS services", "") // the default: http, ftp, nbd
 	answer("hwcheck policy file", pol)
-	scr.expect(t, "dry run: nothing written")
-	werr := wcmd.Wait()
-	berr := bcmd.Wait()
+	if dry {
+		scr.expect(t, "dry run: nothing written")
+	} else {
+		scr.expect(t, "Plan for node")
+		answer("Install this plan now?", "") // first item: yes
+		scr.expect(t, "[6/6] launch")
+	}
+	err = wcmd.Wait()
 	t.Logf("wizard screen:\n%s", scr.text())
-	if werr != nil || berr != nil {
-		t.Fatalf("wizard: %v; peer: %v\n%s", werr, berr, bout)
-	}
-	wizPlan := planOf(t, scr.text())
-
-	// Node A again, unattended, from the equivalent config.
-	bcmd, bout = peer()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", tp.NodeA, bin, "install", "--config", cfgA, "--dry-run",
-		"--inventory", inv, "--state-dir", filepath.Join(dir, "stateA")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("config run: %v\n%s", err, out)
-	}
-	if err := bcmd.Wait(); err != nil {
-		t.Fatalf("peer: %v\n%s", err, bout)
-	}
-	cfgPlan := planOf(t, string(out))
-	if wizPlan != cfgPlan {
-		t.Fatalf("the wizard's plan differs from the config's:\n%s\n---\n%s", wizPlan, cfgPlan)
-	}
-	if b, err := os.ReadFile(saved); err != nil || !strings.Contains(string(b), diskA) {
-		t.Fatalf("saved config: %v\n%s", err, b)
-	}
+	return scr, err
 }
 
 // planOf cuts the plan out of an install's output.

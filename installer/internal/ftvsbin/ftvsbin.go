@@ -36,3 +36,10 @@ func Path(t testing.TB) string {
 	}
 	return path
 }
+
+// Cleanup removes the built binary; call it from TestMain after m.Run.
+func Cleanup() {
+	if path != "" {
+		os.RemoveAll(filepath.Dir(path))
+	}
+}

@@ -1,0 +1,14 @@
+package install
+
+import (
+	"os"
+	"testing"
+
+	"github.com/ftvs/ftvs/installer/internal/ftvsbin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ftvsbin.Cleanup()
+	os.Exit(code)
+}
