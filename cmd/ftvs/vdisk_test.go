@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
 	"github.com/ftvs/ftvs/ftvs/vdisk"
@@ -228,4 +231,84 @@ func TestVdiskCreateOnBlockDevice(t *testing.T) {
 	if !strings.Contains(msg, "already holds vdisk") {
 		t.Fatalf("second create: %s", msg)
 	}
+}
+
+// TestVdiskResyncSurvivesKill kills a real "ftvs vdisk resync" process with
+// SIGKILL in the middle and checks that the next run continues from the
+// persisted progress and leaves identical copies.
+func TestVdiskResyncSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the ftvs binary")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ftvs")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	const id = "0f4c1c0e-6a57-4c9b-a3c6-7d2e1b0a9f11"
+	mustRun(t, 0, "create", "--size", "64MiB", "--node", "1", "--uuid", id, "--bitmap-granularity", "1MiB", a)
+	mustRun(t, 0, "create", "--size", "64MiB", "--node", "2", "--uuid", id, "--bitmap-granularity", "1MiB", b)
+	mustRun(t, 0, "resync", "--skip-equal", a, b)
+	var offs []int64
+	for i := int64(0); i < 48; i++ {
+		offs = append(offs, i<<20+4096*(i%7))
+	}
+	goSoloAndWrite(t, a, 0x77665544, offs...)
+	marked := func() int64 {
+		var j struct {
+			MarkedBytes int64 `json:"marked_bytes"`
+		}
+		if err := json.Unmarshal([]byte(mustRun(t, 0, "inspect", "--json", a)), &j); err != nil {
+			t.Fatal(err)
+		}
+		return j.MarkedBytes
+	}
+	if m := marked(); m != 48<<20 {
+		t.Fatalf("%d bytes marked before the resync, want 48 MiB", m)
+	}
+	// 48 MiB at 4 MiB/s: about 12 s, progress persisted every MiB.
+	cmd := exec.Command(bin, "vdisk", "resync", "--rate", "4MiB", "--chunk", "256KiB", "--checkpoint-every", "1MiB", a, b)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(2 * time.Minute)
+	for marked() > 40<<20 {
+		if time.Now().After(deadline) {
+			t.Fatal("resync made no persisted progress in 2 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	left := marked()
+	if left == 0 || left > 40<<20 {
+		t.Fatalf("%d bytes left marked after the kill", left)
+	}
+	var insp struct {
+		State string `json:"state"`
+	}
+	json.Unmarshal([]byte(mustRun(t, 0, "inspect", "--json", b)), &insp)
+	if insp.State != "Inconsistent" {
+		t.Fatalf("killed resync left the target %s", insp.State)
+	}
+	out := mustRun(t, 0, "resync", a, b)
+	if !strings.Contains(out, "bitmap-resync from node 1 to node 2") {
+		t.Fatalf("resume: %s", out)
+	}
+	var copied int64
+	if i := strings.Index(out, "copied "); i >= 0 {
+		fmt.Sscanf(out[i:], "copied %d bytes", &copied)
+	}
+	if copied != left {
+		t.Fatalf("resume copied %d bytes, %d were left:\n%s", copied, left, out)
+	}
+	mustRun(t, 0, "verify", a, b)
 }
