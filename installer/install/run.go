@@ -100,7 +100,8 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		o.StateDir = "/var/lib/ftvs"
 	}
 	if o.PairTimeout == 0 {
-		o.PairTimeout = 2 * time.Minute
+		// The peer may still be at its wizard's last question.
+		o.PairTimeout = max(2*time.Minute, o.Config.NICs.Wait)
 	}
 	cfg := o.Config
 	r := &runner{o: o, start: time.Now()}
