@@ -68,6 +68,9 @@ func Create(dev blockdev.Device, o CreateOptions) (*Disk, error) {
 			}
 			size -= roundUp(l.DeviceSize-dev.Size(), FineGranularity)
 		}
+		if size <= 0 {
+			return nil, fmt.Errorf("device holds %d bytes, too small for a vdisk copy (metadata, bitmap and at least 4 KiB of data need more than %d)", dev.Size(), DataAlign)
+		}
 	}
 	md, err := Layout(size, sector, gran)
 	if err != nil {
