@@ -71,15 +71,18 @@ func openAFPacket(cfg Config) (Port, error) {
 	for _, o := range []int{unix.SO_RCVBUFFORCE, unix.SO_SNDBUFFORCE} {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, sockBuf) // best effort: a smaller buffer only costs drops
 	}
+	// Up before bind: binding to a down interface leaves ENETDOWN pending on
+	// the socket, and the first send would fail with it.
+	if err := setUp(cfg.Iface); err != nil {
+		return fail("link up", err)
+	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 		return fail("bind", err)
 	}
+	_, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR) // clear any pending error
 	mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
 	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
 		return fail("promiscuous mode", err)
-	}
-	if err := setUp(cfg.Iface); err != nil {
-		return fail("link up", err)
 	}
 	return p, nil
 }

@@ -276,3 +276,33 @@ func TestTAPCreatedWhenMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAFPacketBringsLinkUp: on an interface that is down, Open brings it up
+// and the first frame goes out (no stale ENETDOWN from binding it down).
+func TestAFPacketBringsLinkUp(t *testing.T) {
+	env := netnstest.New(t, "fv4")
+	ns := env.NS("up")
+	env.Veth(ns, "v0", ns, "v1")
+	ns.MustRun("ip", "link", "set", "v0", "down")
+	var p port.Port
+	if err := ns.Do(func() (err error) {
+		p, err = port.Open(port.Config{Kind: port.AFPacket, Iface: "v0", MAC: ourMAC})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if out := ns.MustRun("ip", "-o", "link", "show", "v0"); !strings.Contains(out, ",UP") {
+		t.Fatalf("v0 not brought up: %s", out)
+	}
+	garp := make([]byte, 42)
+	copy(garp, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(garp[6:], ourMAC)
+	garp[12], garp[13] = 0x08, 0x06
+	if err := p.Write([]port.Frame{{Data: garp}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.TxFrames != 1 || st.TxErrors != 0 {
+		t.Fatalf("first frame after bringing the link up: %+v", st)
+	}
+}
