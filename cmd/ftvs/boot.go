@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,8 @@ when this build has the installer, and otherwise returns to u-root's shell.`,
 func runBoot(cmd *cobra.Command, cmdlinePath, embedded string) error {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "\n%s (ftvs %s)\n", BootBanner, version)
+	fmt.Fprintf(out, "ftvs installer: network interfaces: %s\n", deviceList("/sys/class/net", "lo"))
+	fmt.Fprintf(out, "ftvs installer: disks: %s\n", deviceList("/sys/block", "loop", "ram"))
 
 	cfg, src, err := findBootConfig(cmd.Context(), out, cmdlinePath, embedded)
 	switch {
@@ -107,6 +110,36 @@ func findBootConfig(ctx context.Context, w io.Writer, cmdlinePath, embedded stri
 	defer cancel()
 	cfg, err := bootcfg.Load(ctx, src, embedded, w)
 	return cfg, src, err
+}
+
+// deviceList names each device under a sysfs class directory with the
+// driver bound to it ("eth0 (virtio_net)"), so the operator sees at once
+// whether the initramfs had the modules this server needs.
+func deviceList(dir string, skipPrefixes ...string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	var parts []string
+next:
+	for _, e := range ents {
+		for _, p := range skipPrefixes {
+			if strings.HasPrefix(e.Name(), p) {
+				continue next
+			}
+		}
+		drv := "no driver"
+		if l, err := os.Readlink(filepath.Join(dir, e.Name(), "device", "driver")); err == nil {
+			drv = filepath.Base(l)
+		} else if l, err := os.Readlink(filepath.Join(dir, e.Name(), "device", "device", "driver")); err == nil {
+			drv = filepath.Base(l)
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s)", e.Name(), drv))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func findSubcommand(root *cobra.Command, name string) *cobra.Command {

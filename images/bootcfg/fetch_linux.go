@@ -33,12 +33,32 @@ func Load(ctx context.Context, src Source, embedded string, w io.Writer) ([]byte
 	case Media:
 		return loadFromMedia(ctx, src.Path, w)
 	case Network:
+		waitEntropy(ctx, w)
 		if err := dhcp(ctx, w); err != nil {
 			return nil, err
 		}
 		return fetchURL(ctx, src, w)
 	}
 	return nil, fmt.Errorf("unknown config source kind %d", src.Kind)
+}
+
+// waitEntropy says so on the console while the kernel's random number
+// generator is not yet seeded: the DHCP and TFTP clients block on it, and
+// on a machine without RDRAND, hwrng or TPM that can take minutes.
+func waitEntropy(ctx context.Context, w io.Writer) {
+	var b [1]byte
+	if _, err := unix.Getrandom(b[:], unix.GRND_NONBLOCK); err != unix.EAGAIN {
+		return
+	}
+	fmt.Fprintln(w, "ftvs installer: waiting for the kernel's random number generator (no RDRAND, hwrng or TPM seeded it yet)")
+	t0 := time.Now()
+	for ctx.Err() == nil {
+		if _, err := unix.Getrandom(b[:], unix.GRND_NONBLOCK); err != unix.EAGAIN {
+			fmt.Fprintf(w, "ftvs installer: random number generator ready after %v\n", time.Since(t0).Round(time.Second))
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 func readBounded(p string) ([]byte, error) {

@@ -49,7 +49,10 @@ func (v *vm) console() string {
 // 1 GiB, no display, no reboot on panic.
 func baseArgs() []string {
 	return []string{"-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "1",
-		"-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio"}
+		"-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
+		// QEMU's default TCG CPU has no RDRAND: seed the guest kernel's
+		// RNG, or DHCP blocks in getrandom for minutes.
+		"-device", "virtio-rng-pci"}
 }
 
 // ovmfArgs adds UEFI firmware with a private copy of the variable store.

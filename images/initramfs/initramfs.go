@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/u-root/gobusybox/src/pkg/golang"
@@ -59,6 +61,10 @@ var DefaultModules = []string{
 	"xhci_pci", "ehci_pci", "usb_storage", "uas",
 	// boot media file systems
 	"vfat", "nls_cp437", "nls_ascii", "isofs",
+	// entropy: DHCP and TFTP clients block in getrandom until the kernel's
+	// RNG is seeded; without RDRAND (QEMU's default CPU) a virtio-rng
+	// device or a TPM seeds it
+	"virtio_rng", "tpm_tis", "tpm_crb",
 }
 
 // Options says what to build.
@@ -74,9 +80,10 @@ type Options struct {
 // Build writes the initramfs to o.Out. Inputs are checked before anything
 // is written; the output appears atomically (temp file + rename).
 func Build(ctx context.Context, o Options) error {
-	progress := o.Progress
-	if progress == nil {
-		progress = io.Discard
+	var progress io.Writer = io.Discard
+	if o.Progress != nil {
+		// The ticker and mkuimage's logger write from different goroutines.
+		progress = &lockedWriter{w: o.Progress}
 	}
 	if o.Out == "" {
 		return fmt.Errorf("initramfs: no output path")
@@ -153,6 +160,7 @@ func Build(ctx context.Context, o Options) error {
 	logger := llog.New(slog.LevelWarn, func(format string, v ...any) {
 		fmt.Fprintf(progress, "mkuimage: "+format+"\n", v...)
 	})
+	stop := ticker(progress, "initramfs: still compiling")
 	err = uimage.Create(logger,
 		uimage.WithEnv(golang.WithWorkingDir(src), golang.DisableCGO(),
 			golang.WithGOOS("linux"), golang.WithGOARCH("amd64")),
@@ -165,6 +173,7 @@ func Build(ctx context.Context, o Options) error {
 		uimage.WithSkipLDD(),
 		uimage.WithCPIOOutput(cpioPath),
 	)
+	stop()
 	if err != nil {
 		return fmt.Errorf("initramfs: mkuimage: %w", err)
 	}
@@ -183,6 +192,37 @@ func Build(ctx context.Context, o Options) error {
 		fmt.Fprintf(progress, "initramfs: wrote %s (%.1f MB)\n", o.Out, float64(st.Size())/1e6)
 	}
 	return nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// ticker prints msg with the elapsed time every 15 s until stopped, so a
+// long compile on a busy machine does not look hung.
+func ticker(w io.Writer, msg string) (stop func()) {
+	done := make(chan struct{})
+	t0 := time.Now()
+	go func() {
+		tk := time.NewTicker(15 * time.Second)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				fmt.Fprintf(w, "%s (%v)\n", msg, time.Since(t0).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // stageModules copies the module closure into stage/lib/modules/<release>

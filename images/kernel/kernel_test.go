@@ -96,6 +96,22 @@ func TestModulesDepFromDebianTree(t *testing.T) {
 
 func TestClosureErrors(t *testing.T) {
 	_, tree := debianTree(t)
+	// Built-in modules (tpm_tis in Debian's 6.1) are satisfied, not errors.
+	if !tree.Builtin["tpm_tis"] {
+		t.Error("modules.builtin not read: tpm_tis missing")
+	}
+	mods, err := tree.Closure([]string{"tpm_tis", "virtio_rng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if m.Name == "tpm_tis" {
+			t.Error("built-in tpm_tis in the closure")
+		}
+	}
+	if last := mods[len(mods)-1].Name; last != "virtio_rng" {
+		t.Errorf("closure ends with %s, want virtio_rng", last)
+	}
 	if _, err := tree.Closure([]string{"no_such_driver"}); err == nil || !strings.Contains(err.Error(), `"no_such_driver" not found`) {
 		t.Errorf("unknown module: err = %v", err)
 	}

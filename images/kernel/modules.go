@@ -23,6 +23,7 @@ type Module struct {
 type Tree struct {
 	Dir     string             // /.../lib/modules/<release>
 	Modules map[string]*Module // by canonical name
+	Builtin map[string]bool    // built into the kernel (modules.builtin)
 }
 
 // CanonicalName turns a module file or depends= name into the kernel's
@@ -98,7 +99,12 @@ func parseSoftdepPre(val string) []string {
 // Compressed modules (.ko.xz, .ko.zst) are not supported: Debian 12 ships
 // them uncompressed and u-root's loader reads plain ELF.
 func ScanTree(dir string) (*Tree, error) {
-	t := &Tree{Dir: dir, Modules: map[string]*Module{}}
+	t := &Tree{Dir: dir, Modules: map[string]*Module{}, Builtin: map[string]bool{}}
+	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil {
+		for _, line := range strings.Fields(string(b)) {
+			t.Builtin[CanonicalName(line)] = true
+		}
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -128,9 +134,9 @@ func ScanTree(dir string) (*Tree, error) {
 }
 
 // Closure returns the named modules with all their hard and soft-pre
-// dependencies, in load order (every module after what it needs). Soft
-// dependencies that the tree lacks are skipped (they are often built in);
-// a missing named module or hard dependency is an error.
+// dependencies, in load order (every module after what it needs). Modules
+// built into the kernel and soft dependencies the tree lacks are skipped;
+// any other missing module is an error.
 func (t *Tree) Closure(names []string) ([]*Module, error) {
 	var order []*Module
 	state := map[string]int{} // 1 visiting, 2 done
@@ -139,7 +145,7 @@ func (t *Tree) Closure(names []string) ([]*Module, error) {
 		name = CanonicalName(name)
 		m, ok := t.Modules[name]
 		if !ok {
-			if soft {
+			if soft || t.Builtin[name] {
 				return nil
 			}
 			if from == "" {
