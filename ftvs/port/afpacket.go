@@ -15,6 +15,8 @@ const sockBuf = 32 << 20
 
 type afPacket struct {
 	fd      int
+	ifindex int
+	name    string
 	mac     net.HardwareAddr
 	closed  atomic.Bool
 	stats   Stats
@@ -52,7 +54,7 @@ func openAFPacket(cfg Config) (Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("afpacket: socket (needs CAP_NET_RAW): %w", err)
 	}
-	p := &afPacket{fd: fd, mac: append(net.HardwareAddr(nil), cfg.MAC...)}
+	p := &afPacket{fd: fd, ifindex: ifi.Index, name: cfg.Iface, mac: append(net.HardwareAddr(nil), cfg.MAC...)}
 	fail := func(what string, err error) (Port, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("afpacket %s: %s: %w", cfg.Iface, what, err)
@@ -90,7 +92,20 @@ func openAFPacket(cfg Config) (Port, error) {
 func (p *afPacket) FD() int { return p.fd }
 
 func (p *afPacket) Read(bufs [][]byte, out [][]byte) (int, error) {
-	return readFrames(p.fd, &p.stats, nil, bufs, out)
+	down := p.stats.LinkDown
+	n, err := readFrames(p.fd, &p.stats, nil, bufs, out)
+	if err == nil && p.stats.LinkDown != down {
+		// Down, or gone? A deleted interface never comes back to this
+		// socket; the kernel then reports the socket bound to no interface.
+		// (Asked of the socket, not by name: the caller's thread may be in
+		// another network namespace than the interface.)
+		if sa, serr := unix.Getsockname(p.fd); serr == nil {
+			if ll, ok := sa.(*unix.SockaddrLinklayer); ok && ll.Ifindex != p.ifindex {
+				return n, fmt.Errorf("afpacket: interface %s is gone", p.name)
+			}
+		}
+	}
+	return n, err
 }
 
 func (p *afPacket) Write(frames []Frame) error {

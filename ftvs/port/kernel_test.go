@@ -306,3 +306,30 @@ func TestAFPacketBringsLinkUp(t *testing.T) {
 		t.Fatalf("first frame after bringing the link up: %+v", st)
 	}
 }
+
+// TestAFPacketInterfaceGone: deleting the interface is an error, not a
+// port that silently reads nothing forever.
+func TestAFPacketInterfaceGone(t *testing.T) {
+	env := netnstest.New(t, "fv4")
+	ns := env.NS("gone")
+	env.Veth(ns, "v0", ns, "v1")
+	var p port.Port
+	if err := ns.Do(func() (err error) {
+		p, err = port.Open(port.Config{Kind: port.AFPacket, Iface: "v0", MAC: ourMAC})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ns.MustRun("ip", "link", "del", "v0")
+	bufs := [][]byte{make([]byte, port.MaxFrame+port.VnetHdrLen)}
+	out := make([][]byte, 1)
+	var err error
+	netnstest.WaitFor(5*time.Second, func() bool {
+		_, err = p.Read(bufs, out) // from the test's own namespace on purpose
+		return err != nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "v0") {
+		t.Fatalf("read after the interface was deleted: %v", err)
+	}
+}
