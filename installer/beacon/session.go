@@ -140,7 +140,8 @@ func (s *Session) Exchange(ctx context.Context, self Identity, o Options) (*Obse
 	var mu sync.Mutex // guards the Heard records and peerRolesAt
 	var peerRolesAt time.Time
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.ports))
+	sendErrs := make([]error, len(s.ports)) // one slot per goroutine: no sharing
+	recvErrs := make([]error, len(s.ports))
 	for i, p := range s.ports {
 		h := &Heard{NIC: p.nic, Peers: map[string]*Beacon{}, beaconMACs: map[string]bool{}, otherMACs: map[string]bool{}, addrs: map[netip.Addr]bool{}}
 		obs.NICs = append(obs.NICs, h)
@@ -161,7 +162,7 @@ func (s *Session) Exchange(ctx context.Context, self Identity, o Options) (*Obse
 					h.Sent++
 					mu.Unlock()
 				} else if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.ENETDOWN) {
-					errs[i] = fmt.Errorf("NIC %s: send beacon: %w", p.nic.Name, err)
+					sendErrs[i] = fmt.Errorf("NIC %s: send beacon: %w", p.nic.Name, err)
 					return
 				}
 				select {
@@ -180,7 +181,7 @@ func (s *Session) Exchange(ctx context.Context, self Identity, o Options) (*Obse
 					if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 						continue
 					}
-					errs[i] = fmt.Errorf("NIC %s: receive: %w", p.nic.Name, err)
+					recvErrs[i] = fmt.Errorf("NIC %s: receive: %w", p.nic.Name, err)
 					return
 				}
 				if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
@@ -196,7 +197,7 @@ func (s *Session) Exchange(ctx context.Context, self Identity, o Options) (*Obse
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(sendErrs, recvErrs...)...); err != nil {
 		return nil, err
 	}
 	for _, h := range obs.NICs {
