@@ -1,0 +1,73 @@
+package state
+
+import (
+	"fmt"
+	"time"
+)
+
+// Event kinds the Model derives from snapshot differences. The daemon's own
+// events (divergence, split-brain, go-live, ...) pass through unchanged.
+const (
+	KindCoServerLost       = "coserver-lost"
+	KindCoServerBack       = "coserver-back"
+	KindLinkLost           = "link-lost"
+	KindLinkBack           = "link-back"
+	KindDiskDetached       = "disk-detached"
+	KindResyncDone         = "resync-done"
+	KindWitnessUnreachable = "witness-unreachable"
+	KindWitnessBack        = "witness-back"
+)
+
+// Diff returns the operator-relevant changes from prev to cur, stamped at.
+func Diff(prev, cur *Snapshot, at time.Time) []Event {
+	var out []Event
+	add := func(kind string, node int, comp, detail string) {
+		out = append(out, Event{Time: at, Kind: kind, Node: node, Component: comp, Detail: detail})
+	}
+	for _, c := range cur.CoServers {
+		p := prev.CoServer(c.Node)
+		if p == nil {
+			continue
+		}
+		comp := fmt.Sprintf("coserver%d", c.Node)
+		if p.Health != Failed && c.Health == Failed {
+			add(KindCoServerLost, c.Node, comp, "role was "+p.Role+", now "+c.Role)
+		} else if p.Health == Failed && c.Health != Failed {
+			add(KindCoServerBack, c.Node, comp, "role "+c.Role)
+		}
+	}
+	for _, l := range cur.Links {
+		for _, p := range prev.Links {
+			if p.Name != l.Name {
+				continue
+			}
+			if p.Up && !l.Up {
+				add(KindLinkLost, 0, l.Name, "CoServer link down")
+			} else if !p.Up && l.Up {
+				add(KindLinkBack, 0, l.Name, fmt.Sprintf("CoServer link up, rtt %dus", l.RTTUS))
+			}
+		}
+	}
+	for _, d := range cur.Disks {
+		for _, p := range prev.Disks {
+			if p.Disk != d.Disk || p.Node != d.Node {
+				continue
+			}
+			comp := fmt.Sprintf("disk %s on node %d", d.Disk, d.Node)
+			if p.Attached && !d.Attached {
+				add(KindDiskDetached, d.Node, comp, "copy detached, state "+d.State)
+			}
+			if p.Syncing && !d.Syncing && d.State == UpToDate {
+				add(KindResyncDone, d.Node, comp, "copy is UpToDate")
+			}
+		}
+	}
+	if cur.Witness.Configured && prev.Witness.Configured {
+		if prev.Witness.Reachable && !cur.Witness.Reachable {
+			add(KindWitnessUnreachable, 0, "witness "+cur.Witness.Address, "no answer from the witness")
+		} else if !prev.Witness.Reachable && cur.Witness.Reachable {
+			add(KindWitnessBack, 0, "witness "+cur.Witness.Address, "witness answers again")
+		}
+	}
+	return out
+}
