@@ -29,12 +29,15 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCmd(),
+		newHwcheckCmd(),
 		newImageCmd(),
 		newBootCmd(),
-		newHwcheckCmd(),
 		newVSCmd(),
 		newVdiskCmd(),
 		newInstallCmd(),
+		newCoserverCmd(),
+		newStatusCmd(),
+		newWitnessCmd(),
 	)
 	return root
 }

@@ -29,6 +29,7 @@ type Config struct {
 	VS          VS         `yaml:"vs"`
 	Timeouts    Timeouts   `yaml:"timeouts"`
 	StateDir    string     `yaml:"state_dir"` // logs, status socket, disk copies' metadata
+	ColdStart   ColdStart  `yaml:"cold_start"`
 
 	key []byte
 }
@@ -71,6 +72,14 @@ type Services struct {
 // Service is one listening service.
 type Service struct {
 	Port int `yaml:"port"`
+}
+
+// ColdStart says what a node does when it starts and hears no peer.
+type ColdStart struct {
+	// SoloAfter: 0 (the default) waits for the peer forever; a duration
+	// starts the VS alone after that long, once the split-brain checks
+	// (management probe, LAN probe, witness lease) find no live VS.
+	SoloAfter time.Duration `yaml:"solo_after"`
 }
 
 // Timeouts of the runtime, as Go durations ("50ms").
@@ -178,6 +187,9 @@ func (c *Config) validate(d *yamlconf.Doc) error {
 	if c.Timeouts.PeerDead < 3*c.Timeouts.Heartbeat {
 		return d.Errorf("timeouts.peer_dead", "is %s; must be at least three heartbeats (%s)",
 			c.Timeouts.PeerDead, 3*c.Timeouts.Heartbeat)
+	}
+	if c.ColdStart.SoloAfter < 0 {
+		return d.Errorf("cold_start.solo_after", "is %s; must not be negative", c.ColdStart.SoloAfter)
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/ftvs"

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/coserver/config"
+	"github.com/spf13/cobra"
+)
+
+func newCoserverCmd() *cobra.Command {
+	var cfgPath string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "coserver --config FILE",
+		Short: "Run this CoServer of a fault-tolerant pair (the lockstep runtime)",
+		Long: `Runs one CoServer: the virtual server described in the config executes in
+lockstep with the peer CoServer's over the CoServer links; the primary's
+outputs leave on the redirected NIC only once the peer has applied their
+input. A fresh pair starts node 1 as primary and node 2 joining; a restarted
+node joins the running primary. Status is served as JSON on management.listen
+(see ftvs status). Stops on SIGINT or SIGTERM.
+Exit status: 2 bad config (nothing started), 1 runtime failure.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return &exitError{2, err}
+			}
+			diverge, err := coserver.DivergeFromEnv()
+			if err != nil {
+				return &exitError{2, err}
+			}
+			lvl := slog.LevelInfo
+			if verbose {
+				lvl = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			if diverge != nil {
+				log.Warn("TEST FAULT HOOK ACTIVE: this replica will diverge on purpose")
+			}
+			d, err := coserver.New(cfg, coserver.Options{Log: log, Diverge: diverge})
+			if err != nil {
+				return &exitError{1, fmt.Errorf("coserver: %w", err)}
+			}
+			defer d.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log.Info("coserver: running", "node", cfg.Node, "management", cfg.Management.Listen)
+			if err := d.Run(ctx); err != nil {
+				return &exitError{1, fmt.Errorf("coserver: %w", err)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "the CoServer config file (YAML)")
+	cmd.Flags().BoolVar(&verbose, "verbose", false, "debug logging")
+	_ = cmd.MarkFlagRequired("config")
+	cmd.AddCommand(newStallmeterCmd())
+	return cmd
+}
+
+// newStallmeterCmd reads a download from stdin (e.g. curl's output) and
+// reports its size, sha256 and the longest gap between arrivals: the stall
+// a client saw. Used by make demo and the benchmarks.
+func newStallmeterCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:    "stallmeter [--out FILE]",
+		Short:  "Measure a stream on stdin: bytes, sha256, longest stall (JSON)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var w io.Writer = io.Discard
+			if out != "" {
+				f, err := os.Create(out)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				defer f.Close()
+				bw := bufio.NewWriterSize(f, 1<<20)
+				defer bw.Flush()
+				w = bw
+			}
+			r := coserver.MeasureStream(cmd.InOrStdin(), w)
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
+				"bytes": r.Bytes, "sha256": hex.EncodeToString(r.Sum[:]), "max_stall_ms": float64(r.MaxStall) / float64(time.Millisecond),
+				"stall_at_byte": r.StallAt, "seconds": r.Elapsed.Seconds(), "error": errString(r.Err),
+			})
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "also write the stream to FILE")
+	return cmd
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/coserver/config"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd() *cobra.Command {
+	var cfgPath, addr string
+	var asJSON, hash bool
+	cmd := &cobra.Command{
+		Use:   "status [--config FILE | --addr HOST:PORT] [--json]",
+		Short: "Show a CoServer's role, links, log position, lag and last events",
+		Long: `Asks a running ftvs coserver for its status over the management network
+(the daemon serves it on management.listen). With --config the address is
+read from the CoServer config. Exit status 1 when the daemon does not answer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if addr == "" {
+				if cfgPath == "" {
+					return &exitError{2, fmt.Errorf("give --config FILE or --addr HOST:PORT")}
+				}
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return &exitError{2, err}
+				}
+				addr = cfg.Management.Listen
+			}
+			st, err := coserver.FetchStatus(addr, 3*time.Second, hash)
+			if err != nil {
+				return &exitError{1, fmt.Errorf("status: %w", err)}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "the CoServer config (management.listen is asked)")
+	cmd.Flags().StringVar(&addr, "addr", "", "the CoServer's management address")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&hash, "hash", false, "include the VS state hash (costs a snapshot)")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *coserver.Status) {
+	fmt.Fprintf(w, "node %d: %s", st.Node, st.Role)
+	if st.Role == "primary" {
+		fmt.Fprintf(w, " (secondary: %s)", st.Peer)
+	}
+	if st.Fenced {
+		fmt.Fprint(w, " FENCED (witness lease lapsed)")
+	}
+	fmt.Fprintf(w, "\npeer: alive=%v role=%s\n", st.PeerAlive, orDash(st.PeerRole))
+	fmt.Fprintf(w, "log: seq %d, peer applied %d, lag %d, held outputs %d\n", st.Seq, st.PeerApplied, st.Lag, st.HeldOutputs)
+	fmt.Fprintf(w, "divergences %d, snapshots sent %d, last reintegration pause %s\n", st.Divergences, st.Snapshots, time.Duration(st.LastPauseUS)*time.Microsecond)
+	for _, l := range st.Links {
+		state := "down"
+		if l.Up {
+			state = "up"
+		}
+		if l.Active {
+			state += ", active"
+		}
+		fmt.Fprintf(w, "%s: %s, rtt %s, auth failures %d\n", l.Name, state, time.Duration(l.RTTUS)*time.Microsecond, l.AuthFails)
+	}
+	r := st.Redirected
+	fmt.Fprintf(w, "redirected %s: carrier=%v via-peer=%v carrying-peer=%v rx %d tx %d\n", r.Interface, r.Carrier, r.ViaPeer, r.PeerViaUs, r.RxFrames, r.TxFrames)
+	if st.StateHash != "" {
+		fmt.Fprintf(w, "state hash (seq:hash): %s\n", st.StateHash)
+	}
+	evs := st.Events
+	if len(evs) > 10 {
+		evs = evs[len(evs)-10:]
+	}
+	for _, e := range evs {
+		fmt.Fprintf(w, "  %s %-14s %s\n", e.Time.Format("15:04:05.000"), e.Kind, strings.TrimSpace(fmt.Sprintf("seq %d %s", e.Seq, e.Detail)))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,457 @@
+package coserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver/config"
+	"github.com/ftvs/ftvs/ftvs/dirstore"
+	"github.com/ftvs/ftvs/ftvs/link"
+	"github.com/ftvs/ftvs/ftvs/lockstep"
+	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/port"
+	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
+	"github.com/ftvs/ftvs/ftvs/vsrun"
+	"github.com/ftvs/ftvs/ftvs/witness"
+	"golang.org/x/sys/unix"
+)
+
+// Daemon message types on the link session, above lockstep's 1..8.
+const (
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8
+)
+
+// Options are the daemon's knobs beyond the config file.
+type Options struct {
+	Log *slog.Logger
+	// Diverge is the TEST-ONLY lockstep fault hook (see DivergeFromEnv).
+	Diverge func(*machine.Input)
+}
+
+// Daemon is one running CoServer.
+type Daemon struct {
+	cfg  *config.Config
+	opt  Options
+	log  *slog.Logger
+	mcfg machine.Config
+	mac  net.HardwareAddr
+	vsIP [4]byte
+
+	store *dirstore.Store
+	port  port.Port
+	portMu sync.Mutex
+	sess  *link.Session
+	mgmt  *statusServer
+	guard *guard
+	lease *witness.Client
+
+	nodeCh chan link.Delivery // the lockstep node's Incoming
+	node   atomic.Pointer[lockstep.Node]
+	fenced atomic.Bool
+	relay  relay
+
+	peerUp   atomic.Bool
+	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
+	started  time.Time
+
+	events eventRing
+	stats  struct {
+		submitted, submitDrop, emitted, fencedDrop atomic.Uint64
+	}
+}
+
+// New opens everything a CoServer needs; nothing runs before Run. On any
+// error everything opened so far is closed again.
+func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	d = &Daemon{cfg: cfg, opt: opt, log: opt.Log.With("node", cfg.Node), nodeCh: make(chan link.Delivery, 1024), started: time.Now()}
+	d.peerRole.Store(-1)
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.mcfg, err = machineConfig(cfg); err != nil {
+		return nil, err
+	}
+	d.mac = net.HardwareAddr(d.mcfg.MAC[:])
+	d.vsIP = d.mcfg.IP
+	if d.store, err = dirstore.New(cfg.VS.Content, 0); err != nil {
+		return nil, fmt.Errorf("vs.content: %w", err)
+	}
+	if d.port, err = port.Open(port.Config{Kind: port.Kind(cfg.Redirected.Port), Iface: cfg.Redirected.Interface, MAC: d.mac}); err != nil {
+		return nil, fmt.Errorf("redirected.interface %s: %w", cfg.Redirected.Interface, err)
+	}
+	if d.mgmt, err = listenStatus(cfg.Management.Listen, d); err != nil {
+		return nil, fmt.Errorf("management.listen: %w", err)
+	}
+	if cfg.Witness != "" {
+		d.lease = witness.NewClient(cfg.Witness, cfg.Key(), cfg.Node)
+	}
+	d.guard = &guard{d: d}
+	lc := link.Config{Node: cfg.Node, Key: cfg.Key(), Heartbeat: cfg.Timeouts.Heartbeat,
+		LinkTimeout: cfg.Timeouts.LinkDead, PeerTimeout: cfg.Timeouts.PeerDead, Log: d.log}
+	for i, l := range cfg.Links {
+		local, _ := netip.ParseAddrPort(l.Local)
+		peer, _ := netip.ParseAddrPort(l.Peer)
+		p := int(peer.Port())
+		if cfg.Node == 2 {
+			p = int(local.Port()) // node 2 listens on its own port
+		}
+		lc.Links = append(lc.Links, link.LinkConfig{Name: "link" + strconv.Itoa(i+1), Interface: l.Interface,
+			Local: local.Addr().String(), Peer: peer.Addr().String(), Port: p})
+	}
+	if d.sess, err = link.Start(lc); err != nil {
+		return nil, fmt.Errorf("links: %w", err)
+	}
+	return d, nil
+}
+
+// machineConfig is the VS both nodes build. The ISN key is derived from the
+// pair key so that two fresh machines are identical.
+func machineConfig(cfg *config.Config) (machine.Config, error) {
+	var mc machine.Config
+	hw, err := net.ParseMAC(cfg.VS.MAC)
+	if err != nil {
+		return mc, fmt.Errorf("vs.mac: %w", err)
+	}
+	copy(mc.MAC[:], hw)
+	pfx, err := netip.ParsePrefix(cfg.VS.IP)
+	if err != nil {
+		return mc, fmt.Errorf("vs.ip: %w", err)
+	}
+	mc.IP, mc.PrefixLen = pfx.Addr().As4(), pfx.Bits()
+	if cfg.VS.Gateway != "" {
+		gw, err := netip.ParseAddr(cfg.VS.Gateway)
+		if err != nil {
+			return mc, fmt.Errorf("vs.gateway: %w", err)
+		}
+		mc.Gateway = gw.As4()
+	}
+	mc.MTU = cfg.VS.MTU
+	if mc.MTU == 0 {
+		mc.MTU = 1500 // never the local NIC's: both replicas must agree
+	}
+	mac := hmac.New(sha256.New, cfg.Key())
+	mac.Write([]byte("ftvs vs isn key v1"))
+	copy(mc.ISNKey[:], mac.Sum(nil))
+	mc.TSOMax, mc.ChecksumOffload = vsrun.TSOMax, true
+	mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(cfg.VS.Services.HTTP.Port)}}
+	return mc, mc.Validate()
+}
+
+// Close releases what New opened.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.sess != nil {
+		errs = append(errs, d.sess.Close())
+	}
+	if d.mgmt != nil {
+		errs = append(errs, d.mgmt.Close())
+	}
+	if d.port != nil {
+		errs = append(errs, d.port.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until ctx ends or a part fails.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	go func() { errc <- d.mgmt.Serve() }()
+	go func() { errc <- d.pumpPort(ctx) }()
+	go d.watchCarrier(ctx)
+	if d.lease != nil {
+		go d.keepLease(ctx)
+	}
+	go func() { errc <- d.control(ctx) }()
+	d.addEvent("start", 0, "node "+strconv.Itoa(d.cfg.Node)+" deciding its role")
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+}
+
+// control reads the link session: daemon messages are handled here,
+// everything else goes to the lockstep node once it runs. It also decides
+// the starting role.
+func (d *Daemon) control(ctx context.Context) error {
+	var solo <-chan time.Time
+	if s := d.cfg.ColdStart.SoloAfter; s > 0 {
+		t := time.NewTimer(s)
+		defer t.Stop()
+		solo = t.C
+	}
+	nodeDone := make(chan error, 1)
+	start := func(r lockstep.Role, why string) error {
+		if d.node.Load() != nil {
+			return nil
+		}
+		n, err := d.newNode(r)
+		if err != nil {
+			return err
+		}
+		d.node.Store(n)
+		d.addEvent("role", 0, "starting as "+r.String()+": "+why)
+		d.log.Info("coserver: starting", "role", r, "why", why)
+		go func() { nodeDone <- n.Run(ctx) }()
+		if d.peerUp.Load() {
+			// The node missed the peer's arrival: tell it, so a joiner asks
+			// for a snapshot and a primary says hello.
+			d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerUp}}
+		}
+		d.sendRole()
+		return nil
+	}
+	in := d.sess.Incoming()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-nodeDone:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("lockstep node stopped: %w", err)
+		case <-solo:
+			solo = nil
+			if d.node.Load() != nil || d.peerRole.Load() >= 0 {
+				continue
+			}
+			if ok, why := d.guard.check(true); !ok {
+				d.addEvent("cold-start", 0, "not starting alone: "+why)
+				d.log.Warn("coserver: alone at cold start but a live VS may exist; waiting for the peer", "why", why)
+				continue
+			}
+			if err := start(lockstep.RolePrimary, "alone at cold start after "+d.cfg.ColdStart.SoloAfter.String()+", checks passed"); err != nil {
+				return err
+			}
+		case dl, ok := <-in:
+			if !ok {
+				return errors.New("link session closed")
+			}
+			if e := dl.Event; e != nil {
+				d.linkEvent(e)
+				if e.Kind == link.EventPeerUp {
+					d.sendRole()
+				}
+			}
+			switch {
+			case dl.Event == nil && dl.Type == msgRole:
+				if len(dl.Payload) < 2 {
+					d.addEvent("protocol", 0, "short role message")
+					continue
+				}
+				pr := int32(dl.Payload[0])
+				d.peerRole.Store(pr)
+				n := d.node.Load()
+				if n == nil {
+					var err error
+					switch {
+					case pr == int32(lockstep.RolePrimary):
+						err = start(lockstep.RoleJoining, "the peer runs as primary")
+					case pr == 0 && d.cfg.Node == 1:
+						err = start(lockstep.RolePrimary, "fresh pair, node 1")
+					case pr == 0:
+						err = start(lockstep.RoleJoining, "fresh pair, node 2")
+					default:
+						err = start(lockstep.RolePrimary, "the peer runs as "+lockstep.Role(pr).String()+" with no primary")
+					}
+					if err != nil {
+						return err
+					}
+				} else if pr == int32(lockstep.RolePrimary) && n.Status().Role == lockstep.RoleJoining {
+					// A primary appeared after we started waiting: ask again.
+					d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerUp}}
+				}
+			case dl.Event == nil && dl.Type == msgCarrier:
+				d.onPeerCarrier(dl.Payload)
+			case dl.Event == nil && dl.Type == msgFrames:
+				d.relay.fromPeer(d, dl.Payload)
+			default:
+				if d.node.Load() != nil {
+					select {
+					case d.nodeCh <- dl:
+					case <-ctx.Done():
+						return nil
+					}
+				}
+			}
+		}
+	}
+}
+
+func (d *Daemon) linkEvent(e *link.Event) {
+	switch e.Kind {
+	case link.EventPeerUp:
+		d.peerUp.Store(true)
+		d.addEvent("peer-up", 0, fmt.Sprintf("restarted=%v", e.Restarted))
+	case link.EventPeerSilent:
+		d.peerUp.Store(false)
+		d.peerRole.Store(-1)
+		d.addEvent("peer-silent", 0, "no link hears the peer")
+	case link.EventLinkUp:
+		d.addEvent("link-up", 0, "link"+strconv.Itoa(e.Link+1))
+	case link.EventLinkDown:
+		d.addEvent("link-down", 0, "link"+strconv.Itoa(e.Link+1)+": "+e.Reason)
+	}
+}
+
+func (d *Daemon) sendRole() {
+	r := byte(0)
+	if n := d.node.Load(); n != nil {
+		r = byte(n.Status().Role)
+	}
+	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node)})
+}
+
+// transport is the lockstep node's view of the link: sends go straight to
+// the session, deliveries come through control.
+type transport struct{ d *Daemon }
+
+func (t transport) Send(typ uint8, p []byte) error  { return t.d.sess.Send(typ, p) }
+func (t transport) Incoming() <-chan link.Delivery { return t.d.nodeCh }
+
+func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
+	m, err := machine.New(d.mcfg, d.store)
+	if err != nil {
+		return nil, fmt.Errorf("vs: %w", err)
+	}
+	return lockstep.New(lockstep.Config{
+		Start: r, Replica: m, Link: transport{d},
+		Emit:      d.emit,
+		OnEvent:   d.nodeEvent,
+		MayGoLive: func() bool { ok, why := d.guard.check(false); d.addEvent("go-live-check", 0, why); return ok },
+		Diverge:   d.opt.Diverge,
+		Log:       d.log,
+	})
+}
+
+func (d *Daemon) nodeEvent(e lockstep.Event) {
+	text := e.Reason
+	if e.Kind == lockstep.EventSnapshotSent {
+		text = fmt.Sprintf("pause %s, %d bytes", e.Pause, e.Size)
+	}
+	d.addEvent(e.Kind.String(), e.Seq, text)
+	switch e.Kind {
+	case lockstep.EventGoLive, lockstep.EventRestored:
+		go d.sendRole()
+	}
+}
+
+// emit writes released outputs to the redirected NIC (or, when its carrier
+// is gone, through the link to the peer's).
+func (d *Daemon) emit(outs []machine.Output) {
+	frames := make([]port.Frame, 0, len(outs))
+	for _, o := range outs {
+		switch o.Kind {
+		case machine.OutFrame:
+			frames = append(frames, port.Frame{Data: o.Payload, GSO: o.GSO, PartialCsum: d.mcfg.ChecksumOffload})
+		case machine.OutEvent:
+			d.log.Debug("vs event", "seq", o.Seq, "text", string(o.Payload))
+		}
+	}
+	if len(frames) == 0 {
+		return
+	}
+	if d.fenced.Load() {
+		d.stats.fencedDrop.Add(uint64(len(frames)))
+		return
+	}
+	d.stats.emitted.Add(uint64(len(frames)))
+	if d.relay.viaPeer.Load() {
+		d.relay.toPeer(d, frames)
+		return
+	}
+	d.portMu.Lock()
+	err := d.port.Write(frames)
+	d.portMu.Unlock()
+	if err != nil {
+		d.log.Warn("coserver: write frames", "err", err)
+	}
+}
+
+// pumpPort reads the redirected NIC and hands frames to the primary's
+// sequencer; a node that is not primary drains and drops them (or relays
+// them to the primary when the primary's NIC has no carrier).
+func (d *Daemon) pumpPort(ctx context.Context) error {
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	defer unix.Close(wake)
+	stop := context.AfterFunc(ctx, func() { _, _ = unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
+	defer stop()
+	bufs, got := make([][]byte, 64), make([][]byte, 64)
+	for i := range bufs {
+		bufs[i] = make([]byte, port.MaxFrame+port.VnetHdrLen)
+	}
+	pfd := []unix.PollFd{{Fd: int32(d.port.FD()), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	for ctx.Err() == nil {
+		pfd[0].Revents, pfd[1].Revents = 0, 0
+		if _, err := unix.Poll(pfd, 1000); err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll redirected port: %w", err)
+		}
+		for ctx.Err() == nil {
+			d.portMu.Lock()
+			n, err := d.port.Read(bufs, got)
+			d.portMu.Unlock()
+			if err != nil {
+				return fmt.Errorf("read redirected port: %w", err)
+			}
+			if n == 0 {
+				break
+			}
+			node := d.node.Load()
+			for _, f := range got[:n] {
+				if node != nil && node.Status().Role == lockstep.RolePrimary {
+					if err := node.Submit(ctx, machine.InFrame, append([]byte(nil), f...)); err == nil {
+						d.stats.submitted.Add(1)
+						continue
+					}
+				} else if d.relay.peerViaUs.Load() {
+					d.relay.inToPeer(d, f)
+					continue
+				}
+				d.stats.submitDrop.Add(1)
+			}
+			if n < len(bufs) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// submitFrame is how relayed frames from the peer's NIC enter the sequencer.
+func (d *Daemon) submitFrame(f []byte) {
+	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+		if n.Submit(context.Background(), machine.InFrame, f) == nil {
+			d.stats.submitted.Add(1)
+			return
+		}
+	}
+	d.stats.submitDrop.Add(1)
+}

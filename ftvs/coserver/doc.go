@@ -1,0 +1,47 @@
+// Package coserver is the CoServer daemon (`ftvs coserver --config FILE`):
+// it wires one node's configuration to the VS's network port (ftvs/port on
+// the redirected NIC), the link session to the peer (ftvs/link), the
+// lockstep node (ftvs/lockstep) running the deterministic VS
+// (ftvs/machine over ftvs/dirstore), and a status endpoint on the
+// management address.
+//
+// # Startup roles
+//
+// A node starts "deciding": it opens its links and tells the peer, on every
+// EventPeerUp, what it is (deciding, or the role of its running lockstep
+// node) with a daemon message (link type 64; lockstep uses 1..8). Then:
+//
+//   - the peer runs as primary: this node joins it (snapshot, then the log);
+//   - both are deciding (a fresh pair): node 1 is primary, node 2 joins;
+//   - the peer runs but not as primary (it lost its primary and may not go
+//     live): this node starts a fresh VS as primary and the peer joins it;
+//   - no peer within cold_start.solo_after (0, the default: wait forever):
+//     the node starts the VS alone, but only after the split-brain checks
+//     below find no live VS.
+//
+// A restarted node therefore always joins the running primary.
+//
+// # Split-brain rule
+//
+// A secondary goes live (becomes primary when its peer falls silent on every
+// CoServer link) only if all of these hold:
+//
+//  1. Management probe: the peer's status endpoint (management.peer) does
+//     not answer, or answers with a role other than primary.
+//  2. LAN probe: during timeouts.split_brain, ARP probes for the VS IP
+//     (sender 0.0.0.0, from a locally administered probe MAC) sent on the
+//     redirected NIC draw no frame from the VS MAC, and no other frame from
+//     the VS MAC is seen there.
+//  3. Witness (when configured): the witness grants this node the lease.
+//     A primary renews its lease while it serves; when its peer is silent
+//     and the lease has lapsed, it fences itself (emits nothing) until it
+//     holds the lease again, so the witness alone decides for SplitSite.
+//
+// When in doubt the secondary stays secondary (EventNoGoLive) and keeps
+// waiting for the links; an operator decides. Failure modes: with every
+// CoServer link and the management network cut and no witness, a primary
+// whose VS is idle still answers the ARP probe, so the rule holds; a
+// primary whose redirected NIC is also cut is invisible and the secondary
+// goes live (two VSs, each reachable only from its own side); a secondary
+// that refused once does not retry until a link returns.
+package coserver
