@@ -1,0 +1,135 @@
+package nbd
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ftvs/ftvs/ftvs/snap"
+	"github.com/ftvs/ftvs/ftvs/sockapi"
+)
+
+const snapVersion = 1
+
+// Snapshot encodes the listener, counters and every connection in SockID
+// order. READ replies are stored as (offset, length): the data comes from
+// the device again after a restore.
+func (s *Service) Snapshot() []byte {
+	w := snap.NewWriter(256 + 128*len(s.conns))
+	w.Section("nbd", snapVersion, func(w *snap.Writer) {
+		w.Bool(s.started)
+		w.U32(uint32(s.listener))
+		for _, f := range s.ctr.fields() {
+			w.U64(*f)
+		}
+		ids := make([]sockapi.SockID, 0, len(s.conns))
+		//detcheck:orderless: collected, then sorted
+		for id := range s.conns {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		w.U32(uint32(len(ids)))
+		for _, id := range ids {
+			c := s.conns[id]
+			w.U32(uint32(c.sock))
+			w.U8(c.phase)
+			w.Bool(c.noZeroes)
+			w.Int(c.export)
+			w.Blob(c.in)
+			w.U32(uint32(len(c.replies)))
+			for _, r := range c.replies {
+				w.Blob(r.head)
+				w.I64(r.off)
+				w.I64(r.left)
+			}
+			w.Bool(c.closeAfter)
+			w.Bool(c.peerEOF)
+			w.I64(c.lastActive)
+			w.Bool(c.wActive)
+			w.U64(c.wCookie)
+			w.U16(c.wFlags)
+			w.I64(c.wOff)
+			w.I64(c.wLeft)
+			w.U32(c.wErr)
+		}
+	})
+	return w.Bytes()
+}
+
+// Restore replaces the state with a snapshot's; on error nothing changes.
+func (s *Service) Restore(b []byte) error {
+	r := snap.NewReader(b)
+	var (
+		started  bool
+		listener sockapi.SockID
+		ctr      Counters
+		conns    = map[sockapi.SockID]*conn{}
+	)
+	r.Section("nbd", snapVersion, func(r *snap.Reader, version uint16) {
+		started = r.Bool()
+		listener = sockapi.SockID(r.U32())
+		for _, f := range ctr.fields() {
+			*f = r.U64()
+		}
+		n := int(r.U32())
+		if r.Err() == nil && n > s.cfg.MaxConns {
+			r.Fail(fmt.Errorf("%d connections exceed MaxConns %d", n, s.cfg.MaxConns))
+			return
+		}
+		for i := 0; i < n && r.Err() == nil; i++ {
+			c := &conn{sock: sockapi.SockID(r.U32())}
+			c.phase = r.U8()
+			c.noZeroes = r.Bool()
+			c.export = r.Int()
+			c.in = r.Blob(requestLen + writeChunk + 16 + maxOptionLen)
+			k := int(r.U32())
+			if r.Err() == nil && k > s.cfg.MaxInFlight+len(s.cfg.Exports)+2 {
+				r.Fail(fmt.Errorf("connection %d has %d replies queued, more than MaxInFlight", c.sock, k))
+				return
+			}
+			for j := 0; j < k && r.Err() == nil; j++ {
+				rp := reply{head: r.Blob(20 + 8*maxOptionLen)}
+				rp.off = r.I64()
+				rp.left = r.I64()
+				if rp.off < 0 || rp.left < 0 || rp.left > MaxPayload {
+					r.Fail(fmt.Errorf("connection %d: reply %d has offset %d length %d", c.sock, j, rp.off, rp.left))
+					return
+				}
+				c.replies = append(c.replies, rp)
+			}
+			c.closeAfter = r.Bool()
+			c.peerEOF = r.Bool()
+			c.lastActive = r.I64()
+			c.wActive = r.Bool()
+			c.wCookie = r.U64()
+			c.wFlags = r.U16()
+			c.wOff = r.I64()
+			c.wLeft = r.I64()
+			c.wErr = r.U32()
+			if r.Err() != nil {
+				return
+			}
+			if c.phase > phaseTransmit || c.export < 0 || c.export >= len(s.cfg.Exports) ||
+				c.wOff < 0 || c.wLeft < 0 || c.wLeft > MaxPayload {
+				r.Fail(fmt.Errorf("connection %d: phase %d export %d write %d+%d out of range",
+					c.sock, c.phase, c.export, c.wOff, c.wLeft))
+				return
+			}
+			if _, dup := conns[c.sock]; dup {
+				r.Fail(fmt.Errorf("connection %d appears twice", c.sock))
+				return
+			}
+			if len(c.in) == 0 {
+				c.in = nil
+			}
+			conns[c.sock] = c
+		}
+	})
+	if r.Err() == nil && r.Remaining() != 0 {
+		r.Fail(fmt.Errorf("%d bytes after the nbd section", r.Remaining()))
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("nbd: restore: %w", err)
+	}
+	s.started, s.listener, s.ctr, s.conns = started, listener, ctr, conns
+	return nil
+}
