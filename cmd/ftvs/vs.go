@@ -55,6 +55,7 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 			if f.record != "" {
 				cfg.Record = func(in machine.Input) error { log.Input(in); return nil }
 			}
+			vsrun.TuneGC()
 			solo, err := vsrun.Open(cfg)
 			if err != nil {
 				return &exitError{1, fmt.Errorf("vs run: %w", err)}

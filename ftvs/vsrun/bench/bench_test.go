@@ -98,7 +98,11 @@ func hostInfo() string {
 	if len(f) > 0 {
 		f = f[:1]
 	}
-	return fmt.Sprintf("%s, %d CPUs, load %s", strings.TrimSpace(string(rel)), runtime.NumCPU(), strings.Join(f, ""))
+	gogc := os.Getenv("GOGC")
+	if gogc == "" {
+		gogc = strconv.Itoa(vsrun.GCPercent)
+	}
+	return fmt.Sprintf("%s, %d CPUs, load %s, GOGC %s", strings.TrimSpace(string(rel)), runtime.NumCPU(), strings.Join(f, ""), gogc)
 }
 
 func runs(v []float64) string {

@@ -84,6 +84,7 @@ func Net(t testing.TB, o Options) *Topo {
 func Start(t testing.TB, o Options, root string) *Topo {
 	t.Helper()
 	tp := Net(t, o)
+	vsrun.TuneGC() // as `ftvs vs run` does
 	cfg := vsrun.SoloConfig{
 		Iface: tp.VSIface, PortKind: o.Kind, MAC: VSMAC, PrefixLen: Prefix, Root: root,
 		ISNKey: [16]byte{'f', 'v', '4'},
