@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 	"github.com/ftvs/ftvs/ftvs/port"
 	"github.com/ftvs/ftvs/ftvs/vsrun"
 	"github.com/ftvs/ftvs/ftvs/vsrun/internal/vstest"
@@ -37,6 +38,7 @@ func TestVSBench(t *testing.T) {
 	if os.Getenv("FTVS_BENCH") != "1" {
 		t.Skip("benchmark: run by scripts/bench.d/vs.sh (FTVS_BENCH=1)")
 	}
+	netnstest.Require(t, "curl", "wrk")
 	size := int64(1 << 30)
 	if s, err := strconv.ParseInt(os.Getenv("FTVS_BENCH_BYTES"), 10, 64); err == nil && s > 0 {
 		size = s

@@ -63,7 +63,7 @@ type Topo struct {
 // Net builds the namespaces and links, without a VS.
 func Net(t testing.TB, o Options) *Topo {
 	t.Helper()
-	env := netnstest.New(t, "fv4", "curl")
+	env := netnstest.New(t, "fv4", "curl", "ping")
 	tp := &Topo{Env: env, VS: env.NS("vs"), Client: env.NS("cl"), VSIface: "v0"}
 	if o.Impair == nil {
 		env.Veth(tp.VS, "v0", tp.Client, "c0")
