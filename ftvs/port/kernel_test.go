@@ -243,6 +243,9 @@ func testKernelTCPPeer(t *testing.T, kind port.Kind) {
 		t.Fatalf("no GSO super-segment arrived (stats %+v): offloads are not in effect", st)
 	}
 	t.Logf("%s: %+v", kind, st)
+	if kind == port.TAP && st.RxDropFilter != 0 {
+		t.Fatalf("the frame for another MAC reached user space: TUNSETTXFILTER not in effect (%+v)", st)
+	}
 	_ = p.Write([]port.Frame{{Data: tcpOut(kernMAC, ourSeq, next, 0x04, nil, nil)}})
 }
 

@@ -46,6 +46,13 @@ func openTAP(cfg Config) (Port, error) {
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6|unix.TUN_F_TSO_ECN); err != nil {
 		return fail("TUNSETOFFLOAD", err)
 	}
+	// Let the kernel drop frames for other MACs before they are copied out:
+	// struct tun_filter {u16 flags; u16 count; u8 addr[count][6]} with
+	// TUN_FLT_ALLMULTI (1) so broadcast and multicast still come through.
+	// Best effort: the software filter in Read stays as the safety net.
+	filter := [4 + 6]byte{1, 0, 1, 0}
+	copy(filter[4:], cfg.MAC)
+	_, _, _ = unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETTXFILTER, uintptr(unsafe.Pointer(&filter[0])))
 	_ = unix.IoctlSetInt(fd, unix.TUNSETSNDBUF, sockBuf)
 	if err := setUp(cfg.Iface); err != nil {
 		return fail("link up", err)
