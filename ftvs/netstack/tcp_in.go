@@ -70,6 +70,7 @@ func (s *Stack) listenInput(l *tcb, g *segment) {
 	f := g.h.Flags
 	switch {
 	case f&wire.FlagRST != 0:
+		s.ctr.TCPDropped++
 		return
 	case f&wire.FlagACK != 0:
 		s.ctr.TCPNoSocket++
@@ -149,6 +150,13 @@ func (s *Stack) tcpSegment(c *tcb, g *segment) {
 	f := h.Flags
 	if c.state == stSynSent {
 		s.synSentInput(c, g)
+		return
+	}
+	if c.state == stSynRcvd && f&(wire.FlagSYN|wire.FlagACK|wire.FlagRST) == wire.FlagSYN && h.Seq == c.irs {
+		// The peer did not get our SYN-ACK: send it again now.
+		s.ctr.TCPDupData++
+		c.nxt = c.iss
+		s.markPending(c)
 		return
 	}
 	// RFC 7323 PAWS.
@@ -329,6 +337,7 @@ func (s *Stack) synSentInput(c *tcb, g *segment) {
 	h := &g.h
 	f := h.Flags
 	if f&wire.FlagACK != 0 && (seqLEQ(h.Ack, c.iss) || seqGT(h.Ack, c.nxt)) {
+		s.ctr.TCPDropped++
 		if f&wire.FlagRST == 0 {
 			s.sendCtl(c.rip, c.lport, c.rport, h.Ack, 0, wire.FlagRST)
 		}
@@ -338,10 +347,13 @@ func (s *Stack) synSentInput(c *tcb, g *segment) {
 		if f&wire.FlagACK != 0 {
 			s.ctr.TCPResetsIn++
 			s.connReset(c)
+		} else {
+			s.ctr.TCPDropped++
 		}
 		return
 	}
 	if f&wire.FlagSYN == 0 {
+		s.ctr.TCPDropped++
 		return
 	}
 	c.irs = h.Seq

@@ -324,3 +324,15 @@ func TestZeroWindowProbes(t *testing.T) {
 	}
 	mustEqual(t, "after zero window", got, data)
 }
+
+// A retransmitted SYN in SYN-RECEIVED means our SYN-ACK was lost: resend it.
+func TestRetransmittedSYNGetsSYNACK(t *testing.T) {
+	s := newA(t)
+	iss, _ := handshake(t, s, 1e9, wire.TCPOptions{WScale: -1}, 300)
+	s.Input(craft(seg{sport: 40000, dport: 80, seq: 300, flags: wire.FlagSYN, win: 1000}), 1.1e9)
+	s.Poll(1.1e9)
+	o := out(t, s)
+	if len(o) != 1 || o[0].tcp.Flags != wire.FlagSYN|wire.FlagACK || o[0].tcp.Seq != iss || o[0].tcp.Ack != 301 {
+		t.Fatalf("want the same SYN-ACK again, got %+v", o)
+	}
+}
