@@ -10,5 +10,5 @@ if [[ $(id -u) -ne 0 ]]; then
 	echo "vs: skipped (needs root for network namespaces)"
 	exit 0
 fi
-FTVS_BENCH=1 go test -count=1 -timeout 20m -run '^TestVSBench$' -v ./ftvs/vsrun/bench |
+FTVS_BENCH=1 go test -count=1 -timeout 20m -run '^Test(VS|Port)Bench$' -v ./ftvs/vsrun/bench |
 	grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS$' -e '^ok ' || true
