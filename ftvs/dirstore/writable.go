@@ -55,10 +55,10 @@ func parentOf(p string) string {
 // mapWriteErr extends mapErr with the errors changes can meet.
 func mapWriteErr(path string, err error) error {
 	switch {
+	case errors.Is(err, syscall.ENOTEMPTY): // before ErrExist, which it also matches
+		return fmt.Errorf("%w: %s", fsapi.ErrNotEmpty, path)
 	case errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%w: %s", fsapi.ErrExist, path)
-	case errors.Is(err, syscall.ENOTEMPTY):
-		return fmt.Errorf("%w: %s", fsapi.ErrNotEmpty, path)
 	case errors.Is(err, syscall.EISDIR):
 		return fmt.Errorf("%w: %s", fsapi.ErrIsDir, path)
 	case errors.Is(err, syscall.ENOTDIR):

@@ -1,0 +1,160 @@
+package ftp
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ftvs/ftvs/ftvs/snap"
+	"github.com/ftvs/ftvs/ftvs/sockapi"
+)
+
+const snapVersion = 1
+
+// maxSnapBlob bounds a buffer on restore (a listing of MaxListing entries).
+const maxSnapBlob = 64 << 20
+
+// Snapshot encodes the listeners, counters and every control connection
+// with its transfer, in SockID order.
+func (s *Service) Snapshot() []byte {
+	w := snap.NewWriter(256 + 256*len(s.ctls))
+	w.Section("ftp", snapVersion, func(w *snap.Writer) {
+		w.Bool(s.started)
+		w.U32(uint32(s.listener))
+		w.U16(s.nextPasv)
+		for _, f := range s.ctr.fields() {
+			w.U64(*f)
+		}
+		ids := make([]sockapi.SockID, 0, len(s.ctls))
+		//detcheck:orderless: collected, then sorted
+		for id := range s.ctls {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		w.U32(uint32(len(ids)))
+		for _, id := range ids {
+			c := s.ctls[id]
+			w.U32(uint32(c.sock))
+			w.Blob(c.in)
+			w.Blob(c.out)
+			w.String(c.user)
+			w.Bool(c.authed)
+			w.Bool(c.canWrite)
+			w.Int(c.failures)
+			w.String(c.cwd)
+			w.Bool(c.binary)
+			w.I64(c.rest)
+			w.String(c.renameFrom)
+			w.U32(uint32(c.pasvL))
+			w.U32(uint32(c.data))
+			w.U32(uint32(c.dataL))
+			w.U8(c.x.kind)
+			w.String(c.x.path)
+			w.I64(c.x.off)
+			w.I64(c.x.left)
+			w.Blob(c.x.buf)
+			w.Bool(c.closeAfter)
+			w.Bool(c.peerEOF)
+			w.I64(c.lastActive)
+		}
+		ls := make([]sockapi.SockID, 0, len(s.owner))
+		//detcheck:orderless: collected, then sorted
+		for l := range s.owner {
+			ls = append(ls, l)
+		}
+		sort.Slice(ls, func(i, j int) bool { return ls[i] < ls[j] })
+		w.U32(uint32(len(ls)))
+		for _, l := range ls {
+			w.U32(uint32(l))
+			w.U32(uint32(s.owner[l]))
+		}
+	})
+	return w.Bytes()
+}
+
+// Restore replaces the state with a snapshot's; on error nothing changes.
+func (s *Service) Restore(b []byte) error {
+	r := snap.NewReader(b)
+	var (
+		started  bool
+		listener sockapi.SockID
+		nextPasv uint16
+		ctr      Counters
+		ctls     = map[sockapi.SockID]*ctl{}
+		owner    = map[sockapi.SockID]sockapi.SockID{}
+	)
+	r.Section("ftp", snapVersion, func(r *snap.Reader, version uint16) {
+		started = r.Bool()
+		listener = sockapi.SockID(r.U32())
+		nextPasv = r.U16()
+		for _, f := range ctr.fields() {
+			*f = r.U64()
+		}
+		n := int(r.U32())
+		if r.Err() == nil && n > s.cfg.MaxConns {
+			r.Fail(fmt.Errorf("%d connections exceed MaxConns %d", n, s.cfg.MaxConns))
+			return
+		}
+		for i := 0; i < n && r.Err() == nil; i++ {
+			c := &ctl{sock: sockapi.SockID(r.U32())}
+			c.in = r.Blob(maxLine + 1)
+			c.out = r.Blob(maxSnapBlob)
+			c.user = r.String(4096)
+			c.authed = r.Bool()
+			c.canWrite = r.Bool()
+			c.failures = r.Int()
+			c.cwd = r.String(maxLine)
+			c.binary = r.Bool()
+			c.rest = r.I64()
+			c.renameFrom = r.String(maxLine)
+			c.pasvL = sockapi.SockID(r.U32())
+			c.data = sockapi.SockID(r.U32())
+			c.dataL = sockapi.SockID(r.U32())
+			c.x.kind = r.U8()
+			c.x.path = r.String(maxLine)
+			c.x.off = r.I64()
+			c.x.left = r.I64()
+			c.x.buf = r.Blob(maxSnapBlob)
+			c.closeAfter = r.Bool()
+			c.peerEOF = r.Bool()
+			c.lastActive = r.I64()
+			if r.Err() != nil {
+				return
+			}
+			if c.x.kind > xStor || c.x.off < 0 || c.x.left < 0 || c.rest < 0 || c.cwd == "" || c.cwd[0] != '/' {
+				r.Fail(fmt.Errorf("connection %d: transfer %d at %d+%d, cwd %q out of range", c.sock, c.x.kind, c.x.off, c.x.left, c.cwd))
+				return
+			}
+			if _, dup := ctls[c.sock]; dup {
+				r.Fail(fmt.Errorf("connection %d appears twice", c.sock))
+				return
+			}
+			for _, p := range []*[]byte{&c.in, &c.out, &c.x.buf} {
+				if len(*p) == 0 {
+					*p = nil
+				}
+			}
+			ctls[c.sock] = c
+		}
+		k := int(r.U32())
+		if r.Err() == nil && k > 2*s.cfg.MaxConns {
+			r.Fail(fmt.Errorf("%d passive listeners for at most %d connections", k, s.cfg.MaxConns))
+			return
+		}
+		for i := 0; i < k && r.Err() == nil; i++ {
+			l, o := sockapi.SockID(r.U32()), sockapi.SockID(r.U32())
+			if r.Err() == nil && ctls[o] == nil {
+				r.Fail(fmt.Errorf("passive listener %d belongs to unknown connection %d", l, o))
+				return
+			}
+			owner[l] = o
+		}
+	})
+	if r.Err() == nil && r.Remaining() != 0 {
+		r.Fail(fmt.Errorf("%d bytes after the ftp section", r.Remaining()))
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("ftp: restore: %w", err)
+	}
+	s.started, s.listener, s.nextPasv, s.ctr, s.ctls, s.owner = started, listener, nextPasv, ctr, ctls, owner
+	return nil
+}
