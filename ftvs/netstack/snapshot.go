@@ -329,14 +329,14 @@ func (s *Stack) codecTCB(c *codec, t *tcb) {
 	c.bool(&t.inSynQ)
 	for _, p := range []*bool{&t.accepted, &t.appClosed, &t.wantWritable, &t.evAccept, &t.evReadable,
 		&t.evWritable, &t.evClosed, &t.wsOK, &t.tsOK, &t.sackOK, &t.finQueued, &t.peerFin, &t.oooFin,
-		&t.ackNow, &t.rttTiming, &t.inRecovery, &t.rxtForce} {
+		&t.ackNow, &t.rttTiming, &t.inRecovery, &t.rxtForce, &t.rxtUnaOn} {
 		c.bool(p)
 	}
 	c.u8(&t.end)
 	for _, p := range []*uint32{&t.iss, &t.una, &t.nxt, &t.maxNxt, &t.sndWnd, &t.maxSndWnd, &t.wl1, &t.wl2,
 		&t.finSeq, &t.irs, &t.rcvNxt, &t.rcvAdv, &t.rcvAdvSent, &t.oooLast.start, &t.oooLast.end, &t.oooFinSeq,
 		&t.tsRecent, &t.tsOff, &t.lastAckSent, &t.rttSeq, &t.cwnd, &t.ssthresh, &t.recover, &t.highRxt,
-		&t.cubWmax, &t.cubOrigin, &t.cubWest} {
+		&t.cubWmax, &t.cubOrigin, &t.cubWest, &t.rxtUnaNxt} {
 		c.u32(p)
 	}
 	c.u8(&t.sndScale)

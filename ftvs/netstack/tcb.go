@@ -140,6 +140,8 @@ type tcb struct {
 	recover        uint32
 	highRxt        uint32
 	rxtForce       bool
+	rxtUnaOn       bool   // the segment at una was retransmitted in this recovery
+	rxtUnaNxt      uint32 // snd.nxt when it was: SACKs beyond it mean the retransmission was lost
 	sacked         []seqRange
 	cubWmax        uint32
 	cubEpoch       int64

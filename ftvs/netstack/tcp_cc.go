@@ -249,6 +249,9 @@ func (s *Stack) recoverySend(c *tcb) bool {
 	}
 	s.retransmit(c, start, end)
 	c.highRxt = end
+	if start == c.una {
+		c.rxtUnaOn, c.rxtUnaNxt = true, c.nxt
+	}
 	return true
 }
 

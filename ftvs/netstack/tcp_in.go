@@ -415,9 +415,18 @@ func (s *Stack) ackInput(c *tcb, g *segment) bool {
 			c.nxt = ack // acked what we sent before an RTO rewound nxt
 		}
 		s.newAck(c, ack, h)
-	} else if ack == c.una && len(g.payload) == 0 && h.Flags&(wire.FlagFIN|wire.FlagSYN) == 0 &&
-		c.una != c.maxNxt && wnd == oldWnd {
-		s.dupAck(c, h)
+	} else if ack == c.una && len(g.payload) == 0 && h.Flags&(wire.FlagFIN|wire.FlagSYN) == 0 && c.una != c.maxNxt {
+		if c.sackOK && h.NSACK > 0 {
+			// RFC 6675: an ACK is a duplicate when it SACKs new data (the
+			// window may have moved: Linux opens it as its reader drains).
+			before := s.sackedAbove(c, c.una)
+			s.sackUpdate(c, h)
+			if s.sackedAbove(c, c.una) > before {
+				s.dupAck(c, h)
+			}
+		} else if wnd == oldWnd {
+			s.dupAck(c, h)
+		}
 	} else if c.sackOK && h.NSACK > 0 {
 		s.sackUpdate(c, h)
 	}
@@ -476,6 +485,7 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	}
 	c.snd.Discard(int(dataAcked))
 	c.una = ack
+	c.rxtUnaOn = false
 	if c.snd.Len() == 0 {
 		c.snd.release()
 	}
@@ -527,11 +537,17 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 // dupAck counts a duplicate ACK and enters fast recovery (RFC 5681/6582/6675).
 func (s *Stack) dupAck(c *tcb, h *wire.TCP) {
 	s.ctr.TCPDupAcks++
-	if c.sackOK {
-		s.sackUpdate(c, h)
-	}
 	c.dupacks++
 	if c.inRecovery {
+		// Lost retransmission (as Linux detected it before RACK): data sent
+		// after we retransmitted the first hole has been SACKed well past
+		// the dupthresh, yet the hole is still open.
+		if c.rxtUnaOn && c.sackOK && s.sackedAbove(c, c.rxtUnaNxt) > uint32(2*c.mss) {
+			s.ctr.TCPLostRetrans++
+			c.rxtUnaOn = false
+			c.highRxt = c.una
+			c.rxtForce = true
+		}
 		s.markPending(c) // pipe shrank: maybe send
 		return
 	}

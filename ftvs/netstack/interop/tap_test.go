@@ -232,6 +232,10 @@ func (e *env) loop() {
 			}()
 			writeFrame(f, gso)
 		})
+		if heldOut != nil { // reorder within a burst, never delay past it
+			writeFrame(heldOut, heldGSO)
+			heldOut = nil
+		}
 		e.mu.Lock()
 		e.counters = e.st.Counters()
 		e.mu.Unlock()
@@ -301,6 +305,10 @@ func (e *env) loop() {
 			}
 			poll()
 			flush()
+		}
+		if heldIn != nil {
+			input(heldIn)
+			heldIn = nil
 		}
 		poll()
 		flush()
