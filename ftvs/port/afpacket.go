@@ -19,7 +19,7 @@ type afPacket struct {
 	name    string
 	mac     net.HardwareAddr
 	closed  atomic.Bool
-	stats   Stats
+	stats   counters
 	vh      [VnetHdrLen]byte
 	scratch [256]byte
 }
@@ -92,9 +92,9 @@ func openAFPacket(cfg Config) (Port, error) {
 func (p *afPacket) FD() int { return p.fd }
 
 func (p *afPacket) Read(bufs [][]byte, out [][]byte) (int, error) {
-	down := p.stats.LinkDown
+	down := p.stats.LinkDown.Load()
 	n, err := readFrames(p.fd, &p.stats, nil, bufs, out)
-	if err == nil && p.stats.LinkDown != down {
+	if err == nil && p.stats.LinkDown.Load() != down {
 		// Down, or gone? A deleted interface never comes back to this
 		// socket; the kernel then reports the socket bound to no interface.
 		// (Asked of the socket, not by name: the caller's thread may be in
@@ -112,7 +112,7 @@ func (p *afPacket) Write(frames []Frame) error {
 	return writeFrames(p.fd, &p.stats, p.vh[:], p.scratch[:], frames)
 }
 
-func (p *afPacket) Stats() Stats { return p.stats }
+func (p *afPacket) Stats() Stats { return p.stats.snapshot() }
 
 func (p *afPacket) Close() error {
 	if p.closed.Swap(true) {
@@ -124,7 +124,7 @@ func (p *afPacket) Close() error {
 // readFrames reads frames with a virtio-net header from a non-blocking fd
 // until it would block or bufs are used up. mac, when set, filters in
 // software (TAP has no MAC filter of its own).
-func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]byte) (int, error) {
+func readFrames(fd int, st *counters, mac net.HardwareAddr, bufs [][]byte, out [][]byte) (int, error) {
 	n := 0
 	for n < len(bufs) && n < len(out) {
 		m, err := unix.Read(fd, bufs[n])
@@ -134,7 +134,7 @@ func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]
 		if err == unix.ENETDOWN {
 			// The link went down (the socket's pending error, reported
 			// once); frames resume when it comes back.
-			st.LinkDown++
+			st.LinkDown.Add(1)
 			break
 		}
 		if err != nil {
@@ -143,22 +143,22 @@ func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]
 		if m >= len(bufs[n]) {
 			// Filled the buffer: cut short (a super-segment beyond 64 KiB,
 			// e.g. BIG TCP), so it cannot be handed on whole.
-			st.RxDropBad++
+			st.RxDropBad.Add(1)
 			continue
 		}
 		frame, gso, err := Normalise(bufs[n][:m])
 		if err != nil {
-			st.RxDropBad++
+			st.RxDropBad.Add(1)
 			continue
 		}
 		if mac != nil && !wanted(frame, mac) {
-			st.RxDropFilter++
+			st.RxDropFilter.Add(1)
 			continue
 		}
-		st.RxFrames++
-		st.RxBytes += uint64(len(frame))
+		st.RxFrames.Add(1)
+		st.RxBytes.Add(uint64(len(frame)))
 		if gso != 0 {
-			st.RxGSO++
+			st.RxGSO.Add(1)
 		}
 		out[n] = frame
 		n++
@@ -168,12 +168,12 @@ func readFrames(fd int, st *Stats, mac net.HardwareAddr, bufs [][]byte, out [][]
 
 // writeFrames writes each frame behind its virtio-net header with one
 // writev, waiting for room when the kernel's queue is full.
-func writeFrames(fd int, st *Stats, vh, scratch []byte, frames []Frame) error {
+func writeFrames(fd int, st *counters, vh, scratch []byte, frames []Frame) error {
 	iov := make([][]byte, 0, 3)
 	for _, f := range frames {
 		hdrs, err := txHeader(vh, scratch, f)
 		if err != nil {
-			st.TxErrors++
+			st.TxErrors.Add(1)
 			continue
 		}
 		iov = append(iov[:0], vh[:VnetHdrLen])
@@ -199,13 +199,13 @@ func writeFrames(fd int, st *Stats, vh, scratch []byte, frames []Frame) error {
 			if err == unix.EBADF {
 				return ErrClosed
 			}
-			st.TxErrors++
+			st.TxErrors.Add(1)
 			continue
 		}
-		st.TxFrames++
-		st.TxBytes += uint64(len(f.Data))
+		st.TxFrames.Add(1)
+		st.TxBytes.Add(uint64(len(f.Data)))
 		if f.GSO != 0 {
-			st.TxGSO++
+			st.TxGSO.Add(1)
 		}
 	}
 	return nil

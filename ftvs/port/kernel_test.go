@@ -162,6 +162,8 @@ func testKernelTCPPeer(t *testing.T, kind port.Kind) {
 	defer p.Close()
 	defer ln.Close()
 	defer udp.Close()
+	ns.WaitLinkUp(kernIf)
+	ns.WaitLinkUp(portIf)
 
 	// A frame for another MAC must not come through.
 	if _, err := udp.Write([]byte("not for us")); err != nil {
@@ -334,5 +336,103 @@ func TestAFPacketInterfaceGone(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "v0") {
 		t.Fatalf("read after the interface was deleted: %v", err)
+	}
+}
+
+// TestConcurrentReadWrite: one goroutine reads while another writes and a
+// third reads Stats (run with -race), for each kind; every frame sent from
+// the kernel side arrives.
+func TestConcurrentReadWrite(t *testing.T) {
+	for _, kind := range []port.Kind{port.AFPacket, port.TAP} {
+		t.Run(string(kind), func(t *testing.T) {
+			env := netnstest.New(t, "fv4")
+			ns := env.NS("rw")
+			portIf, peerIf := "v0", "v1"
+			if kind == port.TAP {
+				ns.Tap("t0")
+				portIf, peerIf = "t0", "t0"
+			} else {
+				env.Veth(ns, "v0", ns, "v1")
+			}
+			peerMAC := net.HardwareAddr{2, 0xf4, 0, 0, 0, 7}
+			var p, peer port.Port
+			if err := ns.Do(func() (err error) {
+				if p, err = port.Open(port.Config{Kind: kind, Iface: portIf, MAC: ourMAC}); err != nil {
+					return err
+				}
+				peer, err = port.Open(port.Config{Kind: port.AFPacket, Iface: peerIf, MAC: peerMAC})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			defer peer.Close()
+			ns.WaitLinkUp(portIf)
+			ns.WaitLinkUp(peerIf)
+			frame := func(dst, src net.HardwareAddr, i int) []byte {
+				f := make([]byte, 60)
+				copy(f, dst)
+				copy(f[6:], src)
+				f[12], f[13] = 0x88, 0xb5 // local experimental EtherType
+				binary.BigEndian.PutUint32(f[14:], uint32(i))
+				return f
+			}
+			const n = 2000
+			done := make(chan struct{})
+			go func() { // writer: our frames out to the peer
+				defer close(done)
+				for i := 0; i < n; i++ {
+					_ = p.Write([]port.Frame{{Data: frame(peerMAC, ourMAC, i)}})
+				}
+			}()
+			go func() { // the kernel side sends to us
+				for i := 0; i < n; i++ {
+					_ = peer.Write([]port.Frame{{Data: frame(ourMAC, peerMAC, i)}})
+					if i%64 == 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+			stop := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						_ = p.Stats()
+					}
+				}
+			}()
+			defer close(stop)
+			bufs := make([][]byte, 16)
+			for i := range bufs {
+				bufs[i] = make([]byte, port.MaxFrame+port.VnetHdrLen)
+			}
+			out := make([][]byte, 16)
+			seen := map[uint32]bool{}
+			deadline := time.Now().Add(10 * time.Second)
+			for len(seen) < n && time.Now().Before(deadline) {
+				k, err := p.Read(bufs, out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range out[:k] {
+					if f[12] == 0x88 && f[13] == 0xb5 {
+						seen[binary.BigEndian.Uint32(f[14:])] = true
+					}
+				}
+				if k == 0 {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			<-done
+			if len(seen) != n {
+				t.Fatalf("read %d of %d frames", len(seen), n)
+			}
+			if st := p.Stats(); st.TxFrames != n || st.TxErrors != 0 {
+				t.Fatalf("writer: %+v", st)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 )
 
 // Kind names a frame I/O method.
@@ -69,8 +70,9 @@ type Stats struct {
 	LinkDown uint64
 }
 
-// Port is an open frame I/O endpoint. It is not safe for concurrent use
-// except that Close may be called from another goroutine.
+// Port is an open frame I/O endpoint. One goroutine may Read while another
+// Writes (the lockstep runtime reads inputs and commits outputs apart);
+// Stats and Close may be called from any goroutine.
 type Port interface {
 	// FD is the descriptor to poll for readability.
 	FD() int
@@ -118,4 +120,34 @@ func wanted(frame []byte, mac net.HardwareAddr) bool {
 		return true
 	}
 	return string(frame[:6]) == string(mac)
+}
+
+// counters are a port's Stats, updated atomically so that Stats may be read
+// from any goroutine while one goroutine reads and another writes.
+type counters struct {
+	RxFrames     atomic.Uint64
+	RxBytes      atomic.Uint64
+	RxGSO        atomic.Uint64
+	TxFrames     atomic.Uint64
+	TxBytes      atomic.Uint64
+	TxGSO        atomic.Uint64
+	RxDropFilter atomic.Uint64
+	RxDropBad    atomic.Uint64
+	TxErrors     atomic.Uint64
+	LinkDown     atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		RxFrames:     c.RxFrames.Load(),
+		RxBytes:      c.RxBytes.Load(),
+		RxGSO:        c.RxGSO.Load(),
+		TxFrames:     c.TxFrames.Load(),
+		TxBytes:      c.TxBytes.Load(),
+		TxGSO:        c.TxGSO.Load(),
+		RxDropFilter: c.RxDropFilter.Load(),
+		RxDropBad:    c.RxDropBad.Load(),
+		TxErrors:     c.TxErrors.Load(),
+		LinkDown:     c.LinkDown.Load(),
+	}
 }

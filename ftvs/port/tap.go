@@ -13,7 +13,7 @@ type tapPort struct {
 	fd      int
 	mac     net.HardwareAddr
 	closed  atomic.Bool
-	stats   Stats
+	stats   counters
 	vh      [VnetHdrLen]byte
 	scratch [256]byte
 }
@@ -70,7 +70,7 @@ func (p *tapPort) Write(frames []Frame) error {
 	return writeFrames(p.fd, &p.stats, p.vh[:], p.scratch[:], frames)
 }
 
-func (p *tapPort) Stats() Stats { return p.stats }
+func (p *tapPort) Stats() Stats { return p.stats.snapshot() }
 
 func (p *tapPort) Close() error {
 	if p.closed.Swap(true) {

@@ -7,10 +7,15 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
 	"github.com/ftvs/ftvs/ftvs/dirstore"
+	"github.com/ftvs/ftvs/ftvs/fsapi"
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
+	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
+	nbdsvc "github.com/ftvs/ftvs/ftvs/services/nbd"
 )
 
 // SoloConfig is everything `ftvs vs run` needs.
@@ -32,6 +37,14 @@ type SoloConfig struct {
 	SoftChecksum bool
 	Record       func(machine.Input) error
 	Event        func(seq uint64, text string)
+	// FTP, when set, turns the FTP service on over Root; with FTPWrite the
+	// directory is opened read-write so users with write access change it.
+	FTP      *ftpsvc.Config
+	FTPWrite bool
+	// NBD, when set, serves NBDFiles[i] (an existing file or block
+	// device, locked while served) as NBD.Exports[i].
+	NBD      *nbdsvc.Config
+	NBDFiles []string
 }
 
 // TSOMax is the most TCP payload one super-segment may carry: with
@@ -47,6 +60,7 @@ type Solo struct {
 	Machine *machine.Machine
 	Driver  *Driver
 	Config  machine.Config
+	Disks   []*filedev.Dev // NBD exports' backing files
 }
 
 // Open opens the port (in the calling thread's network namespace), the file
@@ -55,15 +69,37 @@ func Open(c SoloConfig) (*Solo, error) {
 	if c.Root == "" {
 		return nil, errors.New("no content directory (--root) given")
 	}
-	store, err := dirstore.New(c.Root, 0)
+	var files fsapi.FileStore
+	var store *dirstore.Store
+	if c.FTP != nil && c.FTPWrite {
+		w, err := dirstore.NewWritable(c.Root, 0)
+		if err != nil {
+			return nil, err
+		}
+		store, files = w.Store, w
+	} else {
+		s, err := dirstore.New(c.Root, 0)
+		if err != nil {
+			return nil, err
+		}
+		store, files = s, s
+	}
+	disks, err := openDisks(c)
 	if err != nil {
+		store.Close()
 		return nil, err
+	}
+	closeAll := func() {
+		store.Close()
+		for _, d := range disks {
+			d.Close()
+		}
 	}
 	mtu := c.MTU
 	if mtu == 0 {
 		ifi, err := net.InterfaceByName(c.Iface)
 		if err != nil && c.PortKind != port.TAP {
-			store.Close()
+			closeAll()
 			return nil, fmt.Errorf("interface %q: %w", c.Iface, err)
 		}
 		mtu = 1500
@@ -76,7 +112,7 @@ func Open(c SoloConfig) (*Solo, error) {
 		// The shell may draw randomness; the machine keeps the key in its
 		// state so replicas built from a snapshot agree.
 		if _, err := rand.Read(key[:]); err != nil {
-			store.Close()
+			closeAll()
 			return nil, fmt.Errorf("draw ISN key: %w", err)
 		}
 	}
@@ -85,24 +121,58 @@ func Open(c SoloConfig) (*Solo, error) {
 		MTU: mtu, TSOMax: TSOMax, ISNKey: key, ChecksumOffload: !c.SoftChecksum,
 		HTTP: machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: c.HTTPPort}},
 	}
-	m, err := machine.New(mcfg, store)
+	if c.FTP != nil {
+		mcfg.FTP = machine.FTPConfig{Enabled: true, Config: *c.FTP}
+	}
+	env := machine.Env{Files: files}
+	if c.NBD != nil {
+		mcfg.NBD = machine.NBDConfig{Enabled: true, Config: *c.NBD}
+		for _, d := range disks {
+			env.Disks = append(env.Disks, d)
+		}
+	}
+	m, err := machine.NewEnv(mcfg, env)
 	if err != nil {
-		store.Close()
+		closeAll()
 		return nil, err
 	}
 	p, err := port.Open(port.Config{Kind: c.PortKind, Iface: c.Iface, MAC: net.HardwareAddr(c.MAC[:])})
 	if err != nil {
-		store.Close()
+		closeAll()
 		return nil, err
 	}
 	d, err := New(Config{Port: p, Machine: m, Batch: c.Batch, Record: c.Record, Event: c.Event, PartialCsum: mcfg.ChecksumOffload})
 	if err != nil {
 		p.Close()
-		store.Close()
+		closeAll()
 		return nil, err
 	}
-	return &Solo{Port: p, Store: store, Machine: m, Driver: d, Config: mcfg}, nil
+	return &Solo{Port: p, Store: store, Machine: m, Driver: d, Config: mcfg, Disks: disks}, nil
 }
+
+// openDisks opens the NBD exports' backing files, locked.
+func openDisks(c SoloConfig) ([]*filedev.Dev, error) {
+	if c.NBD == nil {
+		return nil, nil
+	}
+	if len(c.NBDFiles) != len(c.NBD.Exports) {
+		return nil, fmt.Errorf("%d NBD backing files for %d exports", len(c.NBDFiles), len(c.NBD.Exports))
+	}
+	var out []*filedev.Dev
+	for i, path := range c.NBDFiles {
+		d, err := filedev.Open(path, filedev.Options{ReadOnly: c.NBD.Exports[i].ReadOnly, Lock: true})
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("NBD export %q: %w", c.NBD.Exports[i].Name, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+var _ blockdev.Device = (*filedev.Dev)(nil)
 
 // Run drives the VS until ctx is done. It first announces the VS with a
 // gratuitous ARP so neighbours learn where it is.
@@ -110,7 +180,11 @@ func (s *Solo) Run(ctx context.Context) error {
 	return s.Driver.RunWith(ctx, machine.GratuitousARPCommand())
 }
 
-// Close releases the port and the store.
+// Close releases the port, the store and the disks (flushed first).
 func (s *Solo) Close() error {
-	return errors.Join(s.Port.Close(), s.Store.Close())
+	errs := []error{s.Port.Close(), s.Store.Close()}
+	for _, d := range s.Disks {
+		errs = append(errs, d.Flush(), d.Close())
+	}
+	return errors.Join(errs...)
 }

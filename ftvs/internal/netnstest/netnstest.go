@@ -305,3 +305,18 @@ func (e *Env) ImpairedVeth(a *NS, aIf string, b *NS, bIf string, mid string, imp
 	}
 	return l
 }
+
+// WaitLinkUp waits until iface is up with carrier and its queueing
+// discipline is active: until then the kernel silently drops what is sent
+// on it (the noop qdisc), which a test that sends one frame would take for a
+// lost answer.
+func (n *NS) WaitLinkUp(iface string) {
+	n.env.t.Helper()
+	var out string
+	if !WaitFor(5*time.Second, func() bool {
+		out, _ = n.Run("ip", "-o", "link", "show", iface)
+		return strings.Contains(out, "state UP") && !strings.Contains(out, "qdisc noop")
+	}) {
+		n.env.t.Fatalf("in %s: %s did not come up: %s", n.Name, iface, out)
+	}
+}

@@ -102,6 +102,8 @@ func Start(t testing.TB, o Options, root string) *Topo {
 	}); err != nil {
 		t.Fatalf("open the VS: %v", err)
 	}
+	tp.VS.WaitLinkUp(tp.VSIface)
+	tp.Client.WaitLinkUp("c0")
 	if o.Record != nil {
 		record = o.Record(tp.Solo.Machine.Config())
 	}
