@@ -108,4 +108,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-

@@ -47,13 +47,13 @@ type Daemon struct {
 	mac  net.HardwareAddr
 	vsIP [4]byte
 
-	store *dirstore.Store
-	port  port.Port
+	store  *dirstore.Store
+	port   port.Port
 	portMu sync.Mutex
-	sess  *link.Session
-	mgmt  *statusServer
-	guard *guard
-	lease *witness.Client
+	sess   *link.Session
+	mgmt   *statusServer
+	guard  *guard
+	lease  *witness.Client
 
 	nodeCh chan link.Delivery // the lockstep node's Incoming
 	node   atomic.Pointer[lockstep.Node]
@@ -331,7 +331,7 @@ func (d *Daemon) sendRole() {
 // the session, deliveries come through control.
 type transport struct{ d *Daemon }
 
-func (t transport) Send(typ uint8, p []byte) error  { return t.d.sess.Send(typ, p) }
+func (t transport) Send(typ uint8, p []byte) error { return t.d.sess.Send(typ, p) }
 func (t transport) Incoming() <-chan link.Delivery { return t.d.nodeCh }
 
 func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {

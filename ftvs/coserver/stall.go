@@ -14,6 +14,33 @@ type StreamResult struct {
 	StallAt  int64         // bytes received when the longest gap ended
 	Elapsed  time.Duration
 	Err      error
+	// Gaps lists every gap of at least GapThreshold (at most maxGaps), so a
+	// caller can pick the one around a failover from the other pauses a
+	// client has (curl's --limit-rate sleeps, for one).
+	Gaps []Gap
+}
+
+// Gap is a pause between two arrivals.
+type Gap struct {
+	Start time.Time
+	Len   time.Duration
+}
+
+// GapThreshold is the shortest gap StreamResult.Gaps records.
+const GapThreshold = 20 * time.Millisecond
+
+const maxGaps = 4096
+
+// StallAround is the longest gap that ends after t and starts no later than
+// within seconds after it: the stall a failover at time t caused.
+func (r *StreamResult) StallAround(t time.Time, within time.Duration) time.Duration {
+	var m time.Duration
+	for _, g := range r.Gaps {
+		if g.Start.Add(g.Len).After(t) && g.Start.Before(t.Add(within)) && g.Len > m {
+			m = g.Len
+		}
+	}
+	return m
 }
 
 // MeasureStream reads r to its end, copying to w, hashing and timing the
@@ -29,8 +56,13 @@ func MeasureStream(r io.Reader, w io.Writer) StreamResult {
 			now := time.Now()
 			if first.IsZero() {
 				first = now
-			} else if gap := now.Sub(last); gap > res.MaxStall {
-				res.MaxStall, res.StallAt = gap, res.Bytes
+			} else if gap := now.Sub(last); gap >= GapThreshold {
+				if gap > res.MaxStall {
+					res.MaxStall, res.StallAt = gap, res.Bytes
+				}
+				if len(res.Gaps) < maxGaps {
+					res.Gaps = append(res.Gaps, Gap{Start: last, Len: gap})
+				}
 			}
 			last = now
 			h.Write(buf[:n])

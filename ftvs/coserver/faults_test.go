@@ -1,0 +1,254 @@
+package coserver_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+)
+
+func hasEvent(st *coserver.Status, kind string) bool {
+	for _, e := range st.Events {
+		if e.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
+func noFailover(t *testing.T, p *pair) {
+	t.Helper()
+	for i := 1; i <= 2; i++ {
+		st, err := p.status(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"go-live", "peer-lost", "no-go-live", "peer-silent"} {
+			if hasEvent(st, k) {
+				t.Fatalf("node %d: %s event: %+v", i, k, st.Events)
+			}
+		}
+	}
+}
+
+// TestOneLinkCut: cutting one of the two CoServer links during a download
+// moves the stream to the other link: no failover, no client error.
+func TestOneLinkCut(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 256})
+	p.startPair()
+	rx0 := p.rxBytes()
+	d := p.download(p.file, "--limit-rate", "60M")
+	p.waitProgress(rx0, 0.3)
+	st, err := p.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := "cs1"
+	if len(st.Links) == 2 && st.Links[1].Active {
+		cut = "cs2"
+	}
+	p.cs[1].MustRun("ip", "link", "set", cut, "down")
+	p.check(d, "one link cut ("+cut+", the active one)")
+	noFailover(t, p)
+	st = p.waitRole(1, "primary", "synced", time.Second)
+	up := 0
+	for _, l := range st.Links {
+		if l.Up {
+			up++
+		}
+	}
+	if up != 1 {
+		t.Fatalf("after cutting %s: %d links up: %+v", cut, up, st.Links)
+	}
+}
+
+// countVSFrames counts, in tcpdump's output, frames sent by the VS MAC.
+func countVSFrames(out string) int {
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, vsMAC+" >") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBothLinksCutOneVS: every CoServer link cut while both nodes live:
+// the secondary's split-brain guard refuses to go live (the peer answers
+// on the management network), so exactly one bridge port carries frames
+// from the VS MAC, and clients keep being served.
+func TestBothLinksCutOneVS(t *testing.T) {
+	netnstest.Require(t, "tcpdump")
+	p := newPair(t, pairOpts{sizeMiB: 1})
+	p.startPair()
+	var dumps [3]*netnstest.Proc
+	for i := 1; i <= 2; i++ {
+		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
+	}
+	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
+	if !netnstest.WaitFor(10*time.Second, func() bool {
+		st, err := p.status(2)
+		return err == nil && hasEvent(st, "no-go-live")
+	}) {
+		t.Fatal("node 2 never decided about going live")
+	}
+	p.waitRole(1, "primary", "none", 5*time.Second)
+	for k := range 20 {
+		out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")
+		if err != nil || out != "small\n" {
+			t.Fatalf("request %d with the links cut: %q %v", k, out, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st2, _ := p.status(2)
+	time.Sleep(300 * time.Millisecond)
+	var n [3]int
+	for i := 1; i <= 2; i++ {
+		_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
+		_ = dumps[i].Wait()
+		n[i] = countVSFrames(dumps[i].Output())
+	}
+	t.Logf("frames from the VS MAC: %d on node 1's port, %d on node 2's; node 2 is %s", n[1], n[2], st2.Role)
+	if n[1] == 0 || n[2] != 0 {
+		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want exactly one port emitting", n[1], n[2])
+	}
+	// The links return: node 2 follows the primary again.
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.waitRole(1, "primary", "synced", 20*time.Second)
+	p.waitRole(2, "secondary", "", 5*time.Second)
+}
+
+// TestImpairedLinks: delay, jitter and loss on both CoServer links (tc
+// netem, or the userspace relay where the kernel lacks it), then the primary
+// killed: the download is intact.
+func TestImpairedLinks(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 128, impair: &netnstest.Impairment{Delay: 2 * time.Millisecond, Jitter: 500 * time.Microsecond, Loss: 0.01, Seed: 4},
+		extra: "timeouts: {peer_dead: 300ms, link_dead: 300ms}\n"})
+	p.startPair()
+	rx0 := p.rxBytes()
+	d := p.download(p.file)
+	p.waitProgress(rx0, 0.5)
+	noFailover(t, p)
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	p.check(d, "impaired links, primary killed")
+}
+
+// TestDivergenceDetectedAndHealed: node 2 runs with the test-only fault
+// hook that turns one of its inputs into a no-op; the primary's divergence
+// check catches it, resynchronises node 2 from a snapshot, and node 2 later
+// serves correctly when the primary dies.
+func TestDivergenceDetectedAndHealed(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 64})
+	p.start(1)
+	p.start(2, "FTVS_TEST_FAULTS=i-want-this-replica-to-diverge", "FTVS_TEST_DIVERGE_AT_SEQ=40")
+	p.waitRole(1, "primary", "synced", 20*time.Second)
+	d := p.download(p.file)
+	p.check(d, "download while node 2 diverges")
+	var st *coserver.Status
+	if !netnstest.WaitFor(10*time.Second, func() bool {
+		var err error
+		st, err = p.status(1)
+		return err == nil && st.Divergences >= 1 && st.Peer == "synced"
+	}) {
+		t.Fatalf("no divergence detected and healed: %+v", st)
+	}
+	if st.Snapshots < 2 {
+		t.Fatalf("divergence healed without a second snapshot: %+v", st)
+	}
+	if !strings.Contains(p.procs[2].Output(), "TEST FAULT HOOK ACTIVE") {
+		t.Fatal("node 2 did not announce its fault hook")
+	}
+	t.Logf("divergences %d, snapshots %d", st.Divergences, st.Snapshots)
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	p.check(p.download(p.file), "download from the healed node 2")
+}
+
+// TestFiftyClientsDuringFailover: 50 parallel downloads while the primary
+// is killed: every one completes intact.
+func TestFiftyClientsDuringFailover(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 4})
+	www := filepath.Join(p.dir, "www")
+	for i := 1; i <= 50; i++ {
+		if err := os.Link(filepath.Join(www, p.file), filepath.Join(www, fmt.Sprintf("f%d.bin", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.startPair()
+	out := t.TempDir()
+	cmd := p.cli.Cmd(t.Context(), "curl", "-sS", "--fail", "--max-time", "120", "--parallel", "--parallel-max", "50",
+		"--limit-rate", "2M", "-o", filepath.Join(out, "f#1.bin"), "http://"+vsIP+"/f[1-50].bin")
+	res := make(chan error, 1)
+	var cout strings.Builder
+	cmd.Stdout, cmd.Stderr = &cout, &cout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { res <- cmd.Wait() }()
+	time.Sleep(1 * time.Second)
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	if err := <-res; err != nil {
+		t.Fatalf("curl --parallel: %v: %s", err, cout.String())
+	}
+	for i := 1; i <= 50; i++ {
+		f, err := os.Open(filepath.Join(out, fmt.Sprintf("f%d.bin", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, _ := io.Copy(h, f)
+		f.Close()
+		if n != p.size || hex.EncodeToString(h.Sum(nil)) != p.wantSum {
+			t.Fatalf("client %d: %d bytes, sha256 mismatch=%v", i, n, hex.EncodeToString(h.Sum(nil)) != p.wantSum)
+		}
+	}
+}
+
+// TestBadConfigStartsNothing: a config error names the line and field,
+// exits with status 2, and nothing listens.
+func TestBadConfigStartsNothing(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 1})
+	good, err := os.ReadFile(p.cfgPath(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), `ip: 10.97.0.100/24`, `ip: 10.97.0.300/24`, 1)
+	path := filepath.Join(p.dir, "bad.yaml")
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.cs[1].Run(ftvsBin, "coserver", "--config", path)
+	var ee *exec.ExitError
+	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("bad config: err %v, want exit status 2; output %s", err, out)
+	}
+	if !strings.Contains(out, "bad.yaml:10: field vs.ip") {
+		t.Fatalf("error does not name line and field: %s", out)
+	}
+	if ls := p.cs[1].MustRun("ss", "-Hltn"); strings.TrimSpace(ls) != "" {
+		t.Fatalf("something listens after a bad config: %s", ls)
+	}
+	// The fault hook without its acknowledgement is refused too.
+	out, err = p.cs[1].Run("env", "FTVS_TEST_DIVERGE_AT_SEQ=5", ftvsBin, "coserver", "--config", p.cfgPath(1))
+	if err == nil || !strings.Contains(out, "FTVS_TEST_FAULTS") {
+		t.Fatalf("fault hook without acknowledgement: err %v, output %s", err, out)
+	}
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
