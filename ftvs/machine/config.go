@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
+	nbdsvc "github.com/ftvs/ftvs/ftvs/services/nbd"
 	"github.com/ftvs/ftvs/ftvs/snap"
 )
 
@@ -29,6 +31,8 @@ type Config struct {
 	SendBuf    int
 	RecvBuf    int
 	HTTP       HTTPConfig
+	FTP        FTPConfig
+	NBD        NBDConfig
 	// MaxRounds bounds the poll/dispatch rounds of one Step (0: 16), so a
 	// service that keeps producing events cannot stall the machine.
 	MaxRounds int
@@ -38,6 +42,20 @@ type Config struct {
 type HTTPConfig struct {
 	Enabled bool
 	httpsvc.Config
+}
+
+// FTPConfig turns the FTP service on. It serves the machine's file store,
+// and may change it when the store is an fsapi.WritableFileStore.
+type FTPConfig struct {
+	Enabled bool
+	ftpsvc.Config
+}
+
+// NBDConfig turns the NBD service on: Exports[i] is served from the i-th
+// disk handed to the machine (Env.Disks).
+type NBDConfig struct {
+	Enabled bool
+	nbdsvc.Config
 }
 
 // Validate says what is wrong with a configuration, naming the field.
@@ -66,6 +84,16 @@ func (c Config) Validate() error {
 	if c.MaxRounds < 0 || c.MaxRounds > 1024 {
 		return fmt.Errorf("machine config: MaxRounds %d is outside 0..1024", c.MaxRounds)
 	}
+	if c.FTP.Enabled {
+		if err := c.FTP.Config.Validate(); err != nil {
+			return fmt.Errorf("machine config: %w", err)
+		}
+	}
+	if c.NBD.Enabled {
+		if err := c.NBD.Config.Validate(); err != nil {
+			return fmt.Errorf("machine config: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -79,11 +107,17 @@ func (c Config) withDefaults() Config {
 	if c.HTTP.Enabled {
 		c.HTTP.Config = c.HTTP.Config.WithDefaults()
 	}
+	if c.FTP.Enabled {
+		c.FTP.Config = c.FTP.Config.WithDefaults()
+	}
+	if c.NBD.Enabled {
+		c.NBD.Config = c.NBD.Config.WithDefaults()
+	}
 	return c
 }
 
-// Version 2 added HTTP.RequestTimeout.
-const configVersion = 2
+// Version 2 added HTTP.RequestTimeout, version 3 FTP and NBD.
+const configVersion = 3
 
 func (c *Config) encode(w *snap.Writer) {
 	w.Section("config", configVersion, func(w *snap.Writer) {
@@ -112,6 +146,38 @@ func (c *Config) encode(w *snap.Writer) {
 		w.Int(h.MaxListing)
 		w.I64(int64(h.IdleTimeout))
 		w.I64(int64(h.RequestTimeout))
+		f := &c.FTP
+		w.Bool(f.Enabled)
+		w.U16(f.Port)
+		w.Int(f.Backlog)
+		w.Int(f.MaxConns)
+		w.U16(f.PasvMin)
+		w.U16(f.PasvMax)
+		w.Bool(f.Anonymous)
+		w.Bool(f.AnonymousWrite)
+		w.U32(uint32(len(f.Users)))
+		for _, u := range f.Users {
+			w.String(u.Name)
+			w.String(u.PasswordSHA256)
+			w.Bool(u.Write)
+		}
+		w.Int(f.MaxListing)
+		w.I64(int64(f.IdleTimeout))
+		w.I64(int64(f.DataTimeout))
+		n := &c.NBD
+		w.Bool(n.Enabled)
+		w.U16(n.Port)
+		w.Int(n.Backlog)
+		w.Int(n.MaxConns)
+		w.Int(n.MaxInFlight)
+		w.I64(int64(n.HandshakeTimeout))
+		w.I64(int64(n.StallTimeout))
+		w.U32(uint32(len(n.Exports)))
+		for _, e := range n.Exports {
+			w.String(e.Name)
+			w.String(e.Description)
+			w.Bool(e.ReadOnly)
+		}
 	})
 }
 
@@ -145,8 +211,53 @@ func decodeConfig(r *snap.Reader) Config {
 		if version >= 2 {
 			h.RequestTimeout = durationNS(r.I64())
 		}
+		if version >= 3 {
+			decodeFTPNBD(r, &c)
+		}
 	})
 	return c
+}
+
+// maxUsers and maxExports bound the lists on decoding.
+const maxUsers, maxExports = 1024, 256
+
+func decodeFTPNBD(r *snap.Reader, c *Config) {
+	f := &c.FTP
+	f.Enabled = r.Bool()
+	f.Port = r.U16()
+	f.Backlog = r.Int()
+	f.MaxConns = r.Int()
+	f.PasvMin = r.U16()
+	f.PasvMax = r.U16()
+	f.Anonymous = r.Bool()
+	f.AnonymousWrite = r.Bool()
+	k := int(r.U32())
+	if r.Err() == nil && k > maxUsers {
+		r.Fail(fmt.Errorf("FTP has %d users, at most %d", k, maxUsers))
+		return
+	}
+	for i := 0; i < k && r.Err() == nil; i++ {
+		f.Users = append(f.Users, ftpsvc.User{Name: r.String(64), PasswordSHA256: r.String(64), Write: r.Bool()})
+	}
+	f.MaxListing = r.Int()
+	f.IdleTimeout = durationNS(r.I64())
+	f.DataTimeout = durationNS(r.I64())
+	n := &c.NBD
+	n.Enabled = r.Bool()
+	n.Port = r.U16()
+	n.Backlog = r.Int()
+	n.MaxConns = r.Int()
+	n.MaxInFlight = r.Int()
+	n.HandshakeTimeout = durationNS(r.I64())
+	n.StallTimeout = durationNS(r.I64())
+	k = int(r.U32())
+	if r.Err() == nil && k > maxExports {
+		r.Fail(fmt.Errorf("NBD has %d exports, at most %d", k, maxExports))
+		return
+	}
+	for i := 0; i < k && r.Err() == nil; i++ {
+		n.Exports = append(n.Exports, nbdsvc.Export{Name: r.String(4096), Description: r.String(4096), ReadOnly: r.Bool()})
+	}
 }
 
 func fixed(r *snap.Reader, dst []byte, field string) {

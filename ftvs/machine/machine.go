@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/fsapi"
 	"github.com/ftvs/ftvs/ftvs/netstack"
+	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
+	nbdsvc "github.com/ftvs/ftvs/ftvs/services/nbd"
 	"github.com/ftvs/ftvs/ftvs/snap"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
@@ -16,10 +19,12 @@ import (
 // use: the shell calls it from one goroutine.
 type Machine struct {
 	cfg      Config
-	files    fsapi.FileStore
+	env      Env
 	stack    *netstack.Stack
 	services []sockapi.Service
 	http     *httpsvc.Service // nil when disabled; also in services
+	ftp      *ftpsvc.Service  // nil when disabled; also in services
+	nbd      *nbdsvc.Service  // nil when disabled; also in services
 
 	seen    bool   // an input has been applied
 	lastSeq uint64 // Seq of the last applied input
@@ -48,17 +53,35 @@ type Counters struct {
 	Machine MachineCounters
 	Stack   netstack.Counters
 	HTTP    httpsvc.Counters
+	FTP     ftpsvc.Counters
+	NBD     nbdsvc.Counters
+}
+
+// Env is what the shell hands a machine besides its configuration: like
+// disks, identical on both CoServers and not part of the snapshot.
+type Env struct {
+	// Files is the store HTTP and FTP serve; FTP changes it when it is
+	// an fsapi.WritableFileStore (changes happen inside Step).
+	Files fsapi.FileStore
+	// Disks back the NBD exports, in the order of Config.NBD.Exports;
+	// read and written inside Step.
+	Disks []blockdev.Device
 }
 
 // New builds a fresh machine and starts its services. files is the VS's
 // read-only file store (not part of the snapshot; both replicas must hold the
 // same one).
 func New(cfg Config, files fsapi.FileStore) (*Machine, error) {
+	return NewEnv(cfg, Env{Files: files})
+}
+
+// NewEnv builds a fresh machine with its file store and disks.
+func NewEnv(cfg Config, env Env) (*Machine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := build(cfg, files)
+	m, err := build(cfg, env)
 	if err != nil {
 		return nil, err
 	}
@@ -71,18 +94,30 @@ func New(cfg Config, files fsapi.FileStore) (*Machine, error) {
 }
 
 // build makes the parts of a machine without starting services.
-func build(cfg Config, files fsapi.FileStore) (*Machine, error) {
-	if cfg.HTTP.Enabled && files == nil {
-		return nil, errors.New("machine: HTTP service enabled without a file store")
+func build(cfg Config, env Env) (*Machine, error) {
+	if (cfg.HTTP.Enabled || cfg.FTP.Enabled) && env.Files == nil {
+		return nil, errors.New("machine: HTTP or FTP service enabled without a file store")
 	}
 	st, err := newStack(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("machine: network stack: %w", err)
 	}
-	m := &Machine{cfg: cfg, files: files, stack: st}
+	m := &Machine{cfg: cfg, env: env, stack: st}
 	if cfg.HTTP.Enabled {
-		m.http = httpsvc.New(cfg.HTTP.Config, files)
+		m.http = httpsvc.New(cfg.HTTP.Config, env.Files)
 		m.services = append(m.services, m.http)
+	}
+	if cfg.FTP.Enabled {
+		if m.ftp, err = ftpsvc.New(cfg.FTP.Config, env.Files); err != nil {
+			return nil, fmt.Errorf("machine: %w", err)
+		}
+		m.services = append(m.services, m.ftp)
+	}
+	if cfg.NBD.Enabled {
+		if m.nbd, err = nbdsvc.New(cfg.NBD.Config, env.Disks); err != nil {
+			return nil, fmt.Errorf("machine: %w", err)
+		}
+		m.services = append(m.services, m.nbd)
 	}
 	return m, nil
 }
@@ -204,6 +239,12 @@ func (m *Machine) Counters() Counters {
 	if m.http != nil {
 		c.HTTP = m.http.Counters()
 	}
+	if m.ftp != nil {
+		c.FTP = m.ftp.Counters()
+	}
+	if m.nbd != nil {
+		c.NBD = m.nbd.Counters()
+	}
 	return c
 }
 
@@ -253,7 +294,7 @@ func (m *Machine) Restore(b []byte) error {
 			return
 		}
 		cfg = cfg.withDefaults()
-		nm, err := build(cfg, m.files)
+		nm, err := build(cfg, m.env)
 		if err != nil {
 			r.Fail(err)
 			return

@@ -3,6 +3,7 @@ package machine_test
 import (
 	"bytes"
 	"encoding/binary"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func TestConfigValidation(t *testing.T) {
 	c.HTTP.Port = 8080
 	b := machine.EncodeConfig(c)
 	back, err := machine.DecodeConfig(b)
-	if err != nil || back != c {
+	if err != nil || !reflect.DeepEqual(back, c) {
 		t.Fatalf("config round trip: %+v %v", back, err)
 	}
 	if _, err := machine.New(vsConfig(0), nil); err == nil {

@@ -2,6 +2,7 @@ package inputlog
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -45,7 +46,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatal(err)
 		}
 		back, err := Read(&out, "rewritten")
-		if err != nil || len(back.Inputs) != len(lg.Inputs) || back.Config != lg.Config {
+		if err != nil || len(back.Inputs) != len(lg.Inputs) || !reflect.DeepEqual(back.Config, lg.Config) {
 			t.Fatalf("rewritten log differs: %v", err)
 		}
 	})
