@@ -27,6 +27,7 @@ type vsRunFlags struct {
 	iface, mac, ip, gw, root, portKind, isnKey, record string
 	httpPort                                           uint16
 	mtu, batch                                         int
+	svc                                                vsServiceFlags
 }
 
 func newVSRunCmd() *cobra.Command {
@@ -102,6 +103,7 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 	fl.IntVar(&f.batch, "batch", 0, fmt.Sprintf("frames read per round before outputs are written (0: %d)", vsrun.DefaultBatch))
 	fl.StringVar(&f.isnKey, "isn-key", "", "32 hex digits keying TCP initial sequence numbers (default: random)")
 	fl.StringVar(&f.record, "record", "", "write the session's input log (config, the served files, every input) to this file, for replay")
+	f.svc.add(fl)
 	return cmd
 }
 
@@ -156,6 +158,13 @@ func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 		return c, fmt.Errorf("--root: %w", err)
 	} else if !st.IsDir() {
 		return c, fmt.Errorf("--root %s: not a directory", f.root)
+	}
+	if err := f.svc.apply(&c); err != nil {
+		return c, err
+	}
+	if f.record != "" && (c.NBD != nil || c.FTPWrite) {
+		// The log describes the files read, not disks or uploads.
+		return c, fmt.Errorf("--record cannot replay NBD exports or FTP uploads: drop --nbd-export and write access")
 	}
 	return c, nil
 }
