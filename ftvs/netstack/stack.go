@@ -150,6 +150,8 @@ type Stack struct {
 	testISNOn bool   // tests pin the ISN (wrapped sequence numbers)
 	testISN   uint32 // not part of the state: never set outside tests
 
+	pool [][]byte // recycled frame buffers: memory only, never state
+
 	opt wire.TCPOptions // scratch for building segments
 	sb  [wire.MaxSACKBlocks]wire.SACKBlock
 }
@@ -321,6 +323,31 @@ func (s *Stack) emit(f []byte, gso uint16) {
 	s.ctr.TxFrames++
 	s.ctr.TxBytes += uint64(len(f))
 	s.tx = append(s.tx, txFrame{f, gso})
+}
+
+// Recycle hands back the buffer of a frame from DrainFrames once the caller
+// is done with it, so big (TSO) frames are not allocated afresh. Optional.
+// Reused buffers are overwritten completely, so this never changes output.
+func (s *Stack) Recycle(frame []byte) {
+	if cap(frame) >= 16<<10 && len(s.pool) < 64 {
+		s.pool = append(s.pool, frame[:0])
+	}
+}
+
+// frame returns a buffer of n bytes whose every byte the caller overwrites.
+func (s *Stack) frame(n int) []byte {
+	for i := len(s.pool) - 1; i >= 0; i-- {
+		if b := s.pool[i]; cap(b) >= n {
+			s.pool[i] = s.pool[len(s.pool)-1]
+			s.pool[len(s.pool)-1] = nil
+			s.pool = s.pool[:len(s.pool)-1]
+			return b[:n]
+		}
+	}
+	if n >= 16<<10 {
+		return make([]byte, n, 65536+256) // one size for every super-segment: reusable
+	}
+	return make([]byte, n)
 }
 
 // DrainFrames hands every queued frame to emit, in order; emit owns each slice.

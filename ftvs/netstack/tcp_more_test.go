@@ -371,3 +371,26 @@ func TestAbortAndListenerClose(t *testing.T) {
 		t.Fatalf("port not free after close: %v", err)
 	}
 }
+
+// RFC 6675 2: ACKs that SACK new data are duplicates even when the window
+// moves (Linux opens it as its reader drains); three of them start recovery.
+func TestSACKDupAcksWithMovingWindow(t *testing.T) {
+	h := newHand(t, wire.TCPOptions{MSS: 1000, WScale: 0, SACKPerm: true})
+	h.s.Write(h.id, make([]byte, 10*988))
+	o := h.poll()
+	if len(o) < 5 {
+		t.Fatalf("sent %d segments", len(o))
+	}
+	una := h.ack
+	mss := uint32(988)
+	for i := 1; i <= 3; i++ {
+		g := seg{sport: 40000, dport: 80, seq: h.seq, ack: una, flags: wire.FlagACK, win: uint16(30000 + 1000*i),
+			opts: wire.TCPOptions{WScale: -1, SACK: []wire.SACKBlock{{Left: una + mss, Right: una + mss*uint32(1+i)}}}}
+		h.s.Input(craft(g), h.now)
+	}
+	o = h.poll()
+	c := h.s.socks[h.id]
+	if !c.inRecovery || len(o) == 0 || o[0].tcp.Seq != una || len(o[0].payload) != int(mss) {
+		t.Fatalf("no fast retransmit of the first segment: recovery %v, frames %+v", c.inRecovery, o)
+	}
+}

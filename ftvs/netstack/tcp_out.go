@@ -184,7 +184,7 @@ func (s *Stack) sendSegment(c *tcb, seq uint32, n int, flags uint8, retrans bool
 	}
 	optLen := o.Len()
 	hdr := wire.TCPLen + optLen
-	f := make([]byte, wire.EthLen+wire.IPv4Len+hdr+n)
+	f := s.frame(wire.EthLen + wire.IPv4Len + hdr + n)
 	t := f[wire.EthLen+wire.IPv4Len:]
 	win := s.rcvWindow(c, syn)
 	wire.PutTCP(t, c.lport, c.rport, seq, c.rcvNxt, hdr, flags, win)

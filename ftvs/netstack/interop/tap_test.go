@@ -38,7 +38,7 @@ var (
 
 // env is one namespace with a TAP device whose other end is a Stack.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	ns   string
 	tap  string
 	fd   int
@@ -68,7 +68,7 @@ type logEntry struct {
 	frame []byte
 }
 
-func need(t *testing.T, tools ...string) {
+func need(t testing.TB, tools ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces and TAP devices")
@@ -80,7 +80,7 @@ func need(t *testing.T, tools ...string) {
 	}
 }
 
-func run(t *testing.T, args ...string) string {
+func run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
@@ -111,7 +111,7 @@ func inNS(ns string, f func() error) error {
 
 var envSeq atomic.Int32
 
-func newEnv(t *testing.T, vnet bool, cfg netstack.Config) *env {
+func newEnv(t testing.TB, vnet bool, cfg netstack.Config) *env {
 	t.Helper()
 	n := envSeq.Add(1)
 	e := &env{t: t, vnet: vnet, done: make(chan struct{}),
@@ -231,6 +231,7 @@ func (e *env) loop() {
 				}
 			}()
 			writeFrame(f, gso)
+			e.st.Recycle(f)
 		})
 		if heldOut != nil { // reorder within a burst, never delay past it
 			writeFrame(heldOut, heldGSO)
