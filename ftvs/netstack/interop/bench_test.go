@@ -135,4 +135,3 @@ func runB(b *testing.B, args ...string) {
 		b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
-
