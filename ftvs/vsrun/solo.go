@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
@@ -174,15 +175,24 @@ func openDisks(c SoloConfig) ([]*filedev.Dev, error) {
 
 var _ blockdev.Device = (*filedev.Dev)(nil)
 
-// Run drives the VS until ctx is done. It first announces the VS with a
-// gratuitous ARP so neighbours learn where it is.
+// AnnounceInterval is the gap between the two gratuitous ARPs that announce
+// the VS at start (RFC 5227's ANNOUNCE_NUM 2, ANNOUNCE_INTERVAL 2 s): the
+// first may be lost while a link that was just brought up settles.
+const AnnounceInterval = 2 * time.Second
+
+// Run drives the VS until ctx is done. It announces the VS with a gratuitous
+// ARP at start and again AnnounceInterval later, so neighbours learn where
+// it is.
 func (s *Solo) Run(ctx context.Context) error {
+	t := time.AfterFunc(AnnounceInterval, func() { s.Driver.Inject(machine.GratuitousARPCommand()) })
+	defer t.Stop()
 	return s.Driver.RunWith(ctx, machine.GratuitousARPCommand())
 }
 
-// Close releases the port, the store and the disks (flushed first).
+// Close releases the port, the store, the driver and the disks (flushed
+// first).
 func (s *Solo) Close() error {
-	errs := []error{s.Port.Close(), s.Store.Close()}
+	errs := []error{s.Port.Close(), s.Store.Close(), s.Driver.Close()}
 	for _, d := range s.Disks {
 		errs = append(errs, d.Flush(), d.Close())
 	}

@@ -1,6 +1,7 @@
 package vsrun_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
 	"github.com/ftvs/ftvs/ftvs/vsrun"
 )
@@ -100,4 +102,60 @@ func TestTimersFireWithoutInput(t *testing.T) {
 	if st := solo.Driver.Stats(); st.Ticks == 0 || st.Frames != 1 {
 		t.Fatalf("driver %+v: want ticks and exactly the one SYN as frame input", st)
 	}
+}
+
+// TestAnnouncesTwice: the VS announces itself with a gratuitous ARP at start
+// and again AnnounceInterval later (the second comes through Inject); after
+// Close, Inject does nothing.
+func TestAnnouncesTwice(t *testing.T) {
+	env := netnstest.New(t, "fv4")
+	ns := env.NS("garp")
+	ns.Tap("t0")
+	vsMAC := net.HardwareAddr{2, 0xf4, 0, 0, 0, 1}
+	vsIP := []byte{10, 79, 0, 1}
+	var solo *vsrun.Solo
+	var cli port.Port
+	if err := ns.Do(func() error {
+		var err error
+		// The listener first, so the first announcement is not missed.
+		if cli, err = port.Open(port.Config{Kind: port.AFPacket, Iface: "t0", MAC: net.HardwareAddr{2, 0xf4, 0, 0, 0, 0x22}}); err != nil {
+			return err
+		}
+		solo, err = vsrun.Open(vsrun.SoloConfig{Iface: "t0", PortKind: port.TAP, MAC: [6]byte(vsMAC), IP: [4]byte(vsIP), PrefixLen: 24, Root: t.TempDir()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- solo.Run(ctx) }()
+	bufs := [][]byte{make([]byte, port.MaxFrame+port.VnetHdrLen)}
+	out := make([][]byte, 1)
+	var garps []time.Time
+	deadline := time.Now().Add(3*vsrun.AnnounceInterval + 2*time.Second)
+	for len(garps) < 2 && time.Now().Before(deadline) {
+		n, err := cli.Read(bufs, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		f := out[0]
+		if len(f) >= 42 && f[12] == 0x08 && f[13] == 0x06 && bytes.Equal(f[6:12], vsMAC) &&
+			bytes.Equal(f[28:32], vsIP) && bytes.Equal(f[38:42], vsIP) {
+			garps = append(garps, time.Now())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	solo.Close()
+	if len(garps) < 2 {
+		t.Fatalf("saw %d gratuitous ARPs from the VS, want 2", len(garps))
+	}
+	solo.Driver.Inject(machine.GratuitousARPCommand()) // after Close: must not write a closed descriptor
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -63,14 +64,18 @@ type Stats struct {
 
 // Driver runs one machine on one port.
 type Driver struct {
-	cfg   Config
-	seq   uint64
-	last  int64
-	wake  int
-	bufs  [][]byte
-	in    [][]byte
-	outs  []port.Frame
-	stats struct {
+	cfg  Config
+	seq  uint64
+	last int64
+	wake int // eventfd: Inject and the end of Run's context wake the loop
+
+	mu       sync.Mutex
+	injected [][]byte // management commands waiting to be stepped
+	closed   bool     // wake is closed: nothing may write to it
+	bufs     [][]byte
+	in       [][]byte
+	outs     []port.Frame
+	stats    struct {
 		inputs, frames, ticks, framesOut, gsoOut, rounds, events atomic.Uint64
 		deadline, now                                            atomic.Int64
 	}
@@ -91,7 +96,11 @@ func New(cfg Config) (*Driver, error) {
 		start := time.Now()
 		cfg.Clock = func() int64 { return int64(time.Since(start)) }
 	}
-	d := &Driver{cfg: cfg, bufs: make([][]byte, cfg.Batch), in: make([][]byte, cfg.Batch)}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("vsrun: eventfd: %w", err)
+	}
+	d := &Driver{cfg: cfg, wake: wake, bufs: make([][]byte, cfg.Batch), in: make([][]byte, cfg.Batch)}
 	for i := range d.bufs {
 		d.bufs[i] = make([]byte, port.MaxFrame+port.VnetHdrLen)
 	}
@@ -187,19 +196,14 @@ func (d *Driver) RunWith(ctx context.Context, commands ...[]byte) error {
 			return err
 		}
 	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return fmt.Errorf("vsrun: eventfd: %w", err)
-	}
-	defer unix.Close(wake)
-	stop := context.AfterFunc(ctx, func() {
-		var one = [8]byte{1}
-		_, _ = unix.Write(wake, one[:])
-	})
+	stop := context.AfterFunc(ctx, d.poke)
 	defer stop()
 
-	pfd := []unix.PollFd{{Fd: int32(d.cfg.Port.FD()), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}
+	pfd := []unix.PollFd{{Fd: int32(d.cfg.Port.FD()), Events: unix.POLLIN}, {Fd: int32(d.wake), Events: unix.POLLIN}}
 	for ctx.Err() == nil {
+		if err := d.stepInjected(); err != nil {
+			return err
+		}
 		if err := d.tick(); err != nil {
 			return err
 		}
@@ -218,6 +222,10 @@ func (d *Driver) RunWith(ctx context.Context, commands ...[]byte) error {
 		if _, err := unix.Ppoll(pfd, ts, nil); err != nil && err != unix.EINTR {
 			return fmt.Errorf("vsrun: poll: %w", err)
 		}
+		if pfd[1].Revents&unix.POLLIN != 0 {
+			var b [8]byte
+			_, _ = unix.Read(d.wake, b[:]) // reset the eventfd
+		}
 		if pfd[0].Revents&unix.POLLNVAL != 0 {
 			return fmt.Errorf("vsrun: port descriptor closed")
 		}
@@ -229,6 +237,56 @@ func (d *Driver) RunWith(ctx context.Context, commands ...[]byte) error {
 		}
 	}
 	return nil
+}
+
+// Inject queues a management command (machine.InCommand payload) for the
+// running loop to step; safe from any goroutine.
+func (d *Driver) Inject(cmd []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.injected = append(d.injected, append([]byte(nil), cmd...))
+	d.pokeLocked()
+}
+
+func (d *Driver) poke() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pokeLocked()
+}
+
+func (d *Driver) pokeLocked() {
+	if !d.closed {
+		one := [8]byte{1}
+		_, _ = unix.Write(d.wake, one[:])
+	}
+}
+
+func (d *Driver) stepInjected() error {
+	d.mu.Lock()
+	cmds := d.injected
+	d.injected = nil
+	d.mu.Unlock()
+	for _, c := range cmds {
+		if err := d.step(machine.InCommand, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the driver's wake-up descriptor (not the port); call it
+// after Run has returned. Inject is then a no-op.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return unix.Close(d.wake)
 }
 
 // maxRounds bounds the read rounds between two timer checks, so a flood of
