@@ -85,6 +85,7 @@ func (a *arpTable) learn(s *Stack, ip [4]byte, mac [6]byte, create bool) {
 func (a *arpTable) evict(s *Stack) {
 	var victim [4]byte
 	var best *arpEntry
+	//detcheck:orderless: a minimum with a total tie-break (lowest IP)
 	for ip, e := range a.entries {
 		if best == nil || e.expires < best.expires || e.expires == best.expires && bytes.Compare(ip[:], victim[:]) < 0 {
 			best, victim = e, ip
@@ -175,6 +176,7 @@ func (a *arpTable) timers(s *Stack) {
 // sortedIPs lists cached IPs in order (for snapshots).
 func (a *arpTable) sortedIPs() [][4]byte {
 	ips := make([][4]byte, 0, len(a.entries))
+	//detcheck:orderless: sorted right below
 	for ip := range a.entries {
 		ips = append(ips, ip)
 	}
