@@ -83,8 +83,12 @@ func setup(dir string) {
 	fmt.Fprintln(os.Stderr, "boottest setup:", setupDuration)
 }
 
+// needSetup skips or fails on a setup problem; boot tests then run two at
+// a time (the default -parallel is GOMAXPROCS: 2 on the reference machine,
+// one vCPU per VM).
 func needSetup(t *testing.T) {
 	t.Helper()
+	t.Parallel()
 	if setupSkip != "" {
 		t.Skip(setupSkip)
 	}
