@@ -21,7 +21,6 @@ import (
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
-	"github.com/ftvs/ftvs/ftvs/vsrun"
 	"github.com/ftvs/ftvs/ftvs/witness"
 	"golang.org/x/sys/unix"
 )
@@ -119,6 +118,10 @@ func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
 	return d, nil
 }
 
+// tsoMax is the most TCP payload one super-segment may carry (as vsrun's
+// TSOMax: headers at their largest stay under the kernel's 64 KiB GSO limit).
+const tsoMax = 65535 - 100
+
 // machineConfig is the VS both nodes build. The ISN key is derived from the
 // pair key so that two fresh machines are identical.
 func machineConfig(cfg *config.Config) (machine.Config, error) {
@@ -147,7 +150,7 @@ func machineConfig(cfg *config.Config) (machine.Config, error) {
 	mac := hmac.New(sha256.New, cfg.Key())
 	mac.Write([]byte("ftvs vs isn key v1"))
 	copy(mc.ISNKey[:], mac.Sum(nil))
-	mc.TSOMax, mc.ChecksumOffload = vsrun.TSOMax, true
+	mc.TSOMax, mc.ChecksumOffload = tsoMax, true
 	mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(cfg.VS.Services.HTTP.Port)}}
 	return mc, mc.Validate()
 }

@@ -252,3 +252,72 @@ func TestBadConfigStartsNothing(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestRedirectedCarrierLoss: the primary's redirected NIC loses carrier
+// during a download (its bridge port goes down): the VS keeps running on
+// node 1, its frames go through the CoServer link and node 2's NIC, and the
+// download completes with no failover.
+func TestRedirectedCarrierLoss(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 128})
+	p.startPair()
+	rx0 := p.rxBytes()
+	d := p.download(p.file, "--limit-rate", "40M")
+	p.waitProgress(rx0, 0.3)
+	p.lan.MustRun("ip", "link", "set", "p1", "down")
+	p.check(d, "primary's redirected NIC without carrier")
+	noFailover(t, p)
+	s1, err := p.status(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := p.status(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node 1: %+v; node 2: %+v", s1.Redirected, s2.Redirected)
+	if s1.Role != "primary" || s1.Redirected.Carrier || !s1.Redirected.ViaPeer || s1.Redirected.RelayOut == 0 {
+		t.Fatalf("node 1 did not move its VS frames to the peer's NIC: %+v", s1.Redirected)
+	}
+	if !s2.Redirected.PeerViaUs || s2.Redirected.RelayIn == 0 {
+		t.Fatalf("node 2 did not carry node 1's VS frames: %+v", s2.Redirected)
+	}
+	// Carrier back: frames return to node 1's own NIC.
+	p.lan.MustRun("ip", "link", "set", "p1", "up")
+	if !netnstest.WaitFor(5*time.Second, func() bool {
+		st, err := p.status(1)
+		return err == nil && st.Redirected.Carrier && !st.Redirected.ViaPeer
+	}) {
+		t.Fatal("node 1 did not take its NIC back")
+	}
+	p.check(p.download(p.file), "after the carrier returned")
+}
+
+// TestWitnessLease: with a witness configured the primary holds the lease
+// while it serves; when it is killed the secondary goes live only once the
+// witness grants it the lease (after the old one expired), and the download
+// completes.
+func TestWitnessLease(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 128, extra: "witness: 10.98.0.254:7444\n"})
+	p.lan.Addr("brm", "10.98.0.254/24")
+	w := p.lan.Start(ftvsBin, "witness", "--listen", "10.98.0.254:7444", "--key", p.key, "--ttl", "600ms")
+	time.Sleep(700 * time.Millisecond) // the witness's restart quarantine
+	p.startPair()
+	holder := func() string {
+		out, _ := p.lan.Run("curl", "-sS", "--max-time", "2", "http://10.98.0.254:7444/status")
+		return out
+	}
+	if !netnstest.WaitFor(5*time.Second, func() bool { return strings.Contains(holder(), `"holder":1`) }) {
+		t.Fatalf("primary does not hold the lease: %s\n%s", holder(), w.Output())
+	}
+	rx0 := p.rxBytes()
+	d := p.download(p.file, "--limit-rate", "30M")
+	p.waitProgress(rx0, 0.3)
+	at := time.Now()
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	p.check(d, "primary killed, witness decides")
+	t.Logf("stall with a 600ms witness lease: %s", d.res.StallAround(at, 3*time.Second).Round(time.Millisecond))
+	if h := holder(); !strings.Contains(h, `"holder":2`) {
+		t.Fatalf("node 2 serves without the lease: %s", h)
+	}
+}
