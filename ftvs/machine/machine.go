@@ -122,6 +122,10 @@ func build(cfg Config, env Env) (*Machine, error) {
 	return m, nil
 }
 
+// Env returns the file store and disks the machine was built with (a
+// machine restored in its place must be given the same ones).
+func (m *Machine) Env() Env { return m.env }
+
 // Config returns the machine's configuration (with defaults filled in).
 func (m *Machine) Config() Config { return m.cfg }
 

@@ -42,7 +42,11 @@ func readLogs(t *testing.T) map[string]*inputlog.Log {
 // replayDigest runs a log through one machine and digests every output and
 // the final state hash.
 func replayDigest(lg *inputlog.Log) (string, error) {
-	m, err := machine.New(lg.Config, lg.Files)
+	env, err := lg.Env()
+	if err != nil {
+		return "", err
+	}
+	m, err := machine.NewEnv(lg.Config, env)
 	if err != nil {
 		return "", err
 	}
@@ -57,7 +61,9 @@ func replayDigest(lg *inputlog.Log) (string, error) {
 			h.Write(o.Payload)
 		}
 	}
-	return fmt.Sprintf("outputs=%016x state=%016x requests=%d", h.Sum64(), m.StateHash(), m.Counters().HTTP.Requests), nil
+	c := m.Counters()
+	return fmt.Sprintf("outputs=%016x state=%016x requests=%d ftp=%d nbd=%d", h.Sum64(), m.StateHash(), c.HTTP.Requests,
+		c.FTP.Commands, c.NBD.Requests), nil
 }
 
 // Three machines replay each recorded session. Outputs and state hashes
@@ -69,7 +75,11 @@ func TestReplayRecordedSessions(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(len(lg.Inputs))))
 			var ms [3]*machine.Machine
 			for i := range ms {
-				m, err := machine.New(lg.Config, lg.Files)
+				env, err := lg.Env()
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := machine.NewEnv(lg.Config, env)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -91,7 +101,9 @@ func TestReplayRecordedSessions(t *testing.T) {
 					t.Fatalf("input %d (seq %d): replica 2 state hash differs", step, in.Seq)
 				}
 				if rng.Intn(20) == 0 {
-					fresh, err := machine.New(lg.Config, lg.Files)
+					// Disks and files are not in the snapshot: the
+					// fresh machine takes over the replica's.
+					fresh, err := machine.NewEnv(lg.Config, ms[2].Env())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -109,12 +121,14 @@ func TestReplayRecordedSessions(t *testing.T) {
 				t.Fatal("replica 1 final state hash differs")
 			}
 			c := ms[0].Counters()
-			if c.HTTP.Requests == 0 || c.HTTP.BodyBytes < 1<<20 {
-				t.Fatalf("the replay no longer reaches the HTTP service (requests %d, body bytes %d): "+
-					"the stack changed since the log was recorded; re-record with go test ./ftvs/machine -run HTTPSession -update",
-					c.HTTP.Requests, c.HTTP.BodyBytes)
+			served := c.HTTP.BodyBytes + c.FTP.BytesSent + c.FTP.BytesReceived + c.NBD.ReadBytes + c.NBD.WriteBytes
+			if served < 1<<20 {
+				t.Fatalf("the replay no longer reaches the services (HTTP %d requests %d body bytes, FTP %d commands, NBD %d requests; "+
+					"%d bytes served): the stack changed since the log was recorded; re-record it (testdata/machine/README.md)",
+					c.HTTP.Requests, c.HTTP.BodyBytes, c.FTP.Commands, c.NBD.Requests, served)
 			}
-			t.Logf("%d inputs, %d restores, %d requests, %d body bytes", len(lg.Inputs), restores, c.HTTP.Requests, c.HTTP.BodyBytes)
+			t.Logf("%d inputs, %d restores, %d HTTP requests, %d FTP commands, %d NBD requests, %d bytes served",
+				len(lg.Inputs), restores, c.HTTP.Requests, c.FTP.Commands, c.NBD.Requests, served)
 		})
 	}
 }

@@ -5,15 +5,17 @@
 //
 // Format (all integers little-endian):
 //
-//	magic   "FTVS-INPUTLOG\n" (14 bytes), u16 version (1)
+//	magic   "FTVS-INPUTLOG\n" (14 bytes), u16 version (2; 1 is read too)
 //	records, each a u8 type then:
 //	  'C' config:   u32 len, machine.EncodeConfig bytes (exactly one, first)
 //	  'D' dir:      u32 len, path; i64 modTime
 //	  'F' file:     u32 len, path; i64 modTime; u32 len, content
 //	  'S' synthetic:u32 len, path; i64 modTime; i64 size; u64 seed (content memfs.Fill)
+//	  'K' disk:     i64 size; u32 sector size (a zero-filled disk: the next
+//	                NBD export, in order; version 2)
 //	  'I' input:    u64 seq; i64 now; u8 kind; u32 len, payload
 //
-// File records come before the first input.
+// File and disk records come before the first input.
 package inputlog
 
 import (
@@ -23,13 +25,16 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/machine/memfs"
 )
 
 const (
 	magic   = "FTVS-INPUTLOG\n"
-	version = 1
+	version = 2
+	// maxDisk bounds a disk's size on reading (replays hold it in memory).
+	maxDisk = 1 << 30
 	// Bounds applied when reading, so a corrupt log cannot exhaust memory.
 	maxPath    = 4096
 	maxFile    = 64 << 20
@@ -98,6 +103,13 @@ func (l *Writer) Synthetic(path string, modTime, size int64, seed uint64) {
 	l.u64(seed)
 }
 
+// Disk records a zero-filled disk backing the next NBD export.
+func (l *Writer) Disk(size int64, sector int) {
+	l.fileRecord('K')
+	l.u64(uint64(size))
+	l.bytes(binary.LittleEndian.AppendUint32(nil, uint32(sector)))
+}
+
 // Input records one input.
 func (l *Writer) Input(in machine.Input) {
 	l.inputs++
@@ -120,7 +132,29 @@ func (l *Writer) Close() error {
 type Log struct {
 	Config machine.Config
 	Files  *memfs.FS
+	Disks  []DiskSpec
 	Inputs []machine.Input
+}
+
+// DiskSpec is a zero-filled disk at the start of the session.
+type DiskSpec struct {
+	Size   int64
+	Sector int
+}
+
+// Env builds what one replica replays with: its own writable copy of the
+// files and its own fresh disks, so replicas that upload or write do not
+// share state.
+func (lg *Log) Env() (machine.Env, error) {
+	env := machine.Env{Files: memfs.Writable{FS: lg.Files.Clone()}}
+	for i, d := range lg.Disks {
+		m, err := blockdev.NewMem(d.Size, d.Sector)
+		if err != nil {
+			return env, fmt.Errorf("input log: disk %d: %w", i, err)
+		}
+		env.Disks = append(env.Disks, m)
+	}
+	return env, nil
 }
 
 // Read reads a whole log. name is used in error messages.
@@ -161,8 +195,9 @@ func Read(r io.Reader, name string) (*Log, error) {
 	if err != nil || string(head[:len(magic)]) != magic {
 		return fail("header", errors.New("not an ftvs input log"))
 	}
-	if v := binary.LittleEndian.Uint16(head[len(magic):]); v != version {
-		return fail("header", fmt.Errorf("version %d, this build reads %d", v, version))
+	v := binary.LittleEndian.Uint16(head[len(magic):])
+	if v < 1 || v > version {
+		return fail("header", fmt.Errorf("version %d, this build reads 1..%d", v, version))
 	}
 	lg := &Log{Files: memfs.New()}
 	haveConfig := false
@@ -226,6 +261,23 @@ func Read(r io.Reader, name string) (*Log, error) {
 				}
 				lg.Files.AddSynthetic(string(p), int64(size), seed, int64(mt))
 			}
+		case 'K':
+			if v < 2 {
+				return fail("record", errors.New("disk record in a version 1 log"))
+			}
+			size, err := u64()
+			if err != nil {
+				return fail("disk size", err)
+			}
+			sb, err := read(4)
+			if err != nil {
+				return fail("disk sector size", err)
+			}
+			sector := int(binary.LittleEndian.Uint32(sb))
+			if size > maxDisk || (sector != 512 && sector != 4096) || int64(size)%int64(sector) != 0 {
+				return fail("disk", fmt.Errorf("size %d sector %d: want a multiple of 512 or 4096 up to %d", size, sector, maxDisk))
+			}
+			lg.Disks = append(lg.Disks, DiskSpec{Size: int64(size), Sector: sector})
 		case 'I':
 			seq, err := u64()
 			if err != nil {

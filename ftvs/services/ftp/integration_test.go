@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
 	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	"github.com/ftvs/ftvs/ftvs/vsrun"
@@ -21,7 +22,11 @@ const vsIP = "10.78.0.1"
 
 // startVS runs a solo VS with FTP over root in a namespace, in-process, and
 // returns the client namespace.
-func startVS(t *testing.T, root string) *netnstest.NS {
+func startVS(t *testing.T, root string) *netnstest.NS { return startVSRec(t, root, nil) }
+
+// startVSRec is startVS with the session's inputs handed to record (made
+// from the machine's configuration once the VS is open).
+func startVSRec(t *testing.T, root string, record func(machine.Config) func(machine.Input) error) *netnstest.NS {
 	t.Helper()
 	env := netnstest.New(t, "fs5", "lftp", "curl")
 	vs, cl := env.NS("vs"), env.NS("cl")
@@ -35,6 +40,10 @@ func startVS(t *testing.T, root string) *netnstest.NS {
 		FTPWrite: true,
 		Event:    func(seq uint64, text string) { t.Logf("vs event at input %d: %s", seq, text) },
 	}
+	var rec func(machine.Input) error
+	if record != nil {
+		cfg.Record = func(in machine.Input) error { return rec(in) }
+	}
 	var solo *vsrun.Solo
 	if err := vs.Do(func() error {
 		var err error
@@ -45,6 +54,9 @@ func startVS(t *testing.T, root string) *netnstest.NS {
 	}
 	vs.WaitLinkUp("v0")
 	cl.WaitLinkUp("c0")
+	if record != nil {
+		rec = record(solo.Machine.Config())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- solo.Run(ctx) }()
