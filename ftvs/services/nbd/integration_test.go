@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
 	nbdsvc "github.com/ftvs/ftvs/ftvs/services/nbd"
 	"github.com/ftvs/ftvs/ftvs/vsrun"
@@ -24,6 +25,12 @@ const vsIP = "10.79.0.1"
 // in-process, and returns the client namespace and a stop function (which
 // closes, and so flushes, the exports).
 func startVS(t *testing.T, exports []nbdsvc.Export, files []string) (*netnstest.NS, func()) {
+	return startVSRec(t, exports, files, nil)
+}
+
+// startVSRec is startVS with the session's inputs handed to record (made
+// from the machine's configuration once the VS is open).
+func startVSRec(t *testing.T, exports []nbdsvc.Export, files []string, record func(machine.Config) func(machine.Input) error) (*netnstest.NS, func()) {
 	t.Helper()
 	env := netnstest.New(t, "fs5", "qemu-img", "qemu-io", "nbdinfo", "nbdcopy", "fio")
 	vs, cl := env.NS("vs"), env.NS("cl")
@@ -35,6 +42,10 @@ func startVS(t *testing.T, exports []nbdsvc.Export, files []string) (*netnstest.
 		NBD: &nbdsvc.Config{Exports: exports}, NBDFiles: files,
 		Event: func(seq uint64, text string) { t.Logf("vs event at input %d: %s", seq, text) },
 	}
+	var rec func(machine.Input) error
+	if record != nil {
+		cfg.Record = func(in machine.Input) error { return rec(in) }
+	}
 	var solo *vsrun.Solo
 	if err := vs.Do(func() error {
 		var err error
@@ -45,6 +56,9 @@ func startVS(t *testing.T, exports []nbdsvc.Export, files []string) (*netnstest.
 	}
 	vs.WaitLinkUp("v0")
 	cl.WaitLinkUp("c0")
+	if record != nil {
+		rec = record(solo.Machine.Config())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- solo.Run(ctx) }()
