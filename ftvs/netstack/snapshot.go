@@ -205,7 +205,7 @@ func (s *Stack) codec(c *codec) {
 		s.order = make([]*tcb, 0, n)
 	}
 	for i := 0; i < n && (c.r == nil || c.r.Err() == nil); i++ {
-		t := &tcb{}
+		t := &tcb{heapIdx: -1}
 		if c.w != nil {
 			t = s.order[i]
 		}
@@ -250,7 +250,11 @@ func (s *Stack) codec(c *codec) {
 		}
 	}
 	if c.r != nil {
-		s.recomputeDeadline()
+		for _, t := range s.order {
+			d := t.deadline
+			t.deadline, t.heapIdx = 0, -1
+			s.setDeadline(t, d)
+		}
 	}
 }
 

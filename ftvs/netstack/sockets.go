@@ -23,7 +23,7 @@ func (s *Stack) Listen(port uint16, backlog int) (sockapi.SockID, error) {
 	if backlog > s.cfg.MaxBacklog {
 		backlog = s.cfg.MaxBacklog
 	}
-	l := &tcb{state: stListen, lport: port, backlog: backlog, accepted: true}
+	l := &tcb{state: stListen, lport: port, backlog: backlog, accepted: true, heapIdx: -1}
 	s.newSock(l)
 	s.listeners[port] = l
 	return l.id, nil

@@ -142,8 +142,7 @@ type Stack struct {
 	tx     []txFrame
 	events []sockapi.Event
 
-	minDL   int64
-	dlDirty bool
+	dl []*tcb // timer heap (timerheap.go)
 
 	ctr Counters
 
@@ -405,18 +404,10 @@ func (s *Stack) Poll(now int64) {
 	if s.arp.deadline != 0 && s.arp.deadline <= now {
 		s.arp.timers(s)
 	}
-	if s.dlDirty {
-		s.recomputeDeadline()
-	}
-	if s.minDL != 0 && s.minDL <= now {
-		s.dlDirty = true
-		for i := 0; i < len(s.order); i++ {
-			c := s.order[i]
-			if c.deadline != 0 && c.deadline <= now {
+	if len(s.dl) > 0 && s.dl[0].deadline <= now {
+		for _, c := range s.popDue(now) {
+			if !c.freed {
 				s.tcpTimers(c)
-				if i < len(s.order) && s.order[i] != c {
-					i-- // c was freed
-				}
 			}
 		}
 	}
@@ -431,28 +422,14 @@ func (s *Stack) Poll(now int64) {
 		s.pending[i] = nil
 	}
 	s.pending = s.pending[:0]
-	if s.dlDirty {
-		s.recomputeDeadline()
-	}
-}
-
-func (s *Stack) recomputeDeadline() {
-	s.dlDirty = false
-	min := int64(0)
-	for _, c := range s.order {
-		if c.deadline != 0 && (min == 0 || c.deadline < min) {
-			min = c.deadline
-		}
-	}
-	s.minDL = min
 }
 
 // NextDeadline is the earliest timer in virtual ns, 0 for none.
 func (s *Stack) NextDeadline() int64 {
-	if s.dlDirty {
-		s.recomputeDeadline()
+	d := int64(0)
+	if len(s.dl) > 0 {
+		d = s.dl[0].deadline
 	}
-	d := s.minDL
 	if a := s.arp.deadline; a != 0 && (d == 0 || a < d) {
 		d = a
 	}

@@ -132,6 +132,7 @@ type tcb struct {
 	keepProbes        int
 	endAt             int64 // TIME-WAIT end, FIN-WAIT-2 orphan timeout
 	deadline          int64
+	heapIdx           int // position in the stack's timer heap, -1 when absent
 
 	// congestion control: NewReno recovery with SACK (RFC 6675), CUBIC growth
 	cwnd, ssthresh uint32

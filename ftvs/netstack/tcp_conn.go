@@ -40,7 +40,7 @@ func (s *Stack) newSock(c *tcb) {
 
 // newConn makes a connection tcb for the 4-tuple with default parameters.
 func (s *Stack) newConn(rip [4]byte, rport, lport uint16) *tcb {
-	c := &tcb{rip: rip, rport: rport, lport: lport}
+	c := &tcb{rip: rip, rport: rport, lport: lport, heapIdx: -1}
 	c.snd.max = s.cfg.SendBuf
 	for (s.cfg.RecvBuf>>c.rcvScale) > 65535 && c.rcvScale < 14 {
 		c.rcvScale++
@@ -96,9 +96,7 @@ func (s *Stack) free(c *tcb) {
 		s.order[len(s.order)-1] = nil
 		s.order = s.order[:len(s.order)-1]
 	}
-	if c.deadline != 0 {
-		s.dlDirty = true
-	}
+	s.heapRemove(c)
 	c.snd, c.rcv = ring{}, ring{}
 }
 
@@ -119,16 +117,7 @@ func (s *Stack) updateDeadline(c *tcb) {
 			d = t
 		}
 	}
-	old := c.deadline
-	c.deadline = d
-	if c.freed || d == old {
-		return
-	}
-	if d != 0 && (s.minDL == 0 || d < s.minDL) {
-		s.minDL = d
-	} else if old != 0 && old <= s.minDL {
-		s.dlDirty = true
-	}
+	s.setDeadline(c, d)
 }
 
 // tcpTimers runs c's timers that are due.
