@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,12 +386,13 @@ func TestConcurrentReadWrite(t *testing.T) {
 					_ = p.Write([]port.Frame{{Data: frame(peerMAC, ourMAC, i)}})
 				}
 			}()
-			go func() { // the kernel side sends to us
+			var got atomic.Int64
+			go func() { // the kernel side sends to us, at most 256 ahead of the reader
 				for i := 0; i < n; i++ {
-					_ = peer.Write([]port.Frame{{Data: frame(ourMAC, peerMAC, i)}})
-					if i%64 == 0 {
-						time.Sleep(time.Millisecond)
+					for int64(i)-got.Load() > 256 {
+						time.Sleep(100 * time.Microsecond)
 					}
+					_ = peer.Write([]port.Frame{{Data: frame(ourMAC, peerMAC, i)}})
 				}
 			}()
 			stop := make(chan struct{})
@@ -420,6 +422,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 				for _, f := range out[:k] {
 					if f[12] == 0x88 && f[13] == 0xb5 {
 						seen[binary.BigEndian.Uint32(f[14:])] = true
+						got.Store(int64(len(seen)))
 					}
 				}
 				if k == 0 {
