@@ -485,7 +485,10 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	}
 	c.snd.Discard(int(dataAcked))
 	c.una = ack
-	c.rxtUnaOn = false
+	// If the new first hole was already retransmitted in this recovery,
+	// watch for that retransmission's loss too (from now on: conservative).
+	c.rxtUnaOn = c.inRecovery && c.sackOK && seqGT(c.highRxt, ack) && seqLT(ack, c.maxNxt)
+	c.rxtUnaNxt = c.nxt
 	if c.snd.Len() == 0 {
 		c.snd.release()
 	}
