@@ -48,17 +48,20 @@
 // # Reintegration
 //
 // A joining node sends msgJoin on every EventPeerUp. The primary takes
-// Snapshot() at its current Seq N, sends msgSnapBegin (gen, N, Now, hash,
-// size, StateHash) and 1 MiB chunks, and goes on executing; inputs N+1...
-// follow the chunks in the same ordered stream (the log holds them until
-// acked). The primary's loop stops only for Snapshot() and queueing the
-// chunks: that is the pause (EventSnapshotSent.Pause). The joiner restores,
-// checks StateHash against the primary's, and acks N; the primary then
-// gates outputs from Seq S on and sends msgSynced(S). Outputs of N+1..S-1
-// left ungated, so a secondary may go live only after msgSynced: by then it
-// has applied every input whose output anyone may have seen. The sync
-// generation gen (bumped per snapshot) makes acks and chunks of an older
-// attempt harmless.
+// Snapshot() at its current Seq N and goes on executing; the loop stops only
+// for Snapshot() itself: that is the pause (EventSnapshotSent.Pause). It
+// sends msgSnapBegin (gen, N, Now, output hash, size), then 1 MiB chunks as
+// fast as the link window takes them (retrying every millisecond when it is
+// full, never blocking the loop), then msgSnapEnd with a CRC-64 of the bytes
+// computed off the loop. Inputs N+1... wait in the log (bounded as above)
+// and follow the snapshot in the same ordered stream. The joiner checks the
+// CRC, restores, checks that its replica's Snapshot() right after Restore
+// is byte-identical (same CRC: the replicas hold the same state), and acks
+// N; the primary then gates outputs from Seq S on and sends msgSynced(S).
+// Outputs of N+1..S-1 left ungated, so a secondary may go live only after
+// msgSynced: by then it has applied every input whose output anyone may
+// have seen. The sync generation gen (bumped per snapshot) makes acks and
+// chunks of an older attempt harmless.
 //
 // # Go-live
 //
@@ -77,12 +80,13 @@
 //
 //	1 batch      firstSeq u64 | count u32 | count × (now i64 | kind u8 | len u32 | payload)
 //	2 ack        gen u64 | applied u64 | output hash u64
-//	3 snap-begin gen u64 | seq u64 | now i64 | output hash u64 | size u64 | state hash u64
+//	3 snap-begin gen u64 | seq u64 | now i64 | output hash u64 | size u64
 //	4 snap-chunk gen u64 | offset u64 | bytes
 //	5 synced     gen u64 | seq u64
 //	6 join       (empty)
 //	7 hello      role u8 | seq u64   (sent on every EventPeerUp; two primaries: EventSplitBrain)
 //	8 drop       gen u64
+//	9 snap-end   gen u64 | CRC-64/ECMA of the snapshot bytes
 //
 // Any malformed message raises EventProtocol; a secondary then rejoins.
 //

@@ -111,7 +111,7 @@ type pairEnv struct {
 	nets      [3]link.Net
 }
 
-func newEnv(t *testing.T) *pairEnv {
+func newEnv(t testing.TB) *pairEnv {
 	e := &pairEnv{t: t, rec: &recorder{}}
 	for range 2 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,6 +130,7 @@ type sideOpts struct {
 	mayGoLive func() bool
 	rep       Replica
 	released  chan uint64 // if set, gets the Seq of every released output
+	onEmit    func(machine.Output)
 }
 
 func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
@@ -155,6 +156,10 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	n, err := New(Config{Start: role, Replica: rep, Link: sess,
 		Emit: func(outs []machine.Output) {
 			for _, out := range outs {
+				if o.onEmit != nil {
+					o.onEmit(out)
+					continue
+				}
 				if o.released != nil {
 					o.released <- out.Seq
 					continue

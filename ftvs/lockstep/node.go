@@ -175,11 +175,18 @@ type Node struct {
 	flushed  uint64 // last seq put in a batch
 	held     int
 	dropSent bool
+	// snapshot being streamed to a joiner (primary)
+	snapImg   []byte
+	snapOff   int
+	snapSum   chan [2]uint64 // gen, checksum: computed off the loop
+	snapSumOK bool
+	snapSumV  uint64
 	// secondary
 	eligible  bool
 	snapMeta  snapBegin
 	snapBuf   []byte
 	snapGen   uint64
+	snapEnd   *[2]uint64 // gen, checksum, when SnapEnd came before the last chunk
 	following bool
 
 	probes chan chan [2]uint64
@@ -219,6 +226,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.submit = make(chan submission, n.cfg.SubmitQueue)
 	n.probes = make(chan chan [2]uint64)
+	n.snapSum = make(chan [2]uint64, 1)
 	n.cbase = n.cfg.Clock()
 	n.publish()
 	return n, nil
@@ -313,7 +321,16 @@ func (n *Node) Run(ctx context.Context) error {
 		if n.role == RolePrimary {
 			sub = n.submit
 		}
+		var retry <-chan time.Time
+		if n.snapImg != nil && n.snapOff < len(n.snapImg) {
+			retry = time.After(time.Millisecond) // link window full: try again
+		}
 		select {
+		case <-retry:
+		case v := <-n.snapSum:
+			if n.snapImg != nil && v[0] == n.gen {
+				n.snapSumOK, n.snapSumV = true, v[1]
+			}
 		case <-ctx.Done():
 			// Held outputs die with us, as they would in a crash: the
 			// clients' TCP retransmits whatever the survivor never sent.
@@ -346,6 +363,7 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 func (n *Node) afterWork() {
+	n.pumpSnapshot()
 	n.flush()
 	n.publish()
 }
@@ -424,8 +442,8 @@ func (n *Node) emit(outs []machine.Output) {
 
 // flush streams the inputs not yet sent to the peer, in batches.
 func (n *Node) flush() {
-	if n.role != RolePrimary || n.peer == PeerNone || len(n.entries) == 0 {
-		return
+	if n.role != RolePrimary || n.peer == PeerNone || len(n.entries) == 0 || n.snapImg != nil {
+		return // (inputs after a snapshot follow its last chunk)
 	}
 	last := n.entries[len(n.entries)-1].in.Seq
 	for n.flushed < last && n.peer != PeerNone {
@@ -458,6 +476,7 @@ func (n *Node) releaseAll() {
 }
 
 func (n *Node) dropPeer(reason string) {
+	n.snapImg = nil
 	n.releaseAll()
 	n.peer = PeerNone
 	n.gen++
@@ -495,14 +514,13 @@ func (n *Node) handle(d link.Delivery) {
 	case msgSnapBegin:
 		var s snapBegin
 		if s, err = decodeSnapBegin(d.Payload); err == nil && n.role != RolePrimary {
-			n.snapMeta, n.snapBuf, n.snapGen = s, make([]byte, 0, s.size), s.gen
+			n.snapMeta, n.snapBuf, n.snapGen, n.snapEnd = s, make([]byte, 0, s.size), s.gen, nil
 			n.role, n.following, n.eligible = RoleJoining, false, false
-			if s.size == 0 {
-				err = n.restore()
-			}
 		}
 	case msgSnapChunk:
 		err = n.onChunk(d.Payload)
+	case msgSnapEnd:
+		err = n.onSnapEnd(d.Payload)
 	case msgSynced:
 		var v []uint64
 		if v, _, err = u64s("synced", d.Payload, 2, false); err == nil && n.following && v[0] == n.snapGen {
@@ -536,8 +554,9 @@ func (n *Node) handle(d link.Delivery) {
 }
 
 // sendSnapshot is reintegration on the primary: snapshot at the current
-// seq N, sent in chunks, followed in the same stream by the log from N+1.
-// The loop stops only for Snapshot() and the copies into the link queue.
+// seq N, streamed in chunks as the link window allows, then its checksum
+// (computed off the loop), then the log from N+1 in the same stream. The
+// loop stops only for Snapshot() itself: that is the pause.
 func (n *Node) sendSnapshot() {
 	t := time.Now()
 	// Outputs still held stay held until the peer acks this snapshot (its
@@ -545,19 +564,47 @@ func (n *Node) sendSnapshot() {
 	// what a secondary that goes live next would not know.
 	n.gen++
 	img := n.rep.Snapshot()
-	hdr := snapBegin{gen: n.gen, seq: n.seq, now: n.lastNow, hash: n.hash, size: uint64(len(img)), stateHash: n.rep.StateHash()}
+	pause := time.Since(t)
+	hdr := snapBegin{gen: n.gen, seq: n.seq, now: n.lastNow, hash: n.hash, size: uint64(len(img))}
 	n.peer = PeerJoining
 	n.snapSeq, n.snapHash, n.applied, n.flushed = n.seq, n.hash, n.seq, n.seq
+	n.snapImg, n.snapOff, n.snapSumOK = img, 0, false
+	select { // a stale result from an abandoned snapshot
+	case <-n.snapSum:
+	default:
+	}
+	gen := n.gen
+	go func() { n.snapSum <- [2]uint64{gen, snapshotSum(img)} }()
 	if !n.send(msgSnapBegin, hdr.encode()) {
 		return
 	}
-	for off := 0; off < len(img); off += n.cfg.SnapshotChunk {
-		end := min(off+n.cfg.SnapshotChunk, len(img))
-		if !n.send(msgSnapChunk, append(encU64s(n.gen, uint64(off)), img[off:end]...)) {
+	n.event(Event{Kind: EventSnapshotSent, Seq: n.seq, Pause: pause, Size: len(img)})
+}
+
+// pumpSnapshot queues the next chunks while the link has room.
+func (n *Node) pumpSnapshot() {
+	if n.snapImg == nil || n.role != RolePrimary || n.peer == PeerNone {
+		n.snapImg = nil
+		return
+	}
+	for n.snapOff < len(n.snapImg) {
+		end := min(n.snapOff+n.cfg.SnapshotChunk, len(n.snapImg))
+		err := n.cfg.Link.Send(msgSnapChunk, append(encU64s(n.gen, uint64(n.snapOff)), n.snapImg[n.snapOff:end]...))
+		if errors.Is(err, link.ErrWindowFull) {
 			return
 		}
+		if err != nil {
+			n.dropPeer(fmt.Sprintf("sending snapshot: %v", err))
+			return
+		}
+		n.snapOff = end
 	}
-	n.event(Event{Kind: EventSnapshotSent, Seq: n.seq, Pause: time.Since(t), Size: len(img)})
+	if !n.snapSumOK {
+		return
+	}
+	if n.send(msgSnapEnd, encU64s(n.gen, n.snapSumV)) {
+		n.snapImg = nil
+	}
 }
 
 func (n *Node) onChunk(p []byte) error {
@@ -572,21 +619,37 @@ func (n *Node) onChunk(p []byte) error {
 		return fmt.Errorf("snapshot chunk at offset %d (%d bytes): expected offset %d of %d", c.offset, len(c.data), len(n.snapBuf), n.snapMeta.size)
 	}
 	n.snapBuf = append(n.snapBuf, c.data...)
-	if uint64(len(n.snapBuf)) == n.snapMeta.size {
-		return n.restore()
-	}
-	return nil
+	return n.maybeRestore()
 }
 
-func (n *Node) restore() error {
+func (n *Node) onSnapEnd(p []byte) error {
+	v, _, err := u64s("snapshot end", p, 2, false)
+	if err != nil {
+		return err
+	}
+	if n.role != RoleJoining || v[0] != n.snapGen || n.snapBuf == nil {
+		return nil
+	}
+	n.snapEnd = &[2]uint64{v[0], v[1]}
+	return n.maybeRestore()
+}
+
+// maybeRestore restores once every chunk and the checksum are in.
+func (n *Node) maybeRestore() error {
 	m := n.snapMeta
-	img := n.snapBuf
-	n.snapBuf = nil
+	if uint64(len(n.snapBuf)) != m.size || n.snapEnd == nil {
+		return nil
+	}
+	img, sum := n.snapBuf, n.snapEnd[1]
+	n.snapBuf, n.snapEnd = nil, nil
+	if got := snapshotSum(img); got != sum {
+		return fmt.Errorf("snapshot at seq %d: checksum %#x, primary sent %#x", m.seq, got, sum)
+	}
 	if err := n.rep.Restore(img); err != nil {
 		return fmt.Errorf("restore snapshot at seq %d: %w", m.seq, err)
 	}
-	if h := n.rep.StateHash(); h != m.stateHash {
-		return fmt.Errorf("snapshot at seq %d restored to state hash %#x, primary had %#x", m.seq, h, m.stateHash)
+	if got := snapshotSum(n.rep.Snapshot()); got != sum {
+		return fmt.Errorf("snapshot at seq %d does not survive Restore/Snapshot unchanged (checksum %#x, want %#x)", m.seq, got, sum)
 	}
 	n.seq, n.lastNow, n.hash = m.seq, m.now, m.hash
 	n.role, n.following = RoleSecondary, true
@@ -676,7 +739,7 @@ func (n *Node) peerSilent(why string) {
 	case RolePrimary:
 		if n.peer != PeerNone {
 			n.releaseAll()
-			n.peer = PeerNone
+			n.peer, n.snapImg = PeerNone, nil
 			n.event(Event{Kind: EventPeerLost, Seq: n.seq, Reason: why})
 		}
 	case RoleSecondary, RoleJoining:

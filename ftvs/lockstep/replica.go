@@ -35,3 +35,8 @@ func hashOutputs(h uint64, outs []machine.Output) uint64 {
 	}
 	return h
 }
+
+// snapshotSum is the checksum a joiner verifies twice: the bytes it
+// received, and the snapshot its replica takes right after Restore (which
+// must come out byte-identical, or the replicas do not hold the same state).
+func snapshotSum(img []byte) uint64 { return crc64.Checksum(img, crcTable) }

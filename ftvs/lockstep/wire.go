@@ -12,12 +12,13 @@ import (
 const (
 	msgBatch     uint8 = 1 // firstSeq u64 | count u32 | count × (now i64 | kind u8 | len u32 | payload)
 	msgAck       uint8 = 2 // gen u64 | applied u64 | output hash u64
-	msgSnapBegin uint8 = 3 // gen u64 | seq u64 | now i64 | output hash u64 | size u64 | state hash u64
+	msgSnapBegin uint8 = 3 // gen u64 | seq u64 | now i64 | output hash u64 | size u64
 	msgSnapChunk uint8 = 4 // gen u64 | offset u64 | bytes
 	msgSynced    uint8 = 5 // gen u64 | seq u64: outputs from seq on wait for this peer's acks
 	msgJoin      uint8 = 6 // empty: send me a snapshot
 	msgHello     uint8 = 7 // role u8 | applied u64
 	msgDrop      uint8 = 8 // gen u64: you were dropped (too far behind); ask to join again
+	msgSnapEnd   uint8 = 9 // gen u64 | CRC-64 of the snapshot bytes
 )
 
 const (
@@ -106,23 +107,22 @@ func decodeAck(b []byte) (ackMsg, error) {
 }
 
 type snapBegin struct {
-	gen, seq  uint64
-	now       int64
-	hash      uint64
-	size      uint64
-	stateHash uint64
+	gen, seq uint64
+	now      int64
+	hash     uint64
+	size     uint64
 }
 
 func (s snapBegin) encode() []byte {
-	return encU64s(s.gen, s.seq, uint64(s.now), s.hash, s.size, s.stateHash)
+	return encU64s(s.gen, s.seq, uint64(s.now), s.hash, s.size)
 }
 
 func decodeSnapBegin(b []byte) (snapBegin, error) {
-	v, _, err := u64s("snapshot header", b, 6, false)
+	v, _, err := u64s("snapshot header", b, 5, false)
 	if err != nil {
 		return snapBegin{}, err
 	}
-	s := snapBegin{v[0], v[1], int64(v[2]), v[3], v[4], v[5]}
+	s := snapBegin{v[0], v[1], int64(v[2]), v[3], v[4]}
 	if s.size > maxSnapshot {
 		return s, fmt.Errorf("snapshot header: size %d exceeds %d", s.size, maxSnapshot)
 	}
