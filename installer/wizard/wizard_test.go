@@ -107,18 +107,19 @@ hwcheck: {policy: %q}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	peer := func(dry bool) (*exec.Cmd, *bytes.Buffer) {
-		var out bytes.Buffer
+	peer := func(dry bool) (*exec.Cmd, *screen) {
+		out := &screen{}
 		args := []string{"netns", "exec", tp.NodeB, bin, "install", "--config", cfgB, "--inventory", inv, "--state-dir", filepath.Join(dir, "stateB")}
 		if dry {
 			args = append(args, "--dry-run")
 		}
 		cmd := exec.CommandContext(ctx, "ip", args...)
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &out
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, out
 	}
 
 	// The wizard on node A.
@@ -127,7 +128,7 @@ hwcheck: {policy: %q}
 	scr, werr := runWizard(t, ctx, tp.NodeA, bin, inv, pol, diskA, filepath.Join(dir, "stateA"), true, "--save", saved)
 	berr := bcmd.Wait()
 	if werr != nil || berr != nil {
-		t.Fatalf("wizard: %v; peer: %v\n%s", werr, berr, bout)
+		t.Fatalf("wizard: %v; peer: %v\n%s", werr, berr, bout.text())
 	}
 	wizPlan := planOf(t, scr.text())
 
@@ -139,7 +140,7 @@ hwcheck: {policy: %q}
 		t.Fatalf("config run: %v\n%s", err, out)
 	}
 	if err := bcmd.Wait(); err != nil {
-		t.Fatalf("peer: %v\n%s", err, bout)
+		t.Fatalf("peer: %v\n%s", err, bout.text())
 	}
 	cfgPlan := planOf(t, string(out))
 	if wizPlan != cfgPlan {
@@ -150,15 +151,23 @@ hwcheck: {policy: %q}
 	}
 
 	// And for real: the wizard confirms the plan and installs, node B
-	// unattended; both disks are laid out (exit 3: no runtime in this build).
+	// unattended; both disks are laid out, then the runtimes are launched
+	// (or, without ftvs coserver in the build, both exit 3).
+	runtime := exec.Command(bin, "coserver", "--help").Run() == nil
 	bcmd, bout = peer(false)
 	scr, werr = runWizard(t, ctx, tp.NodeA, bin, inv, pol, diskA, filepath.Join(dir, "stateA"), false)
-	berr = bcmd.Wait()
-	if code := exitCode(werr); code != 3 {
-		t.Fatalf("wizard install: exit %d\n%s", code, scr.text())
-	}
-	if code := exitCode(berr); code != 3 {
-		t.Fatalf("peer install: exit %d\n%s", code, bout)
+	if runtime {
+		bout.expect(t, "exec ftvs coserver --config")
+		bcmd.Process.Kill()
+		bcmd.Wait()
+	} else {
+		berr = bcmd.Wait()
+		if code := exitCode(werr); code != 3 {
+			t.Fatalf("wizard install: exit %d\n%s", code, scr.text())
+		}
+		if code := exitCode(berr); code != 3 {
+			t.Fatalf("peer install: exit %d\n%s", code, bout.text())
+		}
 	}
 	for _, d := range []string{diskA, diskB} {
 		if out, err := exec.Command("sgdisk", "-v", d).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
@@ -223,6 +232,11 @@ func runWizard(t *testing.T, ctx context.Context, ns, bin, inv, pol, disk, state
 		scr.expect(t, "Plan for node")
 		answer("Install this plan now?", "") // first item: yes
 		scr.expect(t, "[6/6] launch")
+		if exec.Command(bin, "coserver", "--help").Run() == nil {
+			// The runtime took over the console: it runs until stopped.
+			scr.expect(t, "exec ftvs coserver --config")
+			wcmd.Process.Kill()
+		}
 	}
 	err = wcmd.Wait()
 	t.Logf("wizard screen:\n%s", scr.text())
