@@ -28,7 +28,7 @@ type Counters struct {
 	TCPTimeouts, TCPWindowProbes, TCPKeepAliveProbes uint64
 	TCPKeepAliveTimeouts, TCPSACKDrops               uint64
 	TCPTimeWaitReused, TCPTimeWaitRecycled           uint64
-	TCPLostRetrans                                   uint64
+	TCPLostRetrans, TCPTailLossProbes                uint64
 }
 
 // Counters returns a copy of the counters.
@@ -55,5 +55,5 @@ func (c *Counters) fields() []*uint64 {
 		&c.TCPFastRetrans, &c.TCPRetransSegs, &c.TCPRTOs,
 		&c.TCPTimeouts, &c.TCPWindowProbes, &c.TCPKeepAliveProbes,
 		&c.TCPKeepAliveTimeouts, &c.TCPSACKDrops,
-		&c.TCPTimeWaitReused, &c.TCPTimeWaitRecycled, &c.TCPLostRetrans}
+		&c.TCPTimeWaitReused, &c.TCPTimeWaitRecycled, &c.TCPLostRetrans, &c.TCPTailLossProbes}
 }

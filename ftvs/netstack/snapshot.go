@@ -333,14 +333,14 @@ func (s *Stack) codecTCB(c *codec, t *tcb) {
 	c.bool(&t.inSynQ)
 	for _, p := range []*bool{&t.accepted, &t.appClosed, &t.wantWritable, &t.evAccept, &t.evReadable,
 		&t.evWritable, &t.evClosed, &t.wsOK, &t.tsOK, &t.sackOK, &t.finQueued, &t.peerFin, &t.oooFin,
-		&t.ackNow, &t.rttTiming, &t.inRecovery, &t.rxtForce, &t.rxtUnaOn} {
+		&t.ackNow, &t.rttTiming, &t.inRecovery, &t.rxtForce, &t.rxtUnaOn, &t.tlpOut, &t.lossAll} {
 		c.bool(p)
 	}
 	c.u8(&t.end)
 	for _, p := range []*uint32{&t.iss, &t.una, &t.nxt, &t.maxNxt, &t.sndWnd, &t.maxSndWnd, &t.wl1, &t.wl2,
 		&t.finSeq, &t.irs, &t.rcvNxt, &t.rcvAdv, &t.rcvAdvSent, &t.oooLast.start, &t.oooLast.end, &t.oooFinSeq,
 		&t.tsRecent, &t.tsOff, &t.lastAckSent, &t.rttSeq, &t.cwnd, &t.ssthresh, &t.recover, &t.highRxt,
-		&t.cubWmax, &t.cubOrigin, &t.cubWest, &t.rxtUnaNxt} {
+		&t.cubWmax, &t.cubOrigin, &t.cubWest, &t.rxtUnaNxt, &t.tlpSeq} {
 		c.u32(p)
 	}
 	c.u8(&t.sndScale)
@@ -350,7 +350,7 @@ func (s *Stack) codecTCB(c *codec, t *tcb) {
 		c.int(p)
 	}
 	for _, p := range []*int64{&t.delackAt, &t.tsRecentAge, &t.srtt, &t.rttvar, &t.rto, &t.rttStart,
-		&t.rtxAt, &t.persistAt, &t.keepAt, &t.endAt, &t.deadline, &t.cubEpoch, &t.cubK} {
+		&t.rtxAt, &t.persistAt, &t.keepAt, &t.endAt, &t.deadline, &t.cubEpoch, &t.cubK, &t.tlpAt} {
 		c.i64(p)
 	}
 	if c.r != nil && (t.snd.max > 1<<30 || t.rcv.max > 1<<30+1<<16 || t.snd.max < 0 || t.rcv.max < 0) {

@@ -142,6 +142,10 @@ type tcb struct {
 	highRxt        uint32
 	rxtForce       bool
 	rxtUnaOn       bool   // the segment at una was retransmitted in this recovery
+	tlpAt          int64  // tail loss probe timer (RFC 8985 7)
+	tlpOut         bool   // a probe is out and unanswered
+	tlpSeq         uint32 // where the probe started
+	lossAll        bool   // the probe was SACKed over a hole: every hole is lost
 	rxtUnaNxt      uint32 // snd.nxt when it was: SACKs beyond it mean the retransmission was lost
 	sacked         []seqRange
 	cubWmax        uint32

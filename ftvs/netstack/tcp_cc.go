@@ -192,7 +192,7 @@ func (s *Stack) sackedAbove(c *tcb, seq uint32) uint32 {
 // isLost is RFC 6675 IsLost for the hole ending at end, given the SACKed
 // bytes and blocks above it.
 func (c *tcb) isLost(above uint32, blocksAbove int) bool {
-	return blocksAbove >= 3 || above > uint32(2*c.mss)
+	return c.lossAll || blocksAbove >= 3 || above > uint32(2*c.mss)
 }
 
 // pipe is RFC 6675 SetPipe: bytes believed in flight.
@@ -247,6 +247,7 @@ func (s *Stack) recoverySend(c *tcb) bool {
 	if n := end - start; int(n) > c.mss {
 		end = start + uint32(c.mss)
 	}
+	s.ctr.TCPFastRetrans++
 	s.retransmit(c, start, end)
 	c.highRxt = end
 	if start == c.una {
@@ -299,7 +300,6 @@ func (s *Stack) retransmit(c *tcb, start, end uint32) {
 	if n < 0 {
 		n = 0
 	}
-	s.ctr.TCPFastRetrans++
 	s.sendSegment(c, start, n, flags, true)
 	if c.rtxAt == 0 {
 		c.rtxAt = s.now + c.rto

@@ -112,7 +112,7 @@ func (s *Stack) abortConn(c *tcb) {
 // updateDeadline recomputes c's earliest timer and keeps the stack's minimum.
 func (s *Stack) updateDeadline(c *tcb) {
 	d := int64(0)
-	for _, t := range [...]int64{c.rtxAt, c.persistAt, c.delackAt, c.keepAt, c.endAt} {
+	for _, t := range [...]int64{c.rtxAt, c.persistAt, c.delackAt, c.keepAt, c.endAt, c.tlpAt} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -133,6 +133,10 @@ func (s *Stack) tcpTimers(c *tcb) {
 		if c.freed {
 			return
 		}
+	}
+	if c.tlpAt != 0 && c.tlpAt <= now {
+		c.tlpAt = 0
+		s.tailLossProbe(c)
 	}
 	if c.persistAt != 0 && c.persistAt <= now {
 		c.persistAt = 0
@@ -218,6 +222,7 @@ func (s *Stack) rtxTimeout(c *tcb) {
 	}
 	c.cwnd = uint32(c.mss)
 	c.inRecovery = false
+	c.lossAll, c.tlpOut, c.tlpAt = false, false, 0
 	c.recover = c.maxNxt
 	c.dupacks = 0
 	c.sacked = nil // RFC 2018 8: the receiver may have reneged

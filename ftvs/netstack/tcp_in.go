@@ -489,6 +489,7 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	// watch for that retransmission's loss too (from now on: conservative).
 	c.rxtUnaOn = c.inRecovery && c.sackOK && seqGT(c.highRxt, ack) && seqLT(ack, c.maxNxt)
 	c.rxtUnaNxt = c.nxt
+	c.tlpOut = false
 	if c.snd.Len() == 0 {
 		c.snd.release()
 	}
@@ -513,6 +514,7 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	if c.inRecovery {
 		if seqGEQ(ack, c.recover) {
 			c.inRecovery = false
+			c.lossAll = false
 			c.cwnd = c.ssthresh
 			c.dupacks = 0
 		} else {
@@ -552,6 +554,13 @@ func (s *Stack) dupAck(c *tcb, h *wire.TCP) {
 			c.rxtForce = true
 		}
 		s.markPending(c) // pipe shrank: maybe send
+		return
+	}
+	if c.tlpOut && c.sackOK && seqLT(c.una, c.tlpSeq) && s.sackedAbove(c, c.tlpSeq) > 0 {
+		// The tail probe arrived but what was sent before it did not:
+		// treat every hole as lost (RFC 8985's RACK, in its simplest form).
+		c.lossAll = true
+		s.enterRecovery(c)
 		return
 	}
 	if c.dupacks >= 3 || c.sackOK && s.sackedAbove(c, c.una) > uint32(2*c.mss) {

@@ -81,9 +81,15 @@ func TestRetransmissionBackoff(t *testing.T) {
 	}
 	p.a.Write(srv, []byte("lost in transit"))
 	p.advance(p.now + 3600e9)
-	if len(sends) != 1+p.a.cfg.MaxRetries {
-		t.Fatalf("%d transmissions, want %d", len(sends), 1+p.a.cfg.MaxRetries)
+	// The original, one tail loss probe (RFC 8985) well before the RTO,
+	// then MaxRetries retransmissions at doubling intervals.
+	if len(sends) != 2+p.a.cfg.MaxRetries {
+		t.Fatalf("%d transmissions, want %d", len(sends), 2+p.a.cfg.MaxRetries)
 	}
+	if pto := sends[1] - sends[0]; pto >= p.a.cfg.MinRTO || p.a.Counters().TCPTailLossProbes != 1 {
+		t.Fatalf("tail loss probe after %d ns", pto)
+	}
+	sends = append(sends[:1], sends[2:]...)
 	rto := p.a.cfg.MinRTO
 	for i := 1; i < len(sends); i++ {
 		if got := sends[i] - sends[i-1]; got != rto {
@@ -392,5 +398,35 @@ func TestSACKDupAcksWithMovingWindow(t *testing.T) {
 	c := h.s.socks[h.id]
 	if !c.inRecovery || len(o) == 0 || o[0].tcp.Seq != una || len(o[0].payload) != int(mss) {
 		t.Fatalf("no fast retransmit of the first segment: recovery %v, frames %+v", c.inRecovery, o)
+	}
+}
+
+// RFC 8985 7: a lost tail is repaired by the probe, long before the RTO.
+func TestTailLossProbe(t *testing.T) {
+	for _, drop := range []int{1, 3} {
+		p := newPair(t, cfgA(), cfgB())
+		srv, cli := p.connect(80)
+		// Warm up the RTT estimate.
+		mustEqual(t, "warm-up", p.transfer(p.a, srv, p.b, cli, pattern(100000), 10e9), pattern(100000))
+		data := pattern(20 * 1448)
+		var sent [][]byte
+		p.filter = func(from byte, f []byte) []byte {
+			if from == 'a' {
+				if d := decode(t, f, 0); len(d.payload) > 0 && len(sent) < 20 {
+					sent = append(sent, f)
+					if len(sent) > 20-drop {
+						return nil // the tail of the response is lost
+					}
+				}
+			}
+			return f
+		}
+		start := p.now
+		got := p.transfer(p.a, srv, p.b, cli, data, 10e9)
+		mustEqual(t, "response", got, data)
+		c := p.a.Counters()
+		if c.TCPRTOs != 0 || c.TCPTailLossProbes == 0 || p.now-start >= p.a.cfg.MinRTO {
+			t.Fatalf("drop %d: RTOs %d, probes %d, took %d ms", drop, c.TCPRTOs, c.TCPTailLossProbes, (p.now-start)/1e6)
+		}
 	}
 }

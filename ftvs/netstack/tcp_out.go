@@ -67,7 +67,47 @@ func (s *Stack) tcpOutput(c *tcb) {
 	} else if sent || c.una != c.nxt {
 		c.persistAt = 0
 	}
+	s.armTLP(c, sent)
 	s.updateDeadline(c)
+}
+
+// armTLP schedules a tail loss probe (RFC 8985 7.2) two smoothed RTTs after
+// the last transmission, so a lost tail is repaired without waiting for the RTO.
+func (s *Stack) armTLP(c *tcb, sent bool) {
+	if !c.sackOK || c.inRecovery || c.tlpOut || c.una == c.maxNxt || c.srtt == 0 || c.retries > 0 {
+		c.tlpAt = 0
+		return
+	}
+	if !sent && c.tlpAt != 0 {
+		return
+	}
+	pto := 2 * c.srtt
+	if c.flight() <= uint32(c.mss) {
+		pto += s.cfg.DelayedACK
+	}
+	if pto < 10e6 {
+		pto = 10e6
+	}
+	if at := s.now + pto; c.rtxAt == 0 || at < c.rtxAt {
+		c.tlpAt = at
+	} else {
+		c.tlpAt = 0
+	}
+}
+
+// tailLossProbe retransmits the last segment sent (RFC 8985 7.3).
+func (s *Stack) tailLossProbe(c *tcb) {
+	if c.inRecovery || c.una == c.maxNxt || !c.synchronized() {
+		return
+	}
+	end := c.maxNxt
+	start := c.una
+	if f := end - c.una; f > uint32(c.mss) {
+		start = end - uint32(c.mss)
+	}
+	s.ctr.TCPTailLossProbes++
+	c.tlpOut, c.tlpSeq = true, start
+	s.retransmit(c, start, end)
 }
 
 func (s *Stack) persistInterval(c *tcb) int64 {
