@@ -58,12 +58,28 @@ vs: {mac: "02:f7:00:00:00:01", ip: 192.168.50.10/24}
 hwcheck: {policy: "$pol"}
 EOC
 done
+# run_pair ARGS: both installers at once; returns when both reached the
+# launch step or ended (an install with the runtime in the build execs
+# ftvs coserver, which is stopped here).
 run_pair() {
+	local mine=()
 	for n in a b; do
 		ip netns exec $P$n "$BIN" install --config "$work/$n.yaml" --inventory "$inv" --state-dir "$work/state$n" "$@" >"$work/$n.out" 2>&1 &
+		mine+=($!)
 		pids+=($!)
 	done
-	wait "${pids[@]: -2}" || true
+	for ((i = 0; i < 1200; i++)); do
+		done_n=0
+		for k in 0 1; do
+			if ! kill -0 "${mine[$k]}" 2>/dev/null || grep -q 'exec ftvs coserver' "$work/$([[ $k == 0 ]] && echo a || echo b).out"; then
+				done_n=$((done_n + 1))
+			fi
+		done
+		((done_n == 2)) && break
+		sleep 0.1
+	done
+	kill "${mine[@]}" 2>/dev/null || true
+	wait "${mine[@]}" 2>/dev/null || true
 }
 t0=$(date +%s%N)
 run_pair
