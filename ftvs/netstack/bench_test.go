@@ -38,6 +38,7 @@ func benchSender(b *testing.B, tso int, offload bool) {
 			if e := decodeEnd(f); last == 0 || seqGT(e, last) {
 				last = e
 			}
+			s.Recycle(f)
 		})
 	}
 	for i := 0; i < b.N; i++ {

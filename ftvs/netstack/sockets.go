@@ -77,10 +77,7 @@ func (s *Stack) Read(id sockapi.SockID, p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		n := c.rcv.Read(p)
-		if len(c.ooo) == 0 && c.rcv.Len() == 0 {
-			c.rcv.release()
-		}
+		n := c.rcv.Read(p) // the buffer is kept: a busy reader would only regrow it
 		if s.windowUpdateDue(c) {
 			s.markPending(c)
 		}

@@ -186,7 +186,9 @@ func New(cfg Config) (*Stack, error) {
 // Config returns the effective configuration (defaults filled in).
 func (s *Stack) Config() Config { return s.cfg }
 
-// Input processes one received Ethernet frame at virtual time now.
+// Input processes one received Ethernet frame at virtual time now. Frames
+// may exceed the MTU (GRO from a TAP, up to 64 KiB of IPv4) and must carry
+// complete checksums: the shell completes a TAP's NEEDS_CSUM frames first.
 func (s *Stack) Input(frame []byte, now int64) {
 	s.advance(now)
 	s.ctr.RxFrames++
@@ -349,7 +351,13 @@ func (s *Stack) frame(n int) []byte {
 	return make([]byte, n)
 }
 
-// DrainFrames hands every queued frame to emit, in order; emit owns each slice.
+// DrainFrames hands every queued frame to emit, in order; emit owns each
+// slice. gso > 0 marks a TCP/IPv4 super-segment to cut into gso-byte payloads
+// (headers, options and flags copied, FIN/PSH on the last piece, IP total
+// length, IP ID and TCP sequence adjusted per piece, as virtio/TAP GSO does).
+// With Config.ChecksumOffload every TCP frame's checksum field holds the
+// folded pseudo-header sum (VIRTIO_NET_HDR_F_NEEDS_CSUM, start 34, offset 16);
+// otherwise it is complete.
 func (s *Stack) DrainFrames(emit func(frame []byte, gso uint16)) {
 	for i := range s.tx {
 		f := s.tx[i]

@@ -490,8 +490,8 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	c.rxtUnaOn = c.inRecovery && c.sackOK && seqGT(c.highRxt, ack) && seqLT(ack, c.maxNxt)
 	c.rxtUnaNxt = c.nxt
 	c.tlpOut = false
-	if c.snd.Len() == 0 {
-		c.snd.release()
+	if c.snd.Len() == 0 && !c.wantWritable {
+		c.snd.release() // idle: a writer waiting for space keeps its buffer
 	}
 	if seqLT(c.highRxt, c.una) {
 		c.highRxt = c.una
