@@ -1,6 +1,7 @@
 package esp
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,4 +68,36 @@ func TestFixDotDotRejectsNonFAT(t *testing.T) {
 	if err := FixDotDot(p, 0); err == nil {
 		t.Error("FixDotDot accepted zeros")
 	}
+}
+
+func FuzzFixDotDot(f *testing.F) {
+	bs := make([]byte, 1024)
+	copy(bs[82:], "FAT32")
+	bs[11], bs[12], bs[13], bs[14], bs[16], bs[36], bs[44] = 0, 2, 1, 1, 1, 1, 2
+	f.Add(bs)
+	f.Add(make([]byte, 600))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fixDotDot(memImage(data), 0) // must not panic on any input
+	})
+}
+
+// memImage is a fixed-size in-memory image.
+type memImage []byte
+
+func (m memImage) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= int64(len(m)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m memImage) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m)) {
+		return 0, io.ErrShortWrite
+	}
+	return copy(m[off:], p), nil
 }

@@ -3,6 +3,7 @@ package esp
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -18,6 +19,18 @@ func FixDotDot(path string, offset int64) error {
 		return fmt.Errorf("esp: %w", err)
 	}
 	defer f.Close()
+	if err := fixDotDot(f, offset); err != nil {
+		return fmt.Errorf("%w (%s)", err, path)
+	}
+	return f.Close()
+}
+
+type readerWriterAt interface {
+	io.ReaderAt
+	io.WriterAt
+}
+
+func fixDotDot(f readerWriterAt, offset int64) error {
 	var bs [512]byte
 	if _, err := f.ReadAt(bs[:], offset); err != nil {
 		return fmt.Errorf("esp: reading boot sector: %w", err)
@@ -28,8 +41,10 @@ func FixDotDot(path string, offset int64) error {
 	nfats := int64(bs[16])
 	fatSize := int64(binary.LittleEndian.Uint32(bs[36:]))
 	rootCluster := int64(binary.LittleEndian.Uint32(bs[44:]))
-	if bps == 0 || spc == 0 || fatSize == 0 || rootCluster < 2 || string(bs[82:87]) != "FAT32" {
-		return fmt.Errorf("esp: %s at offset %d is not a FAT32 file system", path, offset)
+	validBPS := bps == 512 || bps == 1024 || bps == 2048 || bps == 4096
+	validSPC := spc != 0 && spc&(spc-1) == 0 && spc <= 128
+	if !validBPS || !validSPC || bps*spc > 64<<10 || fatSize == 0 || rootCluster < 2 || string(bs[82:87]) != "FAT32" {
+		return fmt.Errorf("esp: no FAT32 file system at offset %d", offset)
 	}
 	clusterBytes := bps * spc
 	dataStart := offset + (reserved+nfats*fatSize)*bps
