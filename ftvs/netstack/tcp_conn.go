@@ -150,6 +150,12 @@ func (s *Stack) tcpTimers(c *tcb) {
 				if c.rtxAt == 0 {
 					c.rtxAt = now + c.rto
 				}
+			} else if c.appClosed && c.persistShift >= s.cfg.MaxRetries {
+				// An orphan the peer never lets finish: give up (as Linux's
+				// tcp_orphan_retries) rather than hold the socket forever.
+				s.ctr.TCPTimeouts++
+				s.abortConn(c)
+				return
 			} else {
 				// Zero-window probe: a segment below the window elicits an
 				// ACK carrying the current window.

@@ -430,3 +430,47 @@ func TestTailLossProbe(t *testing.T) {
 		}
 	}
 }
+
+// With ChecksumOffload every TCP frame (data, ACK, RST) carries the folded
+// pseudo-header sum, which a NIC completes over bytes 34.. into offset 16.
+func TestChecksumOffloadFrames(t *testing.T) {
+	c := cfgA()
+	c.ChecksumOffload = true
+	s, _ := New(c)
+	peerARP(s, 1)
+	s.Input(craft(seg{sport: 1, dport: 9, seq: 5, flags: wire.FlagSYN}), 2) // RST from sendCtl
+	s.Listen(80, 4)
+	s.Input(craft(seg{sport: 2, dport: 80, seq: 5, flags: wire.FlagSYN, win: 1000}), 3)
+	s.Poll(3)
+	n := 0
+	s.DrainFrames(func(f []byte, _ uint16) {
+		n++
+		sum := ^wire.Fold(wire.Sum(f[34:], 0)) // what the NIC does
+		f[34+16], f[34+17] = byte(sum>>8), byte(sum)
+		decode(t, f, 0) // fails on a bad checksum
+	})
+	if n != 2 {
+		t.Fatalf("%d frames", n)
+	}
+}
+
+// An orphaned connection (closed by the service) whose peer keeps a zero
+// window forever is given up after MaxRetries probes.
+func TestOrphanZeroWindowGivesUp(t *testing.T) {
+	h := newHand(t, wire.TCPOptions{WScale: -1})
+	h.s.Write(h.id, make([]byte, 100))
+	h.poll()
+	h.ack += 100
+	// Acknowledge the data with a zero window, then the service closes.
+	h.s.Input(craft(seg{sport: 40000, dport: 80, seq: h.seq, ack: h.ack, flags: wire.FlagACK, win: 0}), h.now)
+	h.s.Write(h.id, make([]byte, 100))
+	h.s.Close(h.id)
+	h.poll()
+	for i := 0; i < 200 && h.s.socks[h.id] != nil; i++ {
+		h.now = h.s.NextDeadline()
+		h.poll()
+	}
+	if h.s.socks[h.id] != nil || h.s.Counters().TCPWindowProbes < uint64(h.s.cfg.MaxRetries) {
+		t.Fatalf("orphan kept: probes %d", h.s.Counters().TCPWindowProbes)
+	}
+}

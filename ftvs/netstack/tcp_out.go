@@ -235,11 +235,7 @@ func (s *Stack) sendSegment(c *tcb, seq uint32, n int, flags uint8, retrans bool
 	if n > 0 {
 		c.snd.Peek(t[hdr:], int(seq-c.una))
 	}
-	if s.cfg.ChecksumOffload {
-		binary.BigEndian.PutUint16(t[16:18], wire.Fold(wire.PseudoSum(s.cfg.IP, c.rip, wire.ProtoTCP, len(t))))
-	} else {
-		binary.BigEndian.PutUint16(t[16:18], ^wire.Fold(wire.Sum(t, wire.PseudoSum(s.cfg.IP, c.rip, wire.ProtoTCP, len(t)))))
-	}
+	s.tcpChecksum(t, c.rip)
 	gso := uint16(0)
 	if n > c.mss {
 		gso = uint16(c.mss)
@@ -265,11 +261,22 @@ func (s *Stack) sendCtl(dst [4]byte, sport, dport uint16, seq, ack uint32, flags
 	f := make([]byte, wire.EthLen+wire.IPv4Len+wire.TCPLen)
 	t := f[wire.EthLen+wire.IPv4Len:]
 	wire.PutTCP(t, sport, dport, seq, ack, wire.TCPLen, flags, 0)
-	binary.BigEndian.PutUint16(t[16:18], ^wire.Fold(wire.Sum(t, wire.PseudoSum(s.cfg.IP, dst, wire.ProtoTCP, len(t)))))
+	s.tcpChecksum(t, dst)
 	if flags&wire.FlagRST != 0 {
 		s.ctr.TCPResetsOut++
 	}
 	s.sendIP(f, dst, wire.ProtoTCP, true, 0)
+}
+
+// tcpChecksum fills the checksum of segment t (field zero) to dst: complete,
+// or with ChecksumOffload only the folded pseudo-header sum for the NIC/TAP.
+func (s *Stack) tcpChecksum(t []byte, dst [4]byte) {
+	ps := wire.PseudoSum(s.cfg.IP, dst, wire.ProtoTCP, len(t))
+	if s.cfg.ChecksumOffload {
+		binary.BigEndian.PutUint16(t[16:18], wire.Fold(ps))
+		return
+	}
+	binary.BigEndian.PutUint16(t[16:18], ^wire.Fold(wire.Sum(t, ps)))
 }
 
 // tsNow is the RFC 7323 timestamp clock: 1 ms ticks plus a per-connection offset.
