@@ -25,7 +25,7 @@ type vsServiceFlags struct {
 }
 
 func (f *vsServiceFlags) add(fl *pflag.FlagSet) {
-	fl.BoolVar(&f.ftp, "ftp", false, "also serve --root over FTP (passive mode only)")
+	fl.BoolVar(&f.ftp, "ftp", false, "also serve --root over FTP (passive and active mode)")
 	fl.Uint16Var(&f.ftpPort, "ftp-port", 21, "TCP port of the FTP service")
 	fl.BoolVar(&f.ftpAnon, "ftp-anonymous", true, "allow anonymous FTP login (read-only unless --ftp-anonymous-write)")
 	fl.BoolVar(&f.ftpAnonWrite, "ftp-anonymous-write", false, "let anonymous FTP users upload, rename and delete in --root")

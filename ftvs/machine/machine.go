@@ -86,7 +86,7 @@ func NewEnv(cfg Config, env Env) (*Machine, error) {
 		return nil, err
 	}
 	for _, s := range m.services {
-		if err := s.Start(m.stack); err != nil {
+		if err := s.Start(stackSockets{m.stack}); err != nil {
 			return nil, fmt.Errorf("machine: start service %s: %w", s.Name(), err)
 		}
 	}
@@ -174,7 +174,7 @@ func (m *Machine) Step(in Input) []Output {
 
 	for _, s := range m.services {
 		if d := s.NextDeadline(); d != 0 && d <= now {
-			s.Timer(m.stack, now)
+			s.Timer(stackSockets{m.stack}, now)
 		}
 	}
 	m.run(now)
@@ -209,9 +209,15 @@ func (m *Machine) run(now int64) {
 }
 
 func (m *Machine) dispatch(ev sockapi.Event, now int64) {
+	sk := stackSockets{m.stack}
 	for _, s := range m.services {
-		if s.Owns(ev.Listener) {
-			s.Handle(m.stack, ev, now)
+		if ev.Listener != 0 && s.Owns(ev.Listener) {
+			s.Handle(sk, ev, now)
+			return
+		}
+		// A dialed socket has no listener: its dialer owns it.
+		if o, ok := s.(sockapi.SockOwner); ok && ev.Listener == 0 && o.OwnsSock(ev.Sock) {
+			s.Handle(sk, ev, now)
 			return
 		}
 	}

@@ -6,9 +6,11 @@
 // choice, files are streamed from and to an fsapi store in chunks (never
 // loaded whole), and every connection's progress is part of the snapshot.
 //
-// Active mode (PORT/EPRT) is refused with 502: the socket contract has no
-// way for a service to dial out. Transfers are byte-exact in TYPE A as in
-// TYPE I (no CRLF translation, as vsftpd does by default).
+// Active mode (PORT/EPRT) dials the client through sockapi.Dialer when the
+// stack offers it (502 otherwise), only to the control connection's own
+// address and an unprivileged port (no FTP bounce). Transfers are
+// byte-exact in TYPE A as in TYPE I (no CRLF translation, as vsftpd does by
+// default).
 package ftp
 
 import (

@@ -30,6 +30,7 @@ type fakeSock struct {
 	closed   bool
 	aborted  bool
 	gone     bool
+	dialedTo sockapi.Addr
 }
 
 func newFakeNet(space int) *fakeNet {
@@ -120,6 +121,14 @@ func (f *fakeNet) RemoteAddr(id sockapi.SockID) sockapi.Addr {
 
 func (f *fakeNet) LocalAddr(id sockapi.SockID) sockapi.Addr {
 	return sockapi.Addr{IP: [4]byte{10, 0, 0, 2}, Port: 21}
+}
+
+// Connect is the fake's sockapi.Dialer: the socket is established at once
+// (the test plays the peer); its events carry Listener 0.
+func (f *fakeNet) Connect(dst sockapi.Addr) (sockapi.SockID, error) {
+	f.next++
+	f.socks[f.next] = &fakeSock{space: f.space, remote: dst.IP, dialedTo: dst}
+	return f.next, nil
 }
 
 // dial connects to port and lets the service accept it.

@@ -192,9 +192,18 @@ func TestRealClients(t *testing.T) {
 		if o, err := cl.Run("curl", "-sS", "--fail", "--max-time", "60", "ftp://alice:wrong@"+vsIP+"/"); err == nil {
 			t.Fatalf("wrong password accepted: %s", o)
 		}
-		// Active mode is refused cleanly (502), not hung.
-		if o, err := cl.Run("curl", "-sS", "--fail", "--max-time", "60", "-P", "-", url+"pub/big.bin", "-o", "/dev/null"); err == nil {
-			t.Fatalf("active mode worked unexpectedly: %s", o)
+		// Active mode: the VS dials the client (curl EPRT, lftp PORT).
+		act := filepath.Join(out, "active.bin")
+		cl.MustRun("curl", "-sS", "--fail", "--max-time", "300", "-P", "-", "-o", act, url+"pub/big.bin")
+		if s := sum(t, act); s != bigSum {
+			t.Fatalf("active-mode curl download sha256 %s, want %s", s, bigSum)
+		}
+		ls := cl.MustRun("lftp", "-e", lftpSet+"set ftp:passive-mode off; put "+src+" -o act-up.bin; cls -1; quit", alice)
+		if !strings.Contains(ls, "act-up.bin") {
+			t.Fatalf("active-mode lftp listing: %q", ls)
+		}
+		if s := sum(t, filepath.Join(root, "act-up.bin")); s != upSum {
+			t.Fatalf("active-mode lftp upload sha256 %s, want %s", s, upSum)
 		}
 	})
 }

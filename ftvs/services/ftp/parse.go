@@ -3,7 +3,10 @@ package ftp
 import (
 	"errors"
 	"path"
+	"strconv"
 	"strings"
+
+	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
 // Command is one parsed control line.
@@ -99,4 +102,59 @@ func listArg(arg string) string {
 		_, rest, _ := strings.Cut(arg, " ")
 		arg = rest
 	}
+}
+
+// parsePORT reads RFC 959's "h1,h2,h3,h4,p1,p2".
+func parsePORT(arg string) (sockapi.Addr, bool) {
+	var a sockapi.Addr
+	parts := strings.Split(strings.TrimSpace(arg), ",")
+	if len(parts) != 6 {
+		return a, false
+	}
+	var v [6]byte
+	for i, p := range parts {
+		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 8)
+		if err != nil {
+			return a, false
+		}
+		v[i] = byte(n)
+	}
+	copy(a.IP[:], v[:4])
+	a.Port = uint16(v[4])<<8 | uint16(v[5])
+	return a, true
+}
+
+// parseEPRT reads RFC 2428's "<d>1<d>ip<d>port<d>" (IPv4 only: ok is false
+// for another protocol or a malformed argument).
+func parseEPRT(arg string) (sockapi.Addr, bool) {
+	var a sockapi.Addr
+	arg = strings.TrimSpace(arg)
+	if len(arg) < 2 {
+		return a, false
+	}
+	d := arg[:1]
+	if d[0] < 33 || d[0] > 126 {
+		return a, false
+	}
+	parts := strings.Split(arg, d)
+	if len(parts) != 5 || parts[0] != "" || parts[4] != "" || parts[1] != "1" {
+		return a, false
+	}
+	ip := strings.Split(parts[2], ".")
+	if len(ip) != 4 {
+		return a, false
+	}
+	for i, p := range ip {
+		n, err := strconv.ParseUint(p, 10, 8)
+		if err != nil {
+			return a, false
+		}
+		a.IP[i] = byte(n)
+	}
+	port, err := strconv.ParseUint(parts[3], 10, 16)
+	if err != nil || port == 0 {
+		return a, false
+	}
+	a.Port = uint16(port)
+	return a, true
 }

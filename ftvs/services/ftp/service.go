@@ -66,7 +66,8 @@ type ctl struct {
 	renameFrom string // absolute; "" when no RNFR pending
 	pasvL      sockapi.SockID
 	data       sockapi.SockID
-	dataL      sockapi.SockID // listener data came from
+	dataL      sockapi.SockID // listener data came from (0: dialed by PORT/EPRT)
+	active     sockapi.Addr   // PORT/EPRT target; zero when none
 	x          transfer
 	closeAfter bool
 	peerEOF    bool
@@ -82,6 +83,7 @@ type Service struct {
 	started  bool
 	ctls     map[sockapi.SockID]*ctl
 	owner    map[sockapi.SockID]sockapi.SockID // passive listener -> control socket
+	dialed   map[sockapi.SockID]sockapi.SockID // active data socket -> control socket
 	nextPasv uint16                            // where the next passive port search starts
 	ctr      Counters
 
@@ -103,7 +105,7 @@ func New(cfg Config, files fsapi.FileStore) (*Service, error) {
 		return nil, errors.New("ftp: no file store")
 	}
 	s := &Service{cfg: cfg.WithDefaults(), files: files, ctls: map[sockapi.SockID]*ctl{},
-		owner: map[sockapi.SockID]sockapi.SockID{}}
+		owner: map[sockapi.SockID]sockapi.SockID{}, dialed: map[sockapi.SockID]sockapi.SockID{}}
 	s.wfiles, _ = files.(fsapi.WritableFileStore)
 	s.nextPasv = s.cfg.PasvMin
 	return s, nil
@@ -139,6 +141,12 @@ func (s *Service) Owns(l sockapi.SockID) bool {
 	return l == s.listener || ok
 }
 
+// OwnsSock reports whether s is an active-mode data connection of ours.
+func (s *Service) OwnsSock(id sockapi.SockID) bool {
+	_, ok := s.dialed[id]
+	return ok
+}
+
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 	if ev.Listener == s.listener {
@@ -157,7 +165,12 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 		}
 		return
 	}
-	c := s.ctls[s.owner[ev.Listener]]
+	var c *ctl
+	if ev.Listener == 0 {
+		c = s.ctls[s.dialed[ev.Sock]]
+	} else {
+		c = s.ctls[s.owner[ev.Listener]]
+	}
 	if c == nil {
 		return
 	}
@@ -168,6 +181,9 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 		// A data socket we already let go of.
 	case ev.Kind == sockapi.EvClosed:
 		c.data, c.dataL = 0, 0
+		if ev.Listener == 0 {
+			delete(s.dialed, ev.Sock)
+		}
 		s.releaseListener(ev.Listener, c)
 		if c.x.kind != xNone {
 			s.endTransfer(sk, c, false, "426 Connection closed; transfer aborted.")
@@ -248,6 +264,9 @@ func (s *Service) dropData(sk sockapi.Sockets, c *ctl, graceful bool) {
 		sk.Abort(c.data)
 	}
 	l := c.dataL
+	if l == 0 {
+		delete(s.dialed, c.data)
+	}
 	c.data, c.dataL = 0, 0
 	s.releaseListener(l, c)
 }
@@ -573,7 +592,7 @@ func (s *Service) command(sk sockapi.Sockets, c *ctl, cmd Command, now int64) {
 		c.reply("215 UNIX Type: L8")
 	case "FEAT":
 		c.reply("211-Features:")
-		for _, f := range []string{"EPSV", "PASV", "MDTM", "MLST type*;size*;modify*;", "REST STREAM", "SIZE", "TVFS", "UTF8"} {
+		for _, f := range []string{"EPRT", "EPSV", "PASV", "MDTM", "MLST type*;size*;modify*;", "REST STREAM", "SIZE", "TVFS", "UTF8"} {
 			c.reply(" " + f)
 		}
 		c.reply("211 End")
@@ -641,7 +660,7 @@ func (s *Service) command(sk sockapi.Sockets, c *ctl, cmd Command, now int64) {
 	case "ALLO":
 		c.reply("202 ALLO not needed.")
 	case "PORT", "EPRT":
-		c.reply("502 Active mode is not supported; use PASV or EPSV.")
+		s.port(sk, c, cmd.Verb, arg)
 	case "PASV", "EPSV":
 		if cmd.Verb == "EPSV" && arg != "" {
 			switch a := strings.ToUpper(strings.TrimSpace(arg)); a {
@@ -722,11 +741,44 @@ func (s *Service) checkLogin(user, pass string) (ok, write bool) {
 	return false, false
 }
 
+// port takes a PORT or EPRT target. Only the control connection's own
+// address is accepted (no FTP bounce), and only unprivileged ports.
+func (s *Service) port(sk sockapi.Sockets, c *ctl, verb, arg string) {
+	if _, ok := sk.(sockapi.Dialer); !ok {
+		c.reply("502 Active mode is not supported; use PASV or EPSV.")
+		return
+	}
+	var a sockapi.Addr
+	var ok bool
+	if verb == "PORT" {
+		a, ok = parsePORT(arg)
+	} else {
+		a, ok = parseEPRT(arg)
+		if !ok {
+			c.reply("522 Network protocol not supported, use (1)")
+			return
+		}
+	}
+	if !ok {
+		c.reply("501 Syntax error in " + verb + " argument.")
+		return
+	}
+	if a.IP != sk.RemoteAddr(c.sock).IP || a.Port < 1024 {
+		c.reply("500 Illegal " + verb + ": only your own address and a port from 1024 up.")
+		return
+	}
+	s.dropData(sk, c, false)
+	s.closePasv(sk, c)
+	c.active = a
+	c.reply("200 " + verb + " command successful. Consider using PASV.")
+}
+
 // passive opens a data listener on the next free port of the range,
 // searching from where the last search ended (deterministic).
 func (s *Service) passive(sk sockapi.Sockets, c *ctl, ext bool) {
 	s.dropData(sk, c, false)
 	s.closePasv(sk, c)
+	c.active = sockapi.Addr{}
 	n := int(s.cfg.PasvMax) - int(s.cfg.PasvMin) + 1
 	if s.nextPasv < s.cfg.PasvMin || s.nextPasv > s.cfg.PasvMax {
 		s.nextPasv = s.cfg.PasvMin
@@ -758,15 +810,39 @@ func (s *Service) passive(sk sockapi.Sockets, c *ctl, ext bool) {
 	c.reply("425 No free passive port, try again later.")
 }
 
-// begin starts a transfer once a data connection exists or is awaited.
-func (s *Service) begin(c *ctl, x transfer, line string) bool {
-	if c.data == 0 && c.pasvL == 0 {
-		c.reply("425 Use PASV or EPSV first.")
+// begin starts a transfer once a data connection exists or is awaited,
+// dialing the PORT/EPRT target in active mode (one connection per PORT).
+func (s *Service) begin(sk sockapi.Sockets, c *ctl, x transfer, line string) bool {
+	if !s.dataReady(sk, c) {
 		return false
 	}
 	c.x = x
 	c.reply(line)
 	return true
+}
+
+// dataReady makes sure a data connection exists or is coming, or replies 425.
+func (s *Service) dataReady(sk sockapi.Sockets, c *ctl) bool {
+	if c.data != 0 || c.pasvL != 0 {
+		return true
+	}
+	if c.active.Port != 0 {
+		d, ok := sk.(sockapi.Dialer)
+		if ok {
+			id, err := d.Connect(c.active)
+			if err == nil {
+				c.data, c.dataL = id, 0
+				s.dialed[id] = c.sock
+				c.active = sockapi.Addr{}
+				return true
+			}
+		}
+		c.active = sockapi.Addr{}
+		c.reply("425 Cannot open the data connection.")
+		return false
+	}
+	c.reply("425 Use PORT, EPRT, PASV or EPSV first.")
+	return false
 }
 
 func (s *Service) list(sk sockapi.Sockets, c *ctl, verb, arg string, now int64) {
@@ -806,7 +882,7 @@ func (s *Service) list(sk sockapi.Sockets, c *ctl, verb, arg string, now int64) 
 			b = append(b, factLine(e, e.Name)...)
 		}
 	}
-	s.begin(c, transfer{kind: xList, buf: b}, "150 Here comes the directory listing.")
+	s.begin(sk, c, transfer{kind: xList, buf: b}, "150 Here comes the directory listing.")
 }
 
 func (s *Service) retr(sk sockapi.Sockets, c *ctl, arg string, rest int64, now int64) {
@@ -824,7 +900,7 @@ func (s *Service) retr(sk sockapi.Sockets, c *ctl, arg string, rest int64, now i
 	if c.binary {
 		mode = "BINARY"
 	}
-	s.begin(c, transfer{kind: xRetr, path: p, off: rest, left: fi.Size - rest},
+	s.begin(sk, c, transfer{kind: xRetr, path: p, off: rest, left: fi.Size - rest},
 		"150 Opening "+mode+" mode data connection for "+arg+" ("+strconv.FormatInt(fi.Size-rest, 10)+" bytes).")
 }
 
@@ -844,8 +920,8 @@ func (s *Service) stor(sk sockapi.Sockets, c *ctl, appe bool, arg string, rest i
 		c.reply("501 STOR needs a file name.")
 		return
 	}
-	if c.data == 0 && c.pasvL == 0 {
-		c.reply("425 Use PASV or EPSV first.")
+	if c.data == 0 && c.pasvL == 0 && c.active.Port == 0 {
+		c.reply("425 Use PORT, EPRT, PASV or EPSV first.")
 		return
 	}
 	p := storePath(resolve(c.cwd, arg))
@@ -877,7 +953,7 @@ func (s *Service) stor(sk sockapi.Sockets, c *ctl, appe bool, arg string, rest i
 		c.reply("553 Could not create file.")
 		return
 	}
-	s.begin(c, transfer{kind: xStor, path: p, off: off}, "150 Ok to send data.")
+	s.begin(sk, c, transfer{kind: xStor, path: p, off: off}, "150 Ok to send data.")
 }
 
 // change carries out DELE, MKD, RMD, RNFR and RNTO.

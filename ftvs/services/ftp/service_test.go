@@ -172,8 +172,12 @@ func TestNavigateAndList(t *testing.T) {
 	if got := f.take(d); got != "type=file;size=300000;modify=20231114221320; big.bin\r\ntype=dir;modify=20231114221320; sub\r\n" {
 		t.Fatalf("MLSD %q", got)
 	}
-	code(t, f.cmd(svc, c, "PORT 10,0,0,1,4,1", sec), "502")
-	code(t, f.cmd(svc, c, "EPRT |1|10.0.0.1|1025|", sec), "502")
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,4,1", sec), "200")
+	code(t, f.cmd(svc, c, "EPRT |1|10.0.0.1|1025|", sec), "200")
+	code(t, f.cmd(svc, c, "PORT 10,0,0,9,4,1", sec), "500")  // not the client: no bounce
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,0,21", sec), "500") // privileged port
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,4", sec), "501")
+	code(t, f.cmd(svc, c, "EPRT |2|::1|1025|", sec), "522")
 	code(t, f.cmd(svc, c, "EPSV 2", sec), "522")
 	code(t, f.cmd(svc, c, "TYPE I", sec), "200")
 	code(t, f.cmd(svc, c, "TYPE E", sec), "504")
@@ -349,4 +353,57 @@ func TestParseCommand(t *testing.T) {
 	if got := resolve("/a/b", "../../../../etc"); got != "/etc" {
 		t.Fatalf("resolve climbed: %q", got)
 	}
+}
+
+// Active mode: PORT/EPRT then a transfer dials the client's address; the
+// dialed socket's events (Listener 0) reach the service through OwnsSock.
+func TestActiveMode(t *testing.T) {
+	svc, f, dir := newTestFTP(t, 1500)
+	big, _ := os.ReadFile(filepath.Join(dir, "big.bin"))
+	c := login(t, svc, f, "alice", "secret")
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,195,80", sec), "200")
+	code(t, f.cmd(svc, c, "RETR big.bin", sec), "226")
+	var d sockapi.SockID
+	for id, s := range f.socks {
+		if s.dialedTo.Port == 50000 {
+			d = id
+		}
+	}
+	if d == 0 {
+		t.Fatal("no data connection dialed to 10.0.0.1:50000")
+	}
+	if got := f.take(d); !bytes.Equal([]byte(got), big) || !f.socks[d].closed {
+		t.Fatalf("active RETR: %d bytes, closed %v", len(got), f.socks[d].closed)
+	}
+	if svc.OwnsSock(d) {
+		t.Fatal("a finished data socket is still owned")
+	}
+	// EPRT + STOR: the dialed socket carries the upload.
+	code(t, f.cmd(svc, c, "EPRT |1|10.0.0.1|50001|", sec), "200")
+	code(t, f.cmd(svc, c, "STOR act.bin", sec), "150")
+	for id, s := range f.socks {
+		if s.dialedTo.Port == 50001 {
+			d = id
+		}
+	}
+	if !svc.OwnsSock(d) {
+		t.Fatal("the dialed socket is not owned while in use")
+	}
+	f.socks[d].in = []byte("active upload")
+	f.socks[d].eof = true
+	f.run(svc, sec)
+	code(t, f.take(c), "226")
+	if b, _ := os.ReadFile(filepath.Join(dir, "act.bin")); string(b) != "active upload" {
+		t.Fatalf("active STOR wrote %q", b)
+	}
+	// A snapshot holds the PORT target.
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,195,82", sec), "200")
+	svc2, _ := New(svc.cfg, svc.files)
+	if err := svc2.Restore(svc.Snapshot()); err != nil || svc2.ctls[c].active.Port != 50002 {
+		t.Fatalf("restore: %v", err)
+	}
+	// A RETR without PORT or PASV is refused.
+	code(t, f.cmd(svc, c, "PASV", sec), "227")
+	code(t, f.cmd(svc, c, "ABOR", sec), "226")
+	code(t, f.cmd(svc, c, "RETR big.bin", sec), "425")
 }

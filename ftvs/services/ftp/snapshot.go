@@ -8,7 +8,8 @@ import (
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
-const snapVersion = 1
+// Version 2 added the PORT/EPRT target and the dialed data sockets.
+const snapVersion = 2
 
 // maxSnapBlob bounds a buffer on restore (a listing of MaxListing entries).
 const maxSnapBlob = 64 << 20
@@ -55,6 +56,8 @@ func (s *Service) Snapshot() []byte {
 			w.Bool(c.closeAfter)
 			w.Bool(c.peerEOF)
 			w.I64(c.lastActive)
+			w.Blob(c.active.IP[:])
+			w.U16(c.active.Port)
 		}
 		ls := make([]sockapi.SockID, 0, len(s.owner))
 		//detcheck:orderless: collected, then sorted
@@ -66,6 +69,17 @@ func (s *Service) Snapshot() []byte {
 		for _, l := range ls {
 			w.U32(uint32(l))
 			w.U32(uint32(s.owner[l]))
+		}
+		ds := make([]sockapi.SockID, 0, len(s.dialed))
+		//detcheck:orderless: collected, then sorted
+		for d := range s.dialed {
+			ds = append(ds, d)
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		w.U32(uint32(len(ds)))
+		for _, d := range ds {
+			w.U32(uint32(d))
+			w.U32(uint32(s.dialed[d]))
 		}
 	})
 	return w.Bytes()
@@ -81,6 +95,7 @@ func (s *Service) Restore(b []byte) error {
 		ctr      Counters
 		ctls     = map[sockapi.SockID]*ctl{}
 		owner    = map[sockapi.SockID]sockapi.SockID{}
+		dialed   = map[sockapi.SockID]sockapi.SockID{}
 	)
 	r.Section("ftp", snapVersion, func(r *snap.Reader, version uint16) {
 		started = r.Bool()
@@ -117,6 +132,15 @@ func (s *Service) Restore(b []byte) error {
 			c.closeAfter = r.Bool()
 			c.peerEOF = r.Bool()
 			c.lastActive = r.I64()
+			if version >= 2 {
+				ip := r.Blob(4)
+				if r.Err() == nil && len(ip) != 4 {
+					r.Fail(fmt.Errorf("connection %d: PORT address of %d bytes", c.sock, len(ip)))
+					return
+				}
+				copy(c.active.IP[:], ip)
+				c.active.Port = r.U16()
+			}
 			if r.Err() != nil {
 				return
 			}
@@ -148,6 +172,22 @@ func (s *Service) Restore(b []byte) error {
 			}
 			owner[l] = o
 		}
+		if version < 2 {
+			return
+		}
+		k = int(r.U32())
+		if r.Err() == nil && k > s.cfg.MaxConns {
+			r.Fail(fmt.Errorf("%d dialed data sockets for at most %d connections", k, s.cfg.MaxConns))
+			return
+		}
+		for i := 0; i < k && r.Err() == nil; i++ {
+			d, o := sockapi.SockID(r.U32()), sockapi.SockID(r.U32())
+			if r.Err() == nil && ctls[o] == nil {
+				r.Fail(fmt.Errorf("data socket %d belongs to unknown connection %d", d, o))
+				return
+			}
+			dialed[d] = o
+		}
 	})
 	if r.Err() == nil && r.Remaining() != 0 {
 		r.Fail(fmt.Errorf("%d bytes after the ftp section", r.Remaining()))
@@ -155,6 +195,6 @@ func (s *Service) Restore(b []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("ftp: restore: %w", err)
 	}
-	s.started, s.listener, s.nextPasv, s.ctr, s.ctls, s.owner = started, listener, nextPasv, ctr, ctls, owner
+	s.started, s.listener, s.nextPasv, s.ctr, s.ctls, s.owner, s.dialed = started, listener, nextPasv, ctr, ctls, owner, dialed
 	return nil
 }
