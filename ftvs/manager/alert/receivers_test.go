@@ -308,9 +308,9 @@ var rfc5424 = regexp.MustCompile(`^<(\d{1,3})>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(
 var sdParam = regexp.MustCompile(`([!#-<>-\\^-~]{1,32})="((?:[^"\\\]]|\\.)*)"`)
 
 type syslogMsg struct {
-	pri                      int
+	pri                       int
 	host, app, msgid, sd, msg string
-	params                   map[string]string
+	params                    map[string]string
 }
 
 func parse5424(s string) (syslogMsg, error) {
