@@ -1,0 +1,110 @@
+package vbootdisk
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/ftvs/ftvs/ftvs/blockdev"
+)
+
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, tool)); err == nil {
+				return filepath.Join(dir, tool)
+			}
+		}
+		t.Skipf("%s not installed (Debian: dosfstools/mtools)", tool)
+	}
+	return p
+}
+
+// mkfsDisk formats a FAT32 image of mib MiB with mkfs.fat (fixed volume id)
+// and returns it as an in-memory device.
+func mkfsDisk(t *testing.T, mib int64) *blockdev.Mem {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "boot.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, mib<<20); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(need(t, "mkfs.fat"), "-F", "32", "-i", "12345678", "-n", "VSBOOT", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mkfs.fat: %v\n%s", err, out)
+	}
+	return loadDisk(t, img)
+}
+
+func loadDisk(t *testing.T, img string) *blockdev.Mem {
+	t.Helper()
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := blockdev.NewMem(int64(len(b)), 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m.Bytes(), b)
+	return m
+}
+
+func saveDisk(t *testing.T, m *blockdev.Mem) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "out.img")
+	if err := os.WriteFile(img, m.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func cloneDisk(t *testing.T, m *blockdev.Mem) *blockdev.Mem {
+	t.Helper()
+	c, err := blockdev.NewMem(m.Size(), m.SectorSize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(c.Bytes(), m.Bytes())
+	return c
+}
+
+// fsck runs fsck.fat -n (no changes) and fails on any complaint.
+func fsck(t *testing.T, m *blockdev.Mem) {
+	t.Helper()
+	img := saveDisk(t, m)
+	out, err := exec.Command(need(t, "fsck.fat"), "-n", "-V", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
+	}
+	for _, bad := range [][]byte{[]byte("Reclaim"), []byte("wrong"), []byte("ree cluster summary"), []byte("Orphan"), []byte("has no ")} {
+		if bytes.Contains(out, bad) {
+			t.Fatalf("fsck.fat -n complains:\n%s", out)
+		}
+	}
+}
+
+func open(t *testing.T, m blockdev.Device) *Store {
+	t.Helper()
+	s, err := Open(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
