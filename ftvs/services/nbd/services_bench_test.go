@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,6 +102,16 @@ func TestServicesBench(t *testing.T) {
 			return r.Jobs[0].Read.IOPS
 		}
 		return r.Jobs[0].Write.IOPS
+	}
+	if prof := os.Getenv("FTVS_BENCH_CPUPROFILE"); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		fio("nbd://10.80.0.1/disk", "randread")
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 	for _, rw := range []string{"randread", "randwrite"} {
 		v := fio("nbd://10.80.0.1/disk", rw)
