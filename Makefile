@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN := bin/ftvs
 
-.PHONY: all build test lint bench deps clean image
+.PHONY: all build test lint bench deps clean image demo
 
 all: build
 
@@ -28,6 +28,11 @@ lint:
 
 bench: deps build
 	./scripts/bench.sh
+
+# The main demonstration: two CoServers in namespaces, a client download,
+# the primary killed, restarted and rejoined, the other killed (needs root).
+demo: deps build
+	./scripts/demo.sh
 
 # Installer boot media in $(IMAGE_DIR). ftvs image fetches Debian's kernel
 # into the cache ($$FTVS_CACHE or .cache/) itself when it is missing.

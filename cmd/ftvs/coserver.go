@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,9 +75,9 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 // reports its size, sha256 and the longest gap between arrivals: the stall
 // a client saw. Used by make demo and the benchmarks.
 func newStallmeterCmd() *cobra.Command {
-	var out string
+	var out, marks string
 	cmd := &cobra.Command{
-		Use:    "stallmeter [--out FILE]",
+		Use:    "stallmeter [--out FILE] [--marks FILE]",
 		Short:  "Measure a stream on stdin: bytes, sha256, longest stall (JSON)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
@@ -92,13 +94,28 @@ func newStallmeterCmd() *cobra.Command {
 				w = bw
 			}
 			r := coserver.MeasureStream(cmd.InOrStdin(), w)
+			// Marks are event times (date +%s%N, one a line) written while
+			// the stream ran, e.g. kills: report the stall around each.
+			var around []float64
+			if marks != "" {
+				b, _ := os.ReadFile(marks)
+				for _, l := range strings.Fields(string(b)) {
+					ns, err := strconv.ParseInt(l, 10, 64)
+					if err != nil {
+						continue
+					}
+					around = append(around, float64(r.StallAround(time.Unix(0, ns), 3*time.Second))/float64(time.Millisecond))
+				}
+			}
 			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
 				"bytes": r.Bytes, "sha256": hex.EncodeToString(r.Sum[:]), "max_stall_ms": float64(r.MaxStall) / float64(time.Millisecond),
 				"stall_at_byte": r.StallAt, "seconds": r.Elapsed.Seconds(), "error": errString(r.Err),
+				"stalls_at_marks_ms": around,
 			})
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "also write the stream to FILE")
+	cmd.Flags().StringVar(&marks, "marks", "", "file of event times (unix ns, one a line) to report the stall around")
 	return cmd
 }
 

@@ -27,7 +27,7 @@ import (
 
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
-	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState)
 )
 
 // Options are the daemon's knobs beyond the config file.
@@ -208,6 +208,7 @@ func (d *Daemon) control(ctx context.Context) error {
 		solo = t.C
 	}
 	nodeDone := make(chan error, 1)
+	joinAsked := false
 	start := func(r lockstep.Role, why string) error {
 		if d.node.Load() != nil {
 			return nil
@@ -224,15 +225,25 @@ func (d *Daemon) control(ctx context.Context) error {
 			// The node missed the peer's arrival: tell it, so a joiner asks
 			// for a snapshot and a primary says hello.
 			d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerUp}}
+			joinAsked = true
 		}
 		d.sendRole()
 		return nil
 	}
 	in := d.sess.Incoming()
+	// The role is repeated so that a secondary the primary dropped without
+	// its noticing (the primary alone saw the links fall silent) learns it
+	// and rejoins instead of staying eligible to go live on a stale log.
+	roleTick := time.NewTicker(500 * time.Millisecond)
+	defer roleTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-roleTick.C:
+			if d.peerUp.Load() {
+				d.sendRole()
+			}
 		case err := <-nodeDone:
 			if ctx.Err() != nil {
 				return nil
@@ -285,9 +296,21 @@ func (d *Daemon) control(ctx context.Context) error {
 					if err != nil {
 						return err
 					}
-				} else if pr == int32(lockstep.RolePrimary) && n.Status().Role == lockstep.RoleJoining {
-					// A primary appeared after we started waiting: ask again.
-					d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerUp}}
+				} else if pr == int32(lockstep.RolePrimary) {
+					ns := n.Status()
+					if ns.Role != lockstep.RoleJoining {
+						joinAsked = false
+					}
+					stale := ns.Role == lockstep.RoleSecondary && len(dl.Payload) >= 3 && lockstep.PeerState(dl.Payload[2]) == lockstep.PeerNone
+					if ns.Role == lockstep.RoleJoining && !joinAsked || stale {
+						// A primary appeared after we started waiting, or it
+						// follows nobody while we think we follow it: (re)join.
+						joinAsked = true
+						if stale {
+							d.addEvent("stale-secondary", ns.Seq, "the primary has no secondary: rejoining")
+						}
+						d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerUp}}
+					}
 				}
 			case dl.Event == nil && dl.Type == msgCarrier:
 				d.onPeerCarrier(dl.Payload)
@@ -323,11 +346,12 @@ func (d *Daemon) linkEvent(e *link.Event) {
 }
 
 func (d *Daemon) sendRole() {
-	r := byte(0)
+	r, p := byte(0), byte(0)
 	if n := d.node.Load(); n != nil {
-		r = byte(n.Status().Role)
+		st := n.Status()
+		r, p = byte(st.Role), byte(st.Peer)
 	}
-	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node)})
+	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p})
 }
 
 // transport is the lockstep node's view of the link: sends go straight to
@@ -359,7 +383,7 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 	}
 	d.addEvent(e.Kind.String(), e.Seq, text)
 	switch e.Kind {
-	case lockstep.EventGoLive, lockstep.EventRestored:
+	case lockstep.EventGoLive, lockstep.EventRestored, lockstep.EventPeerLost:
 		go d.sendRole()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -83,4 +84,33 @@ func TestRestartRejoinThenKillOther(t *testing.T) {
 	p.kill(2)
 	p.waitRole(1, "primary", "", 10*time.Second)
 	p.check(d, "restart, rejoin, kill the other")
+}
+
+// TestFrozenSecondaryRejoins: the secondary's process is stopped for
+// longer than peer_dead (SIGSTOP, as a stalled machine): the primary drops
+// it and serves alone; once it runs again it must notice it was dropped
+// (even if it never saw the silence itself), rejoin from a snapshot, and be
+// a correct failover target: the primary is then killed mid-download.
+func TestFrozenSecondaryRejoins(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 128})
+	p.startPair()
+	for k := range 3 {
+		pid := p.procs[2].Process.Pid
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		time.Sleep(400 * time.Millisecond)
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		p.waitRole(1, "primary", "synced", 15*time.Second)
+		p.waitRole(2, "secondary", "", 5*time.Second)
+		t.Logf("freeze %d: node 2 follows again", k+1)
+	}
+	st, _ := p.status(1)
+	if st.Snapshots < 2 {
+		t.Fatalf("node 2 rejoined without a snapshot: %+v", st)
+	}
+	rx0 := p.rxBytes()
+	d := p.download(p.file)
+	p.waitProgress(rx0, 0.4)
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	p.check(d, "primary killed after the secondary's freezes")
 }

@@ -100,7 +100,7 @@ var defaultTimeouts = Timeouts{
 	LinkDead:    120 * time.Millisecond,
 	SplitBrain:  60 * time.Millisecond,
 	Reintegrate: 30 * time.Second,
-	Management:  50 * time.Millisecond,
+	Management:  150 * time.Millisecond, // runs alongside the LAN probe
 }
 
 // Key returns the decoded pair key.
