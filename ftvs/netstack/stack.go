@@ -438,6 +438,7 @@ func (s *Stack) NextDeadline() int64 {
 	if len(s.dl) > 0 {
 		d = s.dl[0].deadline
 	}
+
 	if a := s.arp.deadline; a != 0 && (d == 0 || a < d) {
 		d = a
 	}

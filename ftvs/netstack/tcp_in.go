@@ -490,6 +490,7 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 	c.rxtUnaOn = c.inRecovery && c.sackOK && seqGT(c.highRxt, ack) && seqLT(ack, c.maxNxt)
 	c.rxtUnaNxt = c.nxt
 	c.tlpOut = false
+	c.tlpAt = 0 // re-armed from now by the output that follows (RFC 8985 7.2)
 	if c.snd.Len() == 0 && !c.wantWritable {
 		c.snd.release() // idle: a writer waiting for space keeps its buffer
 	}

@@ -81,10 +81,10 @@ func (s *Stack) armTLP(c *tcb, sent bool) {
 	if !sent && c.tlpAt != 0 {
 		return
 	}
-	pto := 2 * c.srtt
-	if c.flight() <= uint32(c.mss) {
-		pto += s.cfg.DelayedACK
-	}
+	// RFC 8985 adds the peer's delayed-ACK time only for a one-segment
+	// flight; an odd last segment is delayed just the same, so always add it
+	// (no spurious probes on a clean path, still far below the 200 ms RTO).
+	pto := 2*c.srtt + s.cfg.DelayedACK
 	if pto < 10e6 {
 		pto = 10e6
 	}
