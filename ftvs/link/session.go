@@ -198,7 +198,6 @@ type linkState struct {
 	pongDue   []uint64
 	connects  int
 	authFails int
-	down      chan struct{} // poked when the link goes down (dialer redials)
 }
 
 // Session is the message stream to the peer CoServer over 1 or 2 links:
@@ -254,7 +253,7 @@ func Start(cfg Config) (*Session, error) {
 	s.qcond = sync.NewCond(&s.mu)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	for _, lc := range cfg.Links {
-		s.links = append(s.links, &linkState{cfg: lc, down: make(chan struct{}, 1)})
+		s.links = append(s.links, &linkState{cfg: lc})
 	}
 	for i, lc := range cfg.Links {
 		if cfg.Node == 2 {
@@ -409,15 +408,16 @@ func (s *Session) dialLoop(i int) {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 		c, err := s.cfg.Net.Dial(ctx, l.cfg)
 		cancel()
+		var cn *conn
 		if err == nil {
-			if err = s.handshake(i, c); err != nil {
+			if cn, err = s.handshake(i, c); err != nil {
 				c.Close()
 			}
 		}
 		if err == nil {
-			// Wait until this connection goes down, then redial.
+			// Wait until this very connection goes down, then redial.
 			select {
-			case <-l.down:
+			case <-cn.done:
 			case <-s.ctx.Done():
 				return
 			}
@@ -443,7 +443,7 @@ func (s *Session) acceptLoop(i int, ln net.Listener) {
 			continue
 		}
 		s.goRun(func() {
-			if err := s.handshake(i, c); err != nil {
+			if _, err := s.handshake(i, c); err != nil {
 				c.Close()
 			}
 		})
@@ -452,16 +452,16 @@ func (s *Session) acceptLoop(i int, ln net.Listener) {
 
 // handshake authenticates a fresh connection and, on success, installs it
 // as link i's connection. Failures are logged with the remote address.
-func (s *Session) handshake(i int, c net.Conn) error {
+func (s *Session) handshake(i int, c net.Conn) (*conn, error) {
 	lc := s.links[i].cfg
-	fail := func(auth bool, err error) error {
+	fail := func(auth bool, err error) (*conn, error) {
 		s.cfg.Log.Warn("link: peer refused", "link", lc.Name, "remote", c.RemoteAddr().String(), "err", err)
 		if auth {
 			s.mu.Lock()
 			s.links[i].authFails++
 			s.mu.Unlock()
 		}
-		return err
+		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -521,7 +521,7 @@ func (s *Session) handshake(i int, c net.Conn) error {
 	c.SetDeadline(time.Time{})
 	cn := &conn{c: c, tx: tx, rx: rx, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.install(i, cn, peer.Incarnation)
-	return nil
+	return cn, nil
 }
 
 func (s *Session) install(i int, cn *conn, peerInc uint64) {
@@ -597,10 +597,6 @@ func (s *Session) linkDownLocked(i int, cn *conn, reason string) {
 	}
 	if !s.closed {
 		s.pushEvent(Event{Kind: EventLinkDown, Link: i, Reason: reason})
-	}
-	select {
-	case l.down <- struct{}{}:
-	default:
 	}
 }
 

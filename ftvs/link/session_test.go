@@ -302,6 +302,13 @@ func streamAcrossCut(t *testing.T, p *linktest.Pair, n int, cut func(active int)
 	}
 	st := s1.Status()
 	t.Logf("node 1 status after: %+v", st)
+	for i, l := range st.Links {
+		// A healthy link is never replaced in a loop (a stale down signal
+		// once made the dialer redial every good connection).
+		if l.Connects > 5 {
+			t.Errorf("link %d connected %d times: reconnect storm", i, l.Connects)
+		}
+	}
 }
 
 func TestLinkCutNoLoss(t *testing.T) {

@@ -2,8 +2,8 @@ package lockstep
 
 import (
 	"context"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
 )

@@ -109,16 +109,29 @@ type pairEnv struct {
 	nodeLinks [3][]link.LinkConfig
 	rec       *recorder
 	nets      [3]link.Net
+	// slow: tests that must not see a false peer silence on this shared,
+	// overloaded test machine use a 1.5 s peer timeout instead of 400 ms.
+	slow bool
+}
+
+func (e *pairEnv) peerTimeout() time.Duration {
+	if e.slow {
+		return 1500 * time.Millisecond
+	}
+	return 400 * time.Millisecond
 }
 
 func newEnv(t testing.TB) *pairEnv {
 	e := &pairEnv{t: t, rec: &recorder{}}
-	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Ports below the ephemeral range (32768+): an outgoing connection of
+	// another test can never hold one when node 2 binds it later.
+	port := 20000 + int(time.Now().UnixNano()/1000%10000)
+	for len(e.links) < 2 {
+		port++
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		e.links = append(e.links, link.LinkConfig{Local: "127.0.0.1", Peer: "127.0.0.1", Port: port})
 	}
@@ -140,7 +153,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 		links = e.nodeLinks[id]
 	}
 	lc := link.Config{Node: id, Key: key, Links: links, Heartbeat: 10 * time.Millisecond,
-		LinkTimeout: 250 * time.Millisecond, PeerTimeout: 400 * time.Millisecond, Reconnect: 20 * time.Millisecond,
+		LinkTimeout: 250 * time.Millisecond, PeerTimeout: e.peerTimeout(), Reconnect: 20 * time.Millisecond,
 		Net: e.nets[id], Log: quiet}
 	sess, err := link.Start(lc)
 	if err != nil {
@@ -217,7 +230,12 @@ func (s *side) waitFor(t *testing.T, what string, cond func(Status) bool) Status
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %d: never %s; status %+v", s.id, what, st)
+			var evs []string
+			for len(s.events) > 0 {
+				ev := <-s.events
+				evs = append(evs, fmt.Sprintf("%v@%d %s", ev.Kind, ev.Seq, ev.Reason))
+			}
+			t.Fatalf("node %d: never %s; status %+v; events %q; link %+v", s.id, what, st, evs, s.sess.Status())
 		}
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -10,7 +10,7 @@ import (
 
 func netnsEnv(t testing.TB, prefix string, net8 int) (*pairEnv, *linktest.Pair) {
 	p := linktest.NewPair(t, prefix, 2, net8)
-	e := &pairEnv{t: t, rec: &recorder{}}
+	e := &pairEnv{t: t, rec: &recorder{}, slow: true}
 	e.nodeLinks[1], e.nodeLinks[2] = p.LinksA, p.LinksB
 	e.nets[1], e.nets[2] = linktest.Net{NS: p.A}, linktest.Net{NS: p.B}
 	return e, p
@@ -21,6 +21,7 @@ func netnsEnv(t testing.TB, prefix string, net8 int) (*pairEnv, *linktest.Pair) 
 // intact, replicas equal.
 func TestOneLinkCutNoFailover(t *testing.T) {
 	e, p := netnsEnv(t, "fl6l", 65)
+	e.slow = true
 	a := e.start(1, RolePrimary, sideOpts{})
 	b := e.start(2, RoleJoining, sideOpts{})
 	synced := a.waitEvent(t, EventPeerSynced)
@@ -82,7 +83,7 @@ func TestImpairedLinks(t *testing.T) {
 	p, how := linktest.NewImpairedPair(t, "fl6i", 2, 67,
 		netnstest.Impairment{Delay: 3 * time.Millisecond, Jitter: time.Millisecond, Loss: 0.02, Seed: 7})
 	t.Log(how)
-	e := &pairEnv{t: t, rec: &recorder{}}
+	e := &pairEnv{t: t, rec: &recorder{}, slow: true}
 	e.nodeLinks[1], e.nodeLinks[2] = p.LinksA, p.LinksB
 	e.nets[1], e.nets[2] = linktest.Net{NS: p.A}, linktest.Net{NS: p.B}
 	a := e.start(1, RolePrimary, sideOpts{})
