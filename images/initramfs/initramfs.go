@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,6 +149,10 @@ func Build(ctx context.Context, o Options) error {
 	if os.Getenv("GOAMD64") != "v1" {
 		os.Setenv("GOAMD64", "v1")
 	}
+	goroot, err := findGOROOT(ctx)
+	if err != nil {
+		return err
+	}
 	cmds := []string{PayloadPackage}
 	for _, c := range CoreCommands {
 		cmds = append(cmds, "github.com/u-root/u-root/cmds/core/"+c)
@@ -162,7 +167,7 @@ func Build(ctx context.Context, o Options) error {
 	})
 	stop := ticker(progress, "initramfs: still compiling")
 	err = uimage.Create(logger,
-		uimage.WithEnv(golang.WithWorkingDir(src), golang.DisableCGO(),
+		uimage.WithEnv(golang.WithWorkingDir(src), golang.DisableCGO(), golang.WithGOROOT(goroot),
 			golang.WithGOOS("linux"), golang.WithGOARCH("amd64")),
 		uimage.WithTempDir(buildTmp),
 		uimage.WithBusyboxCommands(cmds...),
@@ -192,6 +197,27 @@ func Build(ctx context.Context, o Options) error {
 		fmt.Fprintf(progress, "initramfs: wrote %s (%.1f MB)\n", o.Out, float64(st.Size())/1e6)
 	}
 	return nil
+}
+
+// findGOROOT asks the go command on PATH: a -trimpath binary (make build)
+// has no GOROOT of its own, and mkuimage would then run "bin/go".
+func findGOROOT(ctx context.Context) (string, error) {
+	if g := os.Getenv("GOROOT"); g != "" {
+		return g, nil
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("initramfs: u-root and ftvs are compiled from source and the go command is not on PATH (install Go 1.26, e.g. /usr/local/go/bin): %w", err)
+	}
+	out, err := exec.CommandContext(ctx, gobin, "env", "GOROOT").Output()
+	if err != nil {
+		return "", fmt.Errorf("initramfs: go env GOROOT: %w", err)
+	}
+	g := strings.TrimSpace(string(out))
+	if g == "" {
+		return "", fmt.Errorf("initramfs: go env GOROOT printed nothing")
+	}
+	return g, nil
 }
 
 type lockedWriter struct {
