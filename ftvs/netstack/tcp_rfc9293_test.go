@@ -336,3 +336,27 @@ func TestRetransmittedSYNGetsSYNACK(t *testing.T) {
 		t.Fatalf("want the same SYN-ACK again, got %+v", o)
 	}
 }
+
+// An orphaned FIN-WAIT-2 (the service closed, the peer never sends its FIN)
+// ends after FinWait2; data arriving after Close is acknowledged and dropped.
+func TestFinWait2OrphanAndDataAfterClose(t *testing.T) {
+	h := newHand(t, wire.TCPOptions{WScale: -1})
+	h.send(wire.FlagACK, []byte("unread"))
+	h.s.Close(h.id)
+	o := h.poll()
+	if len(o) != 1 || o[0].tcp.Flags&wire.FlagFIN == 0 {
+		t.Fatalf("want FIN, got %+v", o)
+	}
+	h.ack++
+	o = h.send(wire.FlagACK, []byte("more data nobody reads"))
+	h.now += 50e6
+	o = append(o, h.poll()...)
+	if h.state() != stFinWait2 || len(o) == 0 || o[len(o)-1].tcp.Ack != h.seq {
+		t.Fatalf("state %v, frames %+v", h.state(), o)
+	}
+	h.now += h.s.cfg.FinWait2
+	h.poll()
+	if _, ok := h.s.socks[h.id]; ok {
+		t.Fatal("orphaned FIN-WAIT-2 not freed")
+	}
+}
