@@ -694,3 +694,42 @@ func TestReplayRecordedSession(t *testing.T) {
 	}
 	t.Logf("replayed %d calls identically", len(e.log))
 }
+
+// 50 parallel curl transfers of mixed sizes (several rounds, so TIME-WAIT
+// and the accept queue fill up) all complete with the right lengths.
+func TestCurlParallelMixed(t *testing.T) {
+	need(t, "ip", "curl")
+	e := newEnv(t, true, netstack.Config{TSOMax: 65000, ChecksumOffload: true})
+	var args []string
+	want := 0
+	sizes := []int{0, 1, 1000, 4096, 65536, 300000, 2 << 20}
+	for i := 0; i < 150; i++ {
+		size := sizes[i%len(sizes)]
+		want += size
+		args = append(args, "-o", "/dev/null", fmt.Sprintf("http://%s/%d", stackAddr(), size))
+	}
+	cmd := append([]string{"ip", "netns", "exec", e.ns, "curl", "-sS", "--no-progress-meter", "--fail", "--max-time", "120",
+		"--parallel", "--parallel-max", "50", "-w", "%{size_download}\n"}, args...)
+	var stderr strings.Builder
+	c := exec.Command(cmd[0], cmd[1:]...)
+	c.Stderr = &stderr
+	outb, err := c.Output()
+	if err != nil {
+		t.Fatalf("curl: %v: %s", err, stderr.String())
+	}
+	out := string(outb)
+	got, n := 0, 0
+	for _, l := range strings.Fields(out) {
+		v, err := strconv.Atoi(l)
+		if err != nil {
+			t.Fatalf("curl output %q", l)
+		}
+		got += v
+		n++
+	}
+	if n != 150 || got != want {
+		t.Fatalf("%d transfers, %d bytes; want 150, %d", n, got, want)
+	}
+	ctr := e.snapshotCounters()
+	t.Logf("150 transfers, 50 at a time: established %d, listen overflows %d, resets out %d", ctr.TCPEstablished, ctr.TCPListenOverflows, ctr.TCPResetsOut)
+}
