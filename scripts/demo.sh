@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE_MIB=${DEMO_SIZE_MIB:-256}
-RATE=${DEMO_RATE:-16M}          # curl --limit-rate, so the download spans the kills
+SIZE_MIB=${DEMO_SIZE_MIB:-512}
+RATE=${DEMO_RATE:-40M}          # curl --limit-rate, so the download spans the kills
 P=${DEMO_PREFIX:-fd4demo}       # namespace prefix
 BIN=${FTVS_BIN:-$PWD/bin/ftvs}
 WORK=$(mktemp -d /tmp/ftvs-demo.XXXXXX)

@@ -3,6 +3,7 @@ package coserver
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/ftvs/ftvs/ftvs/lockstep"
@@ -58,17 +59,31 @@ func (r *relay) inToPeer(d *Daemon, f []byte) {
 	r.send(d, 1, 0, f)
 }
 
+// decodeRelayed splits a msgFrames payload.
+func decodeRelayed(p []byte) (dir byte, gso uint16, frame []byte, err error) {
+	if len(p) < 3+14 {
+		return 0, 0, nil, fmt.Errorf("relayed frame of %d bytes: shorter than its header and an Ethernet header", len(p))
+	}
+	if p[0] > 1 {
+		return 0, 0, nil, fmt.Errorf("relayed frame direction %d: want 0 (out) or 1 (in)", p[0])
+	}
+	if len(p)-3 > port.MaxFrame {
+		return 0, 0, nil, fmt.Errorf("relayed frame of %d bytes: larger than %d", len(p)-3, port.MaxFrame)
+	}
+	return p[0], binary.LittleEndian.Uint16(p[1:]), p[3:], nil
+}
+
 // fromPeer handles a relayed frame (control goroutine).
 func (r *relay) fromPeer(d *Daemon, p []byte) {
-	if len(p) < 3+14 {
-		d.addEvent("protocol", 0, "short relayed frame")
+	dir, gso, f, err := decodeRelayed(p)
+	if err != nil {
+		d.addEvent("protocol", 0, err.Error())
 		return
 	}
-	f := p[3:]
-	switch p[0] {
+	switch dir {
 	case 0:
 		d.portMu.Lock()
-		err := d.port.Write([]port.Frame{{Data: f, GSO: binary.LittleEndian.Uint16(p[1:]), PartialCsum: d.mcfg.ChecksumOffload}})
+		err := d.port.Write([]port.Frame{{Data: f, GSO: gso, PartialCsum: d.mcfg.ChecksumOffload}})
 		d.portMu.Unlock()
 		if err != nil {
 			r.drops.Add(1)
