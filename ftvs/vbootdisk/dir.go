@@ -193,6 +193,11 @@ func decodeSlot(st *lfnState, b []byte, slot uint32, e *entry) slotKind {
 	st.count = 0
 	if e.name == "" {
 		e.name = shortDisplay(short, e.ntres)
+		if checkName(e.name) != nil {
+			// Blank or impossible short names (control characters, '/')
+			// are damage, not files: leave them for fsck.
+			return slotOther
+		}
 	}
 	return slotEntry
 }
