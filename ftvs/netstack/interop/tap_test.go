@@ -111,7 +111,7 @@ func inNS(ns string, f func() error) error {
 
 var envSeq atomic.Int32
 
-func newEnv(t testing.TB, vnet bool, cfg netstack.Config) *env {
+func newEnv(t testing.TB, vnet bool, cfg netstack.Config, opts ...func(*env)) *env {
 	t.Helper()
 	n := envSeq.Add(1)
 	e := &env{t: t, vnet: vnet, done: make(chan struct{}),
@@ -163,6 +163,9 @@ func newEnv(t testing.TB, vnet bool, cfg netstack.Config) *env {
 	e.svc = newTestService(st)
 	if err := e.svc.start(); err != nil {
 		t.Fatal(err)
+	}
+	for _, o := range opts {
+		o(e) // before the loop starts: it owns e from then on
 	}
 	go e.loop()
 	t.Cleanup(e.close)
@@ -426,15 +429,13 @@ func TestEchoGoNetOffload(t *testing.T) { testEchoGo(t, true) }
 
 func testCurlReorder(t *testing.T) {
 	need(t, "ip", "curl")
-	e := newEnv(t, false, netstack.Config{})
-	e.dropPct, e.reorderPct = 1, 5
+	e := newEnv(t, false, netstack.Config{}, func(e *env) { e.dropPct, e.reorderPct = 1, 5 })
 	curlCheck(t, e, 32<<20)
 }
 
 func testCurl(t *testing.T, vnet bool, size int64, lossPct float64, netem ...string) {
 	need(t, "ip", "curl")
-	e := newEnv(t, vnet, netstack.Config{TSOMax: tsoIf(vnet), ChecksumOffload: vnet})
-	e.dropPct = lossPct
+	e := newEnv(t, vnet, netstack.Config{TSOMax: tsoIf(vnet), ChecksumOffload: vnet}, func(e *env) { e.dropPct = lossPct })
 	if len(netem) > 0 {
 		need(t, "tc")
 		args := append([]string{"tc", "-n", e.ns, "qdisc", "add", "dev", e.tap, "root", "netem"}, netem...)
@@ -671,9 +672,7 @@ func replay(t *testing.T, cfg netstack.Config, log []logEntry, snapAt int) [32]b
 func TestReplayRecordedSession(t *testing.T) {
 	need(t, "ip", "curl")
 	cfg := netstack.Config{TSOMax: 65000, ChecksumOffload: true}
-	e := newEnv(t, true, cfg)
-	e.record = true
-	e.dropPct = 0.5
+	e := newEnv(t, true, cfg, func(e *env) { e.record, e.dropPct = true, 0.5 })
 	for _, size := range []int{100, 3 << 20, 1 << 20} {
 		out := run(t, "ip", "netns", "exec", e.ns, "curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{size_download}",
 			fmt.Sprintf("http://%s/%d", stackAddr(), size))
