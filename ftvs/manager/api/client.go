@@ -67,7 +67,9 @@ type APIError struct {
 	Msg    string
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("manager api: %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg) }
+func (e *APIError) Error() string {
+	return fmt.Sprintf("manager api: %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
 
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
