@@ -169,7 +169,10 @@ func TestRealClients(t *testing.T) {
 		"-c", "write -P 0x5c -f 100000 4096",
 		"-c", "discard 1048576 65536",
 		"-c", "flush",
-		"-c", "read -P 0x5c 100000 4096", uri)
+		"-c", "read -P 0x5c 100000 4096",
+		"-c", "write -P 0x77 60000000 4096",
+		"-c", "write -z 33554432 33554432", // two slices of zeroing
+		"-c", "read -P 0 59998000 8192", uri)
 	if strings.Contains(io, "Pattern verification failed") || strings.Contains(io, "error") {
 		t.Fatalf("qemu-io:\n%s", io)
 	}

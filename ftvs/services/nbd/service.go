@@ -71,9 +71,20 @@ type conn struct {
 	wOff    int64
 	wLeft   int64
 	wErr    uint32 // first error met while applying the payload
+	// WRITE_ZEROES in progress: at most zeroPerStep bytes are zeroed per
+	// Step, so a 4 GiB request cannot stall the machine; later requests
+	// wait for it.
+	zActive bool
+	zCookie uint64
+	zFlags  uint16
+	zOff    int64
+	zLeft   int64
 }
 
-func (c *conn) busy() bool { return len(c.replies) > 0 || c.wActive }
+func (c *conn) busy() bool { return len(c.replies) > 0 || c.wActive || c.zActive }
+
+// zeroPerStep bounds the zeroes written for one connection in one Step.
+const zeroPerStep = 16 << 20
 
 // Service is the NBD server. Create it with New.
 type Service struct {
@@ -179,11 +190,15 @@ func (c *conn) deadline(cfg *Config) int64 {
 	return 0
 }
 
-// NextDeadline is the earliest timeout, 0 for none.
+// NextDeadline is the earliest timeout, 0 for none; 1 (at once) while a
+// WRITE_ZEROES is being carried out in slices.
 func (s *Service) NextDeadline() int64 {
 	var d int64
 	//detcheck:orderless: a minimum
 	for _, c := range s.conns {
+		if c.zActive {
+			return 1
+		}
 		if t := c.deadline(&s.cfg); t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -191,9 +206,24 @@ func (s *Service) NextDeadline() int64 {
 	return d
 }
 
-// Timer resets connections whose handshake or replies stalled.
+// Timer carries on WRITE_ZEROES slices and resets connections whose
+// handshake or replies stalled.
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
-	var due []sockapi.SockID
+	var zeroing, due []sockapi.SockID
+	//detcheck:orderless: collected, then sorted
+	for id, c := range s.conns {
+		if c.zActive {
+			zeroing = append(zeroing, id)
+		}
+	}
+	sort.Slice(zeroing, func(i, j int) bool { return zeroing[i] < zeroing[j] })
+	for _, id := range zeroing {
+		if c := s.conns[id]; c != nil {
+			s.zeroSlice(c)
+			c.lastActive = now
+			s.pump(sk, c, now)
+		}
+	}
 	//detcheck:orderless: collected, then sorted
 	for id, c := range s.conns {
 		if t := c.deadline(&s.cfg); t != 0 && t <= now {
@@ -335,6 +365,9 @@ func (s *Service) parse(sk sockapi.Sockets, c *conn, now int64) (consumed, ok bo
 			c.consume(n)
 			consumed = true
 		case phaseTransmit:
+			if c.zActive {
+				return consumed, true // requests wait for the zeroing
+			}
 			if c.wActive {
 				if !s.writePayload(c) {
 					return consumed, true
@@ -528,19 +561,36 @@ func (s *Service) request(c *conn, r request) {
 			return
 		}
 		// TRIM is advisory and left as a no-op (the spec allows it);
-		// WRITE_ZEROES writes zeroes whatever NO_HOLE says.
-		if r.typ == cmdWriteZeroes {
-			if err := s.zero(dev, int64(r.off), int64(r.length)); err != nil {
-				s.ctr.DevErrors++
-				s.errReply(c, r.cookie, errIO)
-				return
-			}
+		// WRITE_ZEROES writes zeroes whatever NO_HOLE says, in slices.
+		if r.typ == cmdWriteZeroes && r.length > 0 {
+			c.zActive, c.zCookie, c.zFlags, c.zOff, c.zLeft = true, r.cookie, r.flags, int64(r.off), int64(r.length)
+			s.zeroSlice(c)
+			return
 		}
 		s.finishWrite(c, dev, r.cookie, r.flags)
 	case cmdDisc:
 		c.closeAfter = true
 	default:
 		s.errReply(c, r.cookie, errInval)
+	}
+}
+
+// zeroSlice zeroes the next slice of a WRITE_ZEROES and answers it when
+// the last slice is done.
+func (s *Service) zeroSlice(c *conn) {
+	dev := s.devs[c.export]
+	k := min(c.zLeft, zeroPerStep)
+	if err := s.zero(dev, c.zOff, k); err != nil {
+		s.ctr.DevErrors++
+		c.zActive = false
+		s.errReply(c, c.zCookie, errIO)
+		return
+	}
+	c.zOff += k
+	c.zLeft -= k
+	if c.zLeft == 0 {
+		c.zActive = false
+		s.finishWrite(c, dev, c.zCookie, c.zFlags)
 	}
 }
 

@@ -356,3 +356,45 @@ func TestTimeouts(t *testing.T) {
 		t.Fatal("idle transmission connection has a deadline")
 	}
 }
+
+// A big WRITE_ZEROES is carried out in slices over several Steps (the
+// service asks for an immediate timer), requests behind it wait, and a
+// snapshot taken mid-way restores and finishes the job.
+func TestWriteZeroesInSlices(t *testing.T) {
+	dev, _ := blockdev.NewMem(48<<20, 512)
+	for i := range dev.Bytes() {
+		dev.Bytes()[i] = 0xee
+	}
+	svc, err := New(Config{Exports: []Export{{Name: "d"}}}, []blockdev.Device{dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeNet(1 << 20)
+	id := golive(t, f, svc, "d")
+	in := req(cmdWriteZeroes, cmdFlagFUA, 1, 4096, 40<<20, nil)
+	in = append(in, req(cmdRead, 0, 2, 4096, 512, nil)...)
+	f.send(svc, id, string(in), 5)
+	if out := f.drain(svc, id, 5); len(out) != 0 || svc.NextDeadline() != 1 {
+		t.Fatalf("answered before the zeroing ended (%d bytes), deadline %d", len(out), svc.NextDeadline())
+	}
+	svc.Timer(f, 6)
+	blob := svc.Snapshot()
+	svc2, _ := New(svc.cfg, []blockdev.Device{dev})
+	if err := svc2.Restore(blob); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10 && svc2.NextDeadline() == 1; i++ {
+		svc2.Timer(f, 7)
+	}
+	reps := simpleReplies(t, f.drain(svc2, id, 8), map[uint64]int{2: 512})
+	if len(reps) != 2 || reps[0].cookie != 1 || reps[0].errno != 0 || !bytes.Equal(reps[1].data, make([]byte, 512)) {
+		t.Fatalf("replies %+v", reps)
+	}
+	b := dev.Bytes()
+	if b[4095] != 0xee || !bytes.Equal(b[4096:4096+40<<20], make([]byte, 40<<20)) || b[4096+40<<20] != 0xee {
+		t.Fatal("WRITE_ZEROES zeroed the wrong range")
+	}
+	if dev.Flushes() == 0 {
+		t.Fatal("FUA did not flush")
+	}
+}

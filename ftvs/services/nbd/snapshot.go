@@ -8,7 +8,8 @@ import (
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
-const snapVersion = 1
+// Version 2 added the WRITE_ZEROES in progress.
+const snapVersion = 2
 
 // Snapshot encodes the listener, counters and every connection in SockID
 // order. READ replies are stored as (offset, length): the data comes from
@@ -50,6 +51,11 @@ func (s *Service) Snapshot() []byte {
 			w.I64(c.wOff)
 			w.I64(c.wLeft)
 			w.U32(c.wErr)
+			w.Bool(c.zActive)
+			w.U64(c.zCookie)
+			w.U16(c.zFlags)
+			w.I64(c.zOff)
+			w.I64(c.zLeft)
 		}
 	})
 	return w.Bytes()
@@ -105,7 +111,19 @@ func (s *Service) Restore(b []byte) error {
 			c.wOff = r.I64()
 			c.wLeft = r.I64()
 			c.wErr = r.U32()
+			if version >= 2 {
+				c.zActive = r.Bool()
+				c.zCookie = r.U64()
+				c.zFlags = r.U16()
+				c.zOff = r.I64()
+				c.zLeft = r.I64()
+			}
 			if r.Err() != nil {
+				return
+			}
+			if c.zOff < 0 || c.zLeft < 0 || (c.zActive && c.zLeft == 0) ||
+				(c.export >= 0 && c.export < len(s.devs) && (c.zOff > s.devs[c.export].Size() || c.zLeft > s.devs[c.export].Size()-c.zOff)) {
+				r.Fail(fmt.Errorf("connection %d: zeroing %d+%d out of range", c.sock, c.zOff, c.zLeft))
 				return
 			}
 			if c.phase > phaseTransmit || c.export < 0 || c.export >= len(s.cfg.Exports) ||
