@@ -159,22 +159,23 @@ type Node struct {
 	t0     time.Time
 
 	// Owned by the Run goroutine.
-	role     Role
-	seq      uint64
-	lastNow  int64
-	hash     uint64
-	vbase    int64 // virtual clock = vbase + Clock() - cbase
-	cbase    int64
-	peer     PeerState
-	gen      uint64
-	snapSeq  uint64
-	snapHash uint64
-	applied  uint64 // primary: peer's last acked input
-	entries  []entry
-	logBytes int
-	flushed  uint64 // last seq put in a batch
-	held     int
-	dropSent bool
+	role        Role
+	seq         uint64
+	lastNow     int64
+	hash        uint64
+	vbase       int64 // virtual clock = vbase + Clock() - cbase
+	cbase       int64
+	peer        PeerState
+	gen         uint64
+	snapSeq     uint64
+	snapHash    uint64
+	applied     uint64 // primary: peer's last acked input
+	appliedHash uint64
+	entries     []entry
+	logBytes    int
+	flushed     uint64 // last seq put in a batch
+	held        int
+	dropSent    bool
 	// snapshot being streamed to a joiner (primary)
 	snapImg   []byte
 	snapOff   int
@@ -524,7 +525,11 @@ func (n *Node) handle(d link.Delivery) {
 	case msgSynced:
 		var v []uint64
 		if v, _, err = u64s("synced", d.Payload, 2, false); err == nil && n.following && v[0] == n.snapGen {
-			n.eligible = true
+			if n.seq+1 < v[1] {
+				err = fmt.Errorf("synced from seq %d but only %d applied", v[1], n.seq)
+			} else {
+				n.eligible = true
+			}
 		}
 	case msgJoin:
 		if n.role == RolePrimary {
@@ -567,7 +572,7 @@ func (n *Node) sendSnapshot() {
 	pause := time.Since(t)
 	hdr := snapBegin{gen: n.gen, seq: n.seq, now: n.lastNow, hash: n.hash, size: uint64(len(img))}
 	n.peer = PeerJoining
-	n.snapSeq, n.snapHash, n.applied, n.flushed = n.seq, n.hash, n.seq, n.seq
+	n.snapSeq, n.snapHash, n.applied, n.appliedHash, n.flushed = n.seq, n.hash, n.seq, n.hash, n.seq
 	n.snapImg, n.snapOff, n.snapSumOK = img, 0, false
 	select { // a stale result from an abandoned snapshot
 	case <-n.snapSum:
@@ -692,18 +697,16 @@ func (n *Node) onAck(p []byte) error {
 	if a.applied > n.seq || a.applied < n.applied {
 		return fmt.Errorf("ack of seq %d outside [%d, %d]", a.applied, n.applied, n.seq)
 	}
-	want := n.snapHash
-	if a.applied != n.snapSeq {
-		i := int(a.applied) - int(n.entries[0].in.Seq)
-		if len(n.entries) == 0 || i < 0 || i >= len(n.entries) {
-			want = 0
-			if a.applied != n.applied {
-				return fmt.Errorf("ack of seq %d: not in the log", a.applied)
-			}
-			want = a.hash // a repeated ack of the last one
-		} else {
-			want = n.entries[i].hash
-		}
+	var want uint64
+	switch {
+	case a.applied == n.snapSeq:
+		want = n.snapHash
+	case a.applied == n.applied:
+		want = n.appliedHash // a repeated ack
+	case len(n.entries) > 0 && a.applied >= n.entries[0].in.Seq && a.applied <= n.entries[len(n.entries)-1].in.Seq:
+		want = n.entries[a.applied-n.entries[0].in.Seq].hash
+	default:
+		return fmt.Errorf("ack of seq %d: not in the log", a.applied)
 	}
 	if want != a.hash {
 		n.event(Event{Kind: EventDivergence, Seq: a.applied,
@@ -723,9 +726,11 @@ func (n *Node) onAck(p []byte) error {
 	}
 	clear(n.entries[:k])
 	n.entries = n.entries[k:]
-	n.applied = a.applied
+	n.applied, n.appliedHash = a.applied, a.hash
 	if n.peer == PeerJoining {
-		// The peer holds the snapshot and everything since: gate from here.
+		// The peer holds the snapshot; once every input stamped so far is
+		// in the stream ahead of msgSynced, gate from here.
+		n.flush()
 		n.peer = PeerSynced
 		n.send(msgSynced, encU64s(n.gen, n.seq+1))
 		n.event(Event{Kind: EventPeerSynced, Seq: n.seq + 1})

@@ -137,28 +137,6 @@ func (n Net) Dial(ctx context.Context, lc link.LinkConfig) (c net.Conn, err erro
 	return c, err
 }
 
-// Impair adds delay and loss to dev in namespace ns with tc netem. Kernels
-// built without sch_netem (this project's test VMs) get the closest real
-// thing: random drop of lossPct% of packets in both directions by iptables'
-// statistic match, and a tbf rate limit whose queue adds delay under load.
-// It returns what it applied, for the test log.
-func Impair(t testing.TB, ns, dev string, delay string, lossPct int) string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root",
-		"netem", "delay", delay, "loss", fmt.Sprintf("%d%%", lossPct)).CombinedOutput()
-	if err == nil {
-		return "netem delay " + delay + fmt.Sprintf(" loss %d%%", lossPct)
-	}
-	if !strings.Contains(string(out), "unknown") {
-		t.Fatalf("tc netem on %s/%s: %v\n%s", ns, dev, err, out)
-	}
-	p := fmt.Sprintf("%.3f", float64(lossPct)/100)
-	Run(t, "ip", "netns", "exec", ns, "iptables", "-A", "INPUT", "-i", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
-	Run(t, "ip", "netns", "exec", ns, "iptables", "-A", "OUTPUT", "-o", dev, "-m", "statistic", "--mode", "random", "--probability", p, "-j", "DROP")
-	Run(t, "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "200mbit", "burst", "64kb", "latency", "20ms")
-	return fmt.Sprintf("no sch_netem in this kernel: iptables random drop %d%% + tbf 200mbit", lossPct)
-}
-
 // NewImpairedPair is NewPair with delay, jitter and loss on every link in
 // both directions: tc netem on the veths where the kernel has sch_netem,
 // else each link runs through a middle namespace whose userspace relay
