@@ -193,6 +193,8 @@ func (s *Stack) arpInput(b []byte) {
 	if p.SenderIP == s.cfg.IP {
 		if p.SenderHW != s.cfg.MAC {
 			s.ctr.ARPConflicts++ // someone else claims our address
+		} else {
+			s.ctr.ARPNotForUs++ // our own announcement reflected back
 		}
 		return
 	}
@@ -203,9 +205,12 @@ func (s *Stack) arpInput(b []byte) {
 			s.arp.learn(s, p.SenderIP, p.SenderHW, forUs)
 		}
 	}
-	if forUs && p.Op == 1 {
+	switch {
+	case forUs && p.Op == 1:
 		s.ctr.ARPReplies++
 		s.sendARP(2, p.SenderHW, p.SenderHW, p.SenderIP)
+	case !forUs:
+		s.ctr.ARPNotForUs++ // other hosts' traffic on the LAN (merged above if known)
 	}
 }
 

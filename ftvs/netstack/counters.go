@@ -29,6 +29,7 @@ type Counters struct {
 	TCPKeepAliveTimeouts, TCPSACKDrops               uint64
 	TCPTimeWaitReused, TCPTimeWaitRecycled           uint64
 	TCPLostRetrans, TCPTailLossProbes                uint64
+	ARPNotForUs                                      uint64
 }
 
 // Counters returns a copy of the counters.
@@ -55,5 +56,5 @@ func (c *Counters) fields() []*uint64 {
 		&c.TCPFastRetrans, &c.TCPRetransSegs, &c.TCPRTOs,
 		&c.TCPTimeouts, &c.TCPWindowProbes, &c.TCPKeepAliveProbes,
 		&c.TCPKeepAliveTimeouts, &c.TCPSACKDrops,
-		&c.TCPTimeWaitReused, &c.TCPTimeWaitRecycled, &c.TCPLostRetrans, &c.TCPTailLossProbes}
+		&c.TCPTimeWaitReused, &c.TCPTimeWaitRecycled, &c.TCPLostRetrans, &c.TCPTailLossProbes, &c.ARPNotForUs}
 }
