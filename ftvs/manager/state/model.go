@@ -70,7 +70,7 @@ func (m *Model) OnEvent(fn func(Event)) {
 func (m *Model) Current() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.cur
+	s := m.cur.Clone()
 	s.Events = append([]Event(nil), m.events...)
 	return s
 }
@@ -130,6 +130,7 @@ func (m *Model) Run(ctx context.Context, src Source, every time.Duration) error 
 // Update installs a new snapshot, records the events its differences imply
 // (CoServer lost, link lost, ...) and wakes the subscribers if anything changed.
 func (m *Model) Update(s Snapshot) {
+	s = s.Clone()
 	if s.At.IsZero() {
 		s.At = time.Now().UTC()
 	}

@@ -141,3 +141,24 @@ func (s *Snapshot) CoServer(node int) *CoServer {
 	}
 	return nil
 }
+
+// Clone returns a deep copy, so a Source may reuse its slices and callers
+// of Model.Current may keep what they got.
+func (s Snapshot) Clone() Snapshot {
+	c := s
+	c.CoServers = append([]CoServer(nil), s.CoServers...)
+	c.Links = append([]Link(nil), s.Links...)
+	c.NICs = append([]NIC(nil), s.NICs...)
+	c.Disks = append([]DiskCopy(nil), s.Disks...)
+	c.Events = append([]Event(nil), s.Events...)
+	if s.Counters.ServiceRequests != nil {
+		c.Counters.ServiceRequests = make(map[string]uint64, len(s.Counters.ServiceRequests))
+		for k, v := range s.Counters.ServiceRequests {
+			c.Counters.ServiceRequests[k] = v
+		}
+	}
+	h := s.Counters.OutputHold
+	c.Counters.OutputHold.Bounds = append([]float64(nil), h.Bounds...)
+	c.Counters.OutputHold.Counts = append([]uint64(nil), h.Counts...)
+	return c
+}

@@ -115,3 +115,21 @@ func TestModelRunEventsRingAndSubscribers(t *testing.T) {
 		t.Fatalf("hooks saw %v, no coserver-lost", hooked)
 	}
 }
+
+// TestUpdateCopies: a Source that changes its slices in place must still
+// produce a change (the Model keeps its own copy).
+func TestUpdateCopies(t *testing.T) {
+	m := NewModel(0)
+	s := pair()
+	m.Update(s)
+	s.CoServers[1].Health = Failed
+	m.Update(s)
+	cur := m.Current()
+	if len(cur.Events) != 1 || cur.Events[0].Kind != KindCoServerLost {
+		t.Fatalf("events %+v", cur.Events)
+	}
+	cur.CoServers[0].Role = "scribbled"
+	if m.Current().CoServers[0].Role != "primary" {
+		t.Fatal("Current shares memory with the Model")
+	}
+}
