@@ -61,7 +61,7 @@ func TestServicesBench(t *testing.T) {
 	cfg := vsrun.SoloConfig{
 		Iface: "v0", PortKind: port.AFPacket, MAC: [6]byte{2, 0xf5, 0, 0, 0, 3}, IP: [4]byte{10, 80, 0, 1},
 		PrefixLen: 24, Root: root, ISNKey: [16]byte{'b'},
-		FTP: &ftpsvc.Config{Anonymous: true},
+		FTP: &ftpsvc.Config{Anonymous: true, AnonymousWrite: true}, FTPWrite: true,
 		NBD: &nbdsvc.Config{Exports: []nbdsvc.Export{{Name: "disk"}}}, NBDFiles: []string{disk},
 	}
 	vsrun.TuneGC()
@@ -132,5 +132,13 @@ func TestServicesBench(t *testing.T) {
 	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
 	f, h := med(ftp), med(http)
 	fmt.Printf("download %d MiB (median of 3): FTP %.0f MB/s  HTTP %.0f MB/s  ratio %.2f\n", size>>20, f/1e6, h/1e6, f/h)
+	var up []float64
+	for i := 0; i < 3; i++ {
+		out := cl.MustRun("curl", "-sS", "--fail", "--max-time", "300", "-T", disk, "-o", "/dev/null", "-w", "%{speed_upload}",
+			"ftp://10.80.0.1/up.bin")
+		v, _ := strconv.ParseFloat(strings.TrimSpace(out), 64)
+		up = append(up, v)
+	}
+	fmt.Printf("FTP upload %d MiB into the VS's directory (median of 3): %.0f MB/s\n", size>>20, med(up)/1e6)
 	fmt.Printf("nbd counters: %+v\n", solo.Machine.Counters().NBD)
 }
