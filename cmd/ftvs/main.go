@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newCoserverCmd(),
 		newStatusCmd(),
 		newWitnessCmd(),
+		newCtlCmd(),
 	)
 	return root
 }
