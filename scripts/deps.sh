@@ -21,6 +21,9 @@ pkgs=(
 	qemu-system-x86 ovmf ipxe-qemu
 	# hwcheck: PCI names for display; dmidecode as the reference SMBIOS decoder in tests
 	pci.ids dmidecode
+	# manager: the page in headless Chromium, real alert receivers (snmptrapd,
+	# aiosmtpd with STARTTLS), snmptranslate for the MIB, promtool for metrics
+	chromium snmptrapd snmp python3-aiosmtpd prometheus
 )
 
 missing=()
