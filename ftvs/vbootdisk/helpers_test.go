@@ -42,7 +42,7 @@ func mkfsDisk(t *testing.T, mib int64) *blockdev.Mem {
 	return loadDisk(t, img)
 }
 
-func loadDisk(t *testing.T, img string) *blockdev.Mem {
+func loadDisk(t testing.TB, img string) *blockdev.Mem {
 	t.Helper()
 	b, err := os.ReadFile(img)
 	if err != nil {

@@ -2,12 +2,14 @@ package format
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/vbootdisk"
 )
@@ -64,5 +66,38 @@ func TestFormatRefusesBuggySizes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "#418") {
 			t.Errorf("%d MiB: %v, want a refusal naming the go-diskfs bug", mib, err)
 		}
+	}
+}
+
+// A FAT that go-diskfs v1.9.4 makes too small (issue #418) is refused by
+// the store with an error that says so, and fsck.fat refuses it too.
+func TestStoreRefusesShortFAT(t *testing.T) {
+	dev, err := blockdev.NewMem(64<<20, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fat32.Create(NewStorage(dev), dev.Size(), 0, 512, "BUGGY", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = vbootdisk.Open(dev)
+	if !errors.Is(err, vbootdisk.ErrCorrupt) || !strings.Contains(err.Error(), "#418") {
+		t.Fatalf("Open of a 64 MiB go-diskfs FAT32: %v, want ErrCorrupt naming #418", err)
+	}
+}
+
+// hugeDev claims 4 GiB and refuses any access: format must refuse the size
+// before writing anything.
+type hugeDev struct{}
+
+func (hugeDev) ReadAt(p []byte, off int64) (int, error)  { return 0, errors.New("no access expected") }
+func (hugeDev) WriteAt(p []byte, off int64) (int, error) { return 0, errors.New("no access expected") }
+func (hugeDev) Flush() error                             { return nil }
+func (hugeDev) Size() int64                              { return 4 << 30 }
+func (hugeDev) SectorSize() int                          { return 512 }
+
+func TestFormatRefuses4GiB(t *testing.T) {
+	err := Format(hugeDev{}, "VSBOOT", nil)
+	if err == nil || !strings.Contains(err.Error(), "#418") {
+		t.Fatalf("4 GiB: %v, want a refusal naming the go-diskfs bug", err)
 	}
 }
