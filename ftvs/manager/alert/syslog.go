@@ -109,8 +109,19 @@ func (s *Syslog) Format(a Alert) string {
 	}
 	param("component", a.Component)
 	b.WriteString("] ")
-	b.WriteString(a.Summary())
+	b.WriteString(noControls(a.Summary()))
 	return b.String()
+}
+
+// noControls keeps one message on one line: receivers split on newlines
+// even where RFC 5424 would allow them.
+func noControls(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // header makes a header field legal: PRINTUSASCII, bounded, "-" when empty.
@@ -129,5 +140,5 @@ func header(s string, max int) string {
 
 // sdEscape escapes '"', '\' and ']' in a PARAM-VALUE (RFC 5424 6.3.3).
 func sdEscape(v string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(v)
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(noControls(v))
 }
