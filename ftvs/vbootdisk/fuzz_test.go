@@ -150,3 +150,66 @@ func FuzzDirSlots(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNames creates a file under any name the store accepts: it must be
+// listed under exactly that name and found by it, and its short name must
+// not clash with another entry's.
+func FuzzNames(f *testing.F) {
+	img := tinyImage(f)
+	for _, n := range []string{"index.html", "README", "Mixed.Case", "a b c.tar.gz", ".hidden", "ünï", "x~1", "DOCS", "a..b", "CON", "日本語のファイル名.txt", "abcdefghi.jklm"} {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if checkName(name) != nil {
+			return
+		}
+		m, err := blockdev.NewMem(int64(len(img)), 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(m.Bytes(), img)
+		s, err := Open(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		existed := false
+		if _, err := s.Stat(name); err == nil {
+			existed = true // matches a seed entry (long or short name)
+		}
+		if err := s.Create(name, t0); err != nil {
+			if existed {
+				return // e.g. the seed directory "Docs"
+			}
+			t.Fatalf("Create(%q): %v", name, err)
+		}
+		fi, err := s.Stat(name)
+		if err != nil {
+			t.Fatalf("Stat(%q) after Create: %v", name, err)
+		}
+		if !existed && fi.Name != name {
+			t.Fatalf("created %q, Stat names it %q", name, fi.Name)
+		}
+		list, err := s.ReadDir("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shorts := map[[11]byte]bool{}
+		err = s.scanDir(s.g.rootCluster, func(e *entry) bool {
+			if shorts[e.short] {
+				t.Errorf("short name %q used twice", e.short)
+			}
+			shorts[e.short] = true
+			return false
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, fi := range list {
+			found = found || sameName(fi.Name, name)
+		}
+		if !found {
+			t.Fatalf("%q not listed: %+v", name, list)
+		}
+	})
+}

@@ -185,6 +185,9 @@ func (s *Store) WriteAt(path string, p []byte, off int64, mtime int64) (n int, e
 	if off < 0 {
 		return 0, fmt.Errorf("%w: negative offset %d", fsapi.ErrInvalid, off)
 	}
+	if len(p) == 0 {
+		return 0, nil // like write(2): no data, no change
+	}
 	end := off + int64(len(p))
 	if end > maxFATSize {
 		return 0, fmt.Errorf("%w: %s would end at byte %d", ErrTooLarge, path, end)
@@ -348,6 +351,9 @@ func (s *Store) Mkdir(path string, mtime int64) (err error) {
 	e.touch(mtime)
 	e.crtDate, e.crtTime = e.wrtDate, e.wrtTime
 	if err := s.addEntry(&parent, name, &e); err != nil {
+		if ferr := s.ch.truncate(c, 0); ferr != nil {
+			return fmt.Errorf("mkdir %s: %w (and freeing its cluster: %v)", path, err, ferr)
+		}
 		return fmt.Errorf("mkdir %s: %w", path, err)
 	}
 	return s.touchDir(path, mtime)
