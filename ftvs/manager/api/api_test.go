@@ -58,7 +58,7 @@ func (r *recorder) Calls() []string {
 }
 
 // makeCA writes a CA and a client certificate it signs into dir.
-func makeCA(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
+func makeCA(t testing.TB, dir, name string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " CA"}, NotBefore: time.Now().Add(-time.Hour),
@@ -97,7 +97,11 @@ type fixture struct {
 	badCert, badKey              string
 }
 
-func startServer(t *testing.T) *fixture {
+func startServer(t *testing.T) *fixture { return startServerTB(t) }
+
+func startServerB(b *testing.B, _ *testing.T) *fixture { return startServerTB(b) }
+
+func startServerTB(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), model: state.NewModel(0), ctl: &recorder{}}
 	f.model.Update(state.Snapshot{LocalNode: 1, CoServers: []state.CoServer{{Node: 1, Role: "primary", Health: state.OK}, {Node: 2, Role: "secondary", Health: state.OK}}})
