@@ -55,6 +55,29 @@ func (r *toy) Restore(b []byte) error {
 }
 func (r *toy) StateHash() uint64 { return r.state ^ r.n<<1 ^ uint64(r.deadline)<<2 }
 
+// bigToy is a toy whose snapshot carries pad bytes of ballast (a function
+// of the state, so a bad transfer shows), to exercise chunking and the link
+// window.
+type bigToy struct {
+	toy
+	pad int
+}
+
+func (r *bigToy) Snapshot() []byte {
+	b := r.toy.Snapshot()
+	for i := range r.pad {
+		b = append(b, byte(r.state>>(i%8*8))^byte(i))
+	}
+	return b
+}
+
+func (r *bigToy) Restore(b []byte) error {
+	if len(b) != 24+r.pad {
+		return fmt.Errorf("big toy snapshot of %d bytes, want %d", len(b), 24+r.pad)
+	}
+	return r.toy.Restore(b[:24])
+}
+
 // recorder keeps one global order of what both nodes did.
 type recorder struct {
 	mu  sync.Mutex
@@ -144,6 +167,7 @@ type sideOpts struct {
 	rep       Replica
 	released  chan uint64 // if set, gets the Seq of every released output
 	onEmit    func(machine.Output)
+	window    int // link MaxUnacked (0: default)
 }
 
 func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
@@ -154,7 +178,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	}
 	lc := link.Config{Node: id, Key: key, Links: links, Heartbeat: 10 * time.Millisecond,
 		LinkTimeout: 250 * time.Millisecond, PeerTimeout: e.peerTimeout(), Reconnect: 20 * time.Millisecond,
-		Net: e.nets[id], Log: quiet}
+		Net: e.nets[id], Log: quiet, MaxUnacked: o.window}
 	sess, err := link.Start(lc)
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +236,7 @@ func (s *side) waitEvent(t *testing.T, k EventKind) Event {
 			if ev.Kind == k {
 				return ev
 			}
+			t.Logf("node %d: %v@%d %s", s.id, ev.Kind, ev.Seq, ev.Reason)
 			if ev.Kind == EventProtocol || ev.Kind == EventSplitBrain {
 				t.Errorf("node %d: unexpected %v: %s", s.id, ev.Kind, ev.Reason)
 			}

@@ -176,6 +176,8 @@ type Node struct {
 	flushed     uint64 // last seq put in a batch
 	held        int
 	dropSent    bool
+	// flushBlocked: the last flush met a full link window; retry soon.
+	flushBlocked bool
 	// snapshot being streamed to a joiner (primary)
 	snapImg   []byte
 	snapOff   int
@@ -323,7 +325,7 @@ func (n *Node) Run(ctx context.Context) error {
 			sub = n.submit
 		}
 		var retry <-chan time.Time
-		if n.snapImg != nil && n.snapOff < len(n.snapImg) {
+		if (n.snapImg != nil && n.snapOff < len(n.snapImg)) || n.flushBlocked {
 			retry = time.After(time.Millisecond) // link window full: try again
 		}
 		select {
@@ -443,6 +445,7 @@ func (n *Node) emit(outs []machine.Output) {
 
 // flush streams the inputs not yet sent to the peer, in batches.
 func (n *Node) flush() {
+	n.flushBlocked = false
 	if n.role != RolePrimary || n.peer == PeerNone || len(n.entries) == 0 || n.snapImg != nil {
 		return // (inputs after a snapshot follow its last chunk)
 	}
@@ -458,7 +461,15 @@ func (n *Node) flush() {
 			cnt++
 		}
 		binary.LittleEndian.PutUint32(b[8:], uint32(cnt))
-		if !n.send(msgBatch, b) {
+		err := n.cfg.Link.Send(msgBatch, b)
+		if errors.Is(err, link.ErrWindowFull) {
+			// The link is full (a snapshot in flight, a slow peer): the
+			// log keeps the inputs; its bound decides when to give up.
+			n.flushBlocked = true
+			return
+		}
+		if err != nil {
+			n.dropPeer(fmt.Sprintf("sending the log: %v", err))
 			return
 		}
 		n.flushed = first + uint64(cnt) - 1

@@ -209,3 +209,28 @@ func TestNotInSyncDoesNotGoLive(t *testing.T) {
 		t.Error("joiner without a snapshot went live")
 	}
 }
+
+// TestLargeSnapshotThroughSmallWindow: a 24 MiB snapshot through a link
+// whose send window holds 4 MiB: the primary queues chunks as acks free the
+// window (never blocking its loop, never dropping the joiner) and the inputs
+// stamped meanwhile follow it.
+func TestLargeSnapshotThroughSmallWindow(t *testing.T) {
+	e := newEnv(t)
+	e.slow = true
+	const pad = 24 << 20
+	a := e.start(1, RolePrimary, sideOpts{rep: &bigToy{pad: pad}, window: 4 << 20})
+	submitN(t, a, 0, 100)
+	b := e.start(2, RoleJoining, sideOpts{rep: &bigToy{pad: pad}, window: 4 << 20})
+	snap := a.waitEvent(t, EventSnapshotSent)
+	submitN(t, a, 100, 300) // while the snapshot travels
+	a.waitEvent(t, EventPeerSynced)
+	r := b.waitEvent(t, EventRestored)
+	if r.Seq != snap.Seq || r.Size != 24+pad {
+		t.Fatalf("restored %d bytes at seq %d, sent %d at %d; primary %+v; joiner %+v", r.Size, r.Seq, snap.Size, snap.Seq, a.sess.Status(), b.sess.Status())
+	}
+	st := a.quiet(t, 400)
+	if st.Snapshots != 1 {
+		t.Errorf("%d snapshots for one join (joiner dropped?)", st.Snapshots)
+	}
+	sameState(t, a, b)
+}
