@@ -51,6 +51,18 @@
 // consecutive clusters at a time; directory scans use one cluster buffer;
 // gaps are zeroed from a 64 KiB buffer. A 1 GiB file is never in memory.
 //
+// # Use in the machine
+//
+// The shell opens the boot virtual disk's data area as a blockdev.Device
+// (filedev on the vdisk copy), calls Open, and hands the Store to the
+// machine as machine.Env.Files (it is an fsapi.WritableFileStore, so FTP and
+// HTTP PUT may change it inside Step). The store is not part of the
+// machine's snapshot, like the disk it reads: a restored or reintegrated
+// machine is given a store opened on its own, identical, copy (or the old
+// store after Reload when the disk was resynchronised under it). Writes are
+// not flushed by the store; Sync calls the device's Flush where a client's
+// request needs durability.
+//
 // Errors wrap fsapi's (ErrNotExist, ErrInvalid, ErrExist, ErrIsDir,
 // ErrNotDir, ErrNotEmpty) or ErrCorrupt (naming the field, cluster or
 // slot), ErrNoSpace (checked before anything changes), ErrTooLarge,

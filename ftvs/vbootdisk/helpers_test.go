@@ -28,6 +28,13 @@ func need(t *testing.T, tool string) string {
 // and returns it as an in-memory device.
 func mkfsDisk(t *testing.T, mib int64) *blockdev.Mem {
 	t.Helper()
+	return mkfsDiskWith(t, mib, 512)
+}
+
+// mkfsDiskWith formats with extra mkfs.fat arguments onto a device of the
+// given sector size.
+func mkfsDiskWith(t *testing.T, mib int64, devSector int, args ...string) *blockdev.Mem {
+	t.Helper()
 	img := filepath.Join(t.TempDir(), "boot.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -35,20 +42,26 @@ func mkfsDisk(t *testing.T, mib int64) *blockdev.Mem {
 	if err := os.Truncate(img, mib<<20); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(need(t, "mkfs.fat"), "-F", "32", "-i", "12345678", "-n", "VSBOOT", img).CombinedOutput()
+	args = append(append([]string{"-F", "32", "-i", "12345678", "-n", "VSBOOT"}, args...), img)
+	out, err := exec.Command(need(t, "mkfs.fat"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mkfs.fat: %v\n%s", err, out)
 	}
-	return loadDisk(t, img)
+	return loadDiskSector(t, img, devSector)
 }
 
 func loadDisk(t testing.TB, img string) *blockdev.Mem {
+	t.Helper()
+	return loadDiskSector(t, img, 512)
+}
+
+func loadDiskSector(t testing.TB, img string, sector int) *blockdev.Mem {
 	t.Helper()
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := blockdev.NewMem(int64(len(b)), 512)
+	m, err := blockdev.NewMem(int64(len(b)), sector)
 	if err != nil {
 		t.Fatal(err)
 	}

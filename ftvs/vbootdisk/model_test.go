@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/fsapi"
 )
 
@@ -112,8 +113,21 @@ func (m *model) check(t *testing.T, s *Store, step int) {
 }
 
 func TestRandomOpsAgainstModel(t *testing.T) {
-	base := mkfsDisk(t, 40)
-	for seed := int64(1); seed <= 6; seed++ {
+	for _, c := range []struct {
+		name      string
+		devSector int
+		args      []string
+	}{
+		{"512B clusters", 512, nil},
+		{"4KiB clusters on a 4Kn device", 4096, []string{"-s", "8"}},
+		{"2KiB clusters, 1 FAT", 512, []string{"-s", "4", "-f", "1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { randomOps(t, mkfsDiskWith(t, 40, c.devSector, c.args...)) })
+	}
+}
+
+func randomOps(t *testing.T, base *blockdev.Mem) {
+	for seed := int64(1); seed <= 4; seed++ {
 		d := cloneDisk(t, base)
 		s := open(t, d)
 		m := &model{files: map[string][]byte{}, dirs: map[string]bool{"": true}}

@@ -57,6 +57,20 @@ func Open(dev blockdev.Device) (*Store, error) {
 	return s, nil
 }
 
+// Reload forgets everything the store derived from the disk and reads it
+// again, for when something else wrote the disk under it (a resync before
+// a snapshot hand-over). It is the same as opening the disk afresh.
+func (s *Store) Reload() error {
+	fresh, err := Open(s.dev)
+	if err != nil {
+		return err
+	}
+	*s = Store{dev: fresh.dev, g: fresh.g, io: fresh.io, buf: fresh.buf}
+	s.fat = fatTable{g: &s.g, io: &s.io, free: fresh.fat.free, lowFree: fresh.fat.lowFree}
+	s.ch = chains{fat: &s.fat}
+	return nil
+}
+
 // Sync makes every completed change durable (the device's Flush).
 func (s *Store) Sync() error { return s.dev.Flush() }
 

@@ -90,9 +90,26 @@ func TestReopenMidSequence(t *testing.T) {
 	sb := open(t, b)
 	workload(t, sb, 0, 23)
 	workload(t, open(t, b), 23, 41) // rebuilt from the disk
+	mid := cloneDisk(t, b) // a copy handed over mid-sequence
+	// A store whose disk is overwritten under it (resync) and reloaded.
+	other := cloneDisk(t, base)
+	so := open(t, other)
+	workload(t, so, 0, 5)
+	copy(other.Bytes(), mid.Bytes())
+	if err := so.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	workload(t, so, 41, 60)
 	workload(t, open(t, b), 41, 60)
+	workload(t, open(t, mid), 41, 60)
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("reopened store left different bytes")
+	}
+	if !bytes.Equal(a.Bytes(), other.Bytes()) {
+		t.Fatal("reloaded store left different bytes")
+	}
+	if !bytes.Equal(a.Bytes(), mid.Bytes()) {
+		t.Fatal("store on a disk copied mid-sequence left different bytes")
 	}
 	fsck(t, a)
 }
