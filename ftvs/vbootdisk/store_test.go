@@ -90,7 +90,7 @@ func TestReopenMidSequence(t *testing.T) {
 	sb := open(t, b)
 	workload(t, sb, 0, 23)
 	workload(t, open(t, b), 23, 41) // rebuilt from the disk
-	mid := cloneDisk(t, b) // a copy handed over mid-sequence
+	mid := cloneDisk(t, b)          // a copy handed over mid-sequence
 	// A store whose disk is overwritten under it (resync) and reloaded.
 	other := cloneDisk(t, base)
 	so := open(t, other)
