@@ -38,7 +38,8 @@ func FuzzParseCommand(f *testing.F) {
 func FuzzSession(f *testing.F) {
 	for _, s := range []string{
 		"PASV\r\nLIST\r\nQUIT\r\n", "EPSV\r\nREST 5\r\nRETR big\r\n", "CWD d\r\nCDUP\r\nPWD\r\nMLSD\r\n",
-		"USER alice\r\nPASS pw\r\nSTOR x\r\n", "RNFR big\r\nRNTO y\r\nABOR\r\nSTAT\r\n", "TYPE I\r\nSIZE big\r\nMDTM big\r\nMLST d\r\n",
+		"EPSV\r\nSTOR x\r\nEPSV\r\nAPPE x\r\nMKD d2\r\nRNFR x\r\nRNTO d2/y\r\nDELE d2/y\r\nRMD d2\r\n",
+		"PORT 10,0,0,1,200,1\r\nRETR big\r\nEPRT |1|10.0.0.1|5000|\r\nLIST\r\n", "RNFR big\r\nRNTO y\r\nABOR\r\nSTAT\r\n", "TYPE I\r\nSIZE big\r\nMDTM big\r\nMLST d\r\n",
 	} {
 		f.Add([]byte(s), uint8(7))
 	}
@@ -46,8 +47,9 @@ func FuzzSession(f *testing.F) {
 		fs := memfs.New()
 		fs.AddSynthetic("big", 100000, 1, 1700000000)
 		fs.Add("d/small", []byte("hi"), 1700000000)
+		store := memfs.Writable{FS: fs}
 		svc, err := New(Config{Anonymous: true, PasvMin: 30000, PasvMax: 30001, MaxListing: 10,
-			Users: []User{{Name: "alice", PasswordSHA256: HashPassword("pw"), Write: true}}}, fs)
+			Users: []User{{Name: "alice", PasswordSHA256: HashPassword("pw"), Write: true}}}, store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +58,8 @@ func FuzzSession(f *testing.F) {
 			t.Fatal(err)
 		}
 		c := fn.dial(t, svc, 21, 1)
-		fn.cmd(svc, c, "USER ftp", 1)
-		fn.cmd(svc, c, "PASS x", 1)
+		fn.cmd(svc, c, "USER alice", 1) // may write: STOR, DELE, RNFR... run too
+		fn.cmd(svc, c, "PASS pw", 1)
 		k := int(piece%64) + 1
 		for len(b) > 0 {
 			n := min(k, len(b))
@@ -84,7 +86,7 @@ func FuzzSession(f *testing.F) {
 		}
 		svc.Timer(fn, svc.NextDeadline())
 		blob := svc.Snapshot()
-		svc2, _ := New(svc.cfg, fs)
+		svc2, _ := New(svc.cfg, store)
 		if err := svc2.Restore(blob); err != nil {
 			t.Fatalf("restore own snapshot: %v", err)
 		}
