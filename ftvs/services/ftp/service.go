@@ -68,6 +68,7 @@ type ctl struct {
 	data       sockapi.SockID
 	dataL      sockapi.SockID // listener data came from (0: dialed by PORT/EPRT)
 	active     sockapi.Addr   // PORT/EPRT target; zero when none
+	epsvAll    bool           // after EPSV ALL only EPSV sets up data (RFC 2428 4)
 	x          transfer
 	closeAfter bool
 	peerEOF    bool
@@ -660,11 +661,20 @@ func (s *Service) command(sk sockapi.Sockets, c *ctl, cmd Command, now int64) {
 	case "ALLO":
 		c.reply("202 ALLO not needed.")
 	case "PORT", "EPRT":
+		if c.epsvAll {
+			c.reply("503 Only EPSV after EPSV ALL.")
+			return
+		}
 		s.port(sk, c, cmd.Verb, arg)
 	case "PASV", "EPSV":
+		if cmd.Verb == "PASV" && c.epsvAll {
+			c.reply("503 Only EPSV after EPSV ALL.")
+			return
+		}
 		if cmd.Verb == "EPSV" && arg != "" {
 			switch a := strings.ToUpper(strings.TrimSpace(arg)); a {
 			case "ALL":
+				c.epsvAll = true
 				c.reply("200 EPSV ALL ok.")
 				return
 			case "1":

@@ -178,6 +178,10 @@ func TestNavigateAndList(t *testing.T) {
 	code(t, f.cmd(svc, c, "PORT 10,0,0,1,0,21", sec), "500") // privileged port
 	code(t, f.cmd(svc, c, "PORT 10,0,0,1,4", sec), "501")
 	code(t, f.cmd(svc, c, "EPRT |2|::1|1025|", sec), "522")
+	code(t, f.cmd(svc, c, "EPSV ALL", sec), "200")
+	code(t, f.cmd(svc, c, "PASV", sec), "503")
+	code(t, f.cmd(svc, c, "PORT 10,0,0,1,4,1", sec), "503")
+	code(t, f.cmd(svc, c, "EPSV", sec), "229")
 	code(t, f.cmd(svc, c, "EPSV 2", sec), "522")
 	code(t, f.cmd(svc, c, "TYPE I", sec), "200")
 	code(t, f.cmd(svc, c, "TYPE E", sec), "504")

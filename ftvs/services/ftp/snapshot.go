@@ -8,8 +8,9 @@ import (
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
-// Version 2 added the PORT/EPRT target and the dialed data sockets.
-const snapVersion = 2
+// Version 2 added the PORT/EPRT target and the dialed data sockets,
+// version 3 the EPSV ALL flag.
+const snapVersion = 3
 
 // maxSnapBlob bounds a buffer on restore (a listing of MaxListing entries).
 const maxSnapBlob = 64 << 20
@@ -58,6 +59,7 @@ func (s *Service) Snapshot() []byte {
 			w.I64(c.lastActive)
 			w.Blob(c.active.IP[:])
 			w.U16(c.active.Port)
+			w.Bool(c.epsvAll)
 		}
 		ls := make([]sockapi.SockID, 0, len(s.owner))
 		//detcheck:orderless: collected, then sorted
@@ -140,6 +142,9 @@ func (s *Service) Restore(b []byte) error {
 				}
 				copy(c.active.IP[:], ip)
 				c.active.Port = r.U16()
+			}
+			if version >= 3 {
+				c.epsvAll = r.Bool()
 			}
 			if r.Err() != nil {
 				return
