@@ -2,6 +2,7 @@ package vbootdisk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,28 @@ func fsck(t *testing.T, m *blockdev.Mem) {
 		if bytes.Contains(out, bad) {
 			t.Fatalf("fsck.fat -n complains:\n%s", out)
 		}
+	}
+}
+
+// checkFSInfo recounts the free clusters from the raw FAT and compares them
+// (and the lowest free cluster) with what the FSInfo sector says.
+func checkFSInfo(t *testing.T, m *blockdev.Mem) {
+	t.Helper()
+	b := m.Bytes()
+	g, err := parseBootSector(b[:512], m.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, low := uint32(0), uint32(0xffffffff)
+	for c := uint32(2); c <= g.maxCluster(); c++ {
+		if binary.LittleEndian.Uint32(b[g.fatStart+int64(c)*4:])&fatMask == 0 {
+			free++
+			low = min(low, c)
+		}
+	}
+	fi := b[g.fsInfo*g.bps:]
+	if gotFree, gotNext := binary.LittleEndian.Uint32(fi[488:]), binary.LittleEndian.Uint32(fi[492:]); gotFree != free || gotNext != low {
+		t.Fatalf("FSInfo says %d free, next %d; the FAT has %d free, lowest %d", gotFree, gotNext, free, low)
 	}
 }
 

@@ -272,5 +272,6 @@ func randomOps(t *testing.T, base *blockdev.Mem) {
 		m.check(t, s, 400)
 		m.check(t, open(t, d), 401)
 		fsck(t, d)
+		checkFSInfo(t, d)
 	}
 }

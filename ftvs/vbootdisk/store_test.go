@@ -112,6 +112,7 @@ func TestReopenMidSequence(t *testing.T) {
 		t.Fatal("store on a disk copied mid-sequence left different bytes")
 	}
 	fsck(t, a)
+	checkFSInfo(t, a)
 }
 
 func TestReadBackByGoDiskfsAndMtools(t *testing.T) {

@@ -19,7 +19,11 @@ func TestFormatThenStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"www/index.html": []byte("<h1>VS</h1>"), "vs.conf": []byte("ip=10.0.0.9\n")}
+	files := map[string][]byte{
+		"www/index.html":        []byte("<h1>VS</h1>"),
+		"vs.conf":               []byte("ip=10.0.0.9\n"),
+		"www/img/Big Photo.jpg": bytes.Repeat([]byte("0123456789abcdef"), 10_000),
+	}
 	if err := Format(dev, "VSBOOT", files); err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +32,7 @@ func TestFormatThenStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range files {
-		got := make([]byte, 100)
+		got := make([]byte, len(want)+1)
 		n, _ := s.ReadAt(name, got, 0)
 		if !bytes.Equal(got[:n], want) {
 			t.Errorf("%s: store reads %q, want %q", name, got[:n], want)
