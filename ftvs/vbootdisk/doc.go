@@ -19,8 +19,9 @@
 //     has no loop bound (a looping FAT hangs Step), File.Read indexes the
 //     chain by the file size (a short chain panics), and several ReadAt
 //     errors are dropped (`_, _ =`), so an I/O error reads as data.
-//   - Correctness and cost: Remove does not free the file's clusters (lost
-//     clusters for fsck), rename only works within one directory, there is
+//   - Correctness and cost: Remove does not free the file's clusters
+//     (measured: removing a 100000-byte file leaves fsck.fat reporting 196
+//     lost clusters and a wrong free count), rename only works within one directory, there is
 //     no truncate to a non-zero size, every Write rewrites both whole FATs
 //     and walks the whole chain, files without clusters cannot be opened,
 //     and reads starting inside a cluster may return bytes past the end.

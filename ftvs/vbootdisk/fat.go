@@ -194,8 +194,12 @@ func (t *fatTable) writeFSInfo() error {
 	binary.LittleEndian.PutUint32(v[0:], t.free)
 	binary.LittleEndian.PutUint32(v[4:], next)
 	sig := make([]byte, 4)
-	for _, s := range []int64{t.g.fsInfo, t.g.backupBoot + t.g.fsInfo} {
-		if s >= t.g.reserved || (s != t.g.fsInfo && t.g.backupBoot == 0) {
+	sectors := []int64{t.g.fsInfo}
+	if t.g.backupBoot != 0 {
+		sectors = append(sectors, t.g.backupBoot+t.g.fsInfo)
+	}
+	for _, s := range sectors {
+		if s >= t.g.reserved {
 			continue
 		}
 		if err := t.io.readAt(sig, s*t.g.bps); err != nil {
