@@ -114,3 +114,28 @@ func TestFrozenSecondaryRejoins(t *testing.T) {
 	p.waitRole(2, "primary", "", 10*time.Second)
 	p.check(d, "primary killed after the secondary's freezes")
 }
+
+// TestColdStartAlone: a node alone at start waits for its peer by default;
+// with cold_start.solo_after it serves alone after the checks, and a peer
+// started later joins it.
+func TestColdStartAlone(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 8})
+	p.start(2)
+	time.Sleep(1500 * time.Millisecond)
+	if st, err := p.status(2); err != nil || st.Role != "deciding" {
+		t.Fatalf("node 2 alone without solo_after: %+v %v, want deciding", st, err)
+	}
+	p.kill(2)
+	if err := os.WriteFile(p.cfgPath(2), []byte(p.config(2)+"cold_start: {solo_after: 1s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.start(2)
+	p.waitRole(2, "primary", "none", 10*time.Second)
+	p.check(p.download(p.file), "node 2 alone after cold_start.solo_after")
+	p.start(1)
+	p.waitRole(2, "primary", "synced", 20*time.Second)
+	p.waitRole(1, "secondary", "", 5*time.Second)
+	p.kill(2)
+	p.waitRole(1, "primary", "", 10*time.Second)
+	p.check(p.download(p.file), "node 1 after node 2 (the cold-started primary) died")
+}

@@ -19,9 +19,11 @@ const (
 )
 
 // DivergeFromEnv returns the lockstep Diverge hook the environment asks for,
-// or nil. The hook turns the first frame input at or after the given
-// sequence number into an empty timer tick on this node only, so this
-// replica misses one frame the other executes.
+// or nil. The hook replaces the first IPv4 frame input at or after the given
+// sequence number, on this node only, by an ARP request for the frame's
+// destination (the VS) from its source: this replica answers an ARP the
+// other never saw, so their outputs differ at once (an input that is merely
+// dropped can heal itself, as TCP's cumulative ACKs do).
 func DivergeFromEnv() (func(*machine.Input), error) {
 	at := os.Getenv(divergeEnv)
 	if at == "" {
@@ -36,9 +38,24 @@ func DivergeFromEnv() (func(*machine.Input), error) {
 	}
 	var done atomic.Bool
 	return func(in *machine.Input) {
-		if in.Seq >= seq && in.Kind == machine.InFrame && !done.Load() {
-			done.Store(true)
-			in.Kind, in.Payload = machine.InTick, nil
+		f := in.Payload
+		if in.Seq < seq || in.Kind != machine.InFrame || done.Load() || len(f) < 34 || f[12] != 0x08 || f[13] != 0x00 {
+			return
 		}
+		done.Store(true)
+		fmt.Fprintf(os.Stderr, "ftvs: TEST FAULT HOOK: input %d (a %d-byte frame) replaced by an ARP request on this replica\n", in.Seq, len(f))
+		in.Payload = arpRequest([]byte{0x02, 0xde, 0xad, 0, 0, 1}, [4]byte(f[26:30]), [4]byte(f[30:34]))
 	}, nil
+}
+
+func arpRequest(src []byte, sender, target [4]byte) []byte {
+	a := make([]byte, 0, 60)
+	a = append(a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	a = append(a, src...)
+	a = append(a, 0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1)
+	a = append(a, src...)
+	a = append(a, sender[:]...)
+	a = append(a, 0, 0, 0, 0, 0, 0)
+	a = append(a, target[:]...)
+	return append(a, make([]byte, 60-len(a))...)
 }

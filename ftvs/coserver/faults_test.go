@@ -137,7 +137,7 @@ func TestBothLinksCutOneVS(t *testing.T) {
 // killed: the download is intact.
 func TestImpairedLinks(t *testing.T) {
 	p := newPair(t, pairOpts{sizeMiB: 128, impair: &netnstest.Impairment{Delay: 2 * time.Millisecond, Jitter: 500 * time.Microsecond, Loss: 0.01, Seed: 4},
-		extra: "timeouts: {peer_dead: 300ms, link_dead: 300ms}\n"})
+		timeouts: "{peer_dead: 300ms, link_dead: 300ms}"})
 	p.startPair()
 	rx0 := p.rxBytes()
 	d := p.download(p.file)
@@ -153,30 +153,42 @@ func TestImpairedLinks(t *testing.T) {
 // check catches it, resynchronises node 2 from a snapshot, and node 2 later
 // serves correctly when the primary dies.
 func TestDivergenceDetectedAndHealed(t *testing.T) {
-	p := newPair(t, pairOpts{sizeMiB: 64})
-	p.start(1)
-	p.start(2, "FTVS_TEST_FAULTS=i-want-this-replica-to-diverge", "FTVS_TEST_DIVERGE_AT_SEQ=40")
-	p.waitRole(1, "primary", "synced", 20*time.Second)
-	d := p.download(p.file)
-	p.check(d, "download while node 2 diverges")
-	var st *coserver.Status
-	if !netnstest.WaitFor(10*time.Second, func() bool {
-		var err error
-		st, err = p.status(1)
-		return err == nil && st.Divergences >= 1 && st.Peer == "synced"
-	}) {
-		t.Fatalf("no divergence detected and healed: %+v", st)
+	for attempt := 1; ; attempt++ {
+		p := newPair(t, pairOpts{sizeMiB: 64})
+		p.start(1)
+		p.start(2, "FTVS_TEST_FAULTS=i-want-this-replica-to-diverge", "FTVS_TEST_DIVERGE_AT_SEQ=40")
+		p.waitRole(1, "primary", "synced", 20*time.Second)
+		d := p.download(p.file)
+		p.check(d, "download while node 2 diverges")
+		var st *coserver.Status
+		if !netnstest.WaitFor(10*time.Second, func() bool {
+			var err error
+			st, err = p.status(1)
+			return err == nil && st.Divergences >= 1 && st.Peer == "synced"
+		}) {
+			// A silence on the links (this machine is shared and loaded)
+			// resynchronises node 2 before its ack can show the divergence:
+			// that heals it too, but proves nothing. Try again.
+			if st != nil && st.Divergences == 0 && hasEvent(st, "peer-silent") && attempt < 3 {
+				t.Logf("attempt %d: a link silence resynchronised node 2 before the check ran; again", attempt)
+				p.kill(1)
+				p.kill(2)
+				continue
+			}
+			t.Fatalf("no divergence detected and healed: %+v", st)
+		}
+		if st.Snapshots < 2 {
+			t.Fatalf("divergence healed without a second snapshot: %+v", st)
+		}
+		if !strings.Contains(p.procs[2].Output(), "TEST FAULT HOOK ACTIVE") {
+			t.Fatal("node 2 did not announce its fault hook")
+		}
+		t.Logf("divergences %d, snapshots %d", st.Divergences, st.Snapshots)
+		p.kill(1)
+		p.waitRole(2, "primary", "", 10*time.Second)
+		p.check(p.download(p.file), "download from the healed node 2")
+		return
 	}
-	if st.Snapshots < 2 {
-		t.Fatalf("divergence healed without a second snapshot: %+v", st)
-	}
-	if !strings.Contains(p.procs[2].Output(), "TEST FAULT HOOK ACTIVE") {
-		t.Fatal("node 2 did not announce its fault hook")
-	}
-	t.Logf("divergences %d, snapshots %d", st.Divergences, st.Snapshots)
-	p.kill(1)
-	p.waitRole(2, "primary", "", 10*time.Second)
-	p.check(p.download(p.file), "download from the healed node 2")
 }
 
 // TestFiftyClientsDuringFailover: 50 parallel downloads while the primary

@@ -64,19 +64,26 @@ func TestDivergeHookNeedsAcknowledgement(t *testing.T) {
 	if err != nil || h == nil {
 		t.Fatalf("hook %v err %v", h != nil, err)
 	}
-	in := machine.Input{Seq: 9, Kind: machine.InFrame, Payload: []byte{1}}
+	frame := make([]byte, 54)
+	frame[12], frame[13] = 0x08, 0x00
+	copy(frame[26:], []byte{10, 97, 0, 10, 10, 97, 0, 100})
+	in := machine.Input{Seq: 9, Kind: machine.InFrame, Payload: frame}
 	h(&in)
-	if in.Kind != machine.InFrame {
+	if &in.Payload[0] != &frame[0] {
 		t.Fatal("hook fired before its sequence number")
 	}
 	in.Seq = 11
 	h(&in)
-	if in.Kind != machine.InTick || in.Payload != nil {
-		t.Fatal("hook did not alter the input")
+	if in.Kind != machine.InFrame || len(in.Payload) != 60 || in.Payload[13] != 0x06 ||
+		!bytes.Equal(in.Payload[28:32], []byte{10, 97, 0, 10}) || !bytes.Equal(in.Payload[38:42], []byte{10, 97, 0, 100}) {
+		t.Fatalf("hook did not turn the frame into an ARP request: % x", in.Payload)
 	}
-	in = machine.Input{Seq: 12, Kind: machine.InFrame, Payload: []byte{1}}
+	if frame[13] != 0 {
+		t.Fatal("hook wrote into the shared input frame")
+	}
+	in = machine.Input{Seq: 12, Kind: machine.InFrame, Payload: frame}
 	h(&in)
-	if in.Kind != machine.InFrame {
+	if &in.Payload[0] != &frame[0] {
 		t.Fatal("hook fired twice")
 	}
 }
