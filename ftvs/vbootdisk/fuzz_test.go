@@ -69,7 +69,8 @@ func tinyImage(t testing.TB) []byte {
 }
 
 // FuzzOpen feeds arbitrary disk contents to Open and then walks the tree:
-// errors are fine, panics and hangs are not.
+// errors are fine, panics and hangs are not. The seed is an 80 KiB volume:
+// run with -fuzzminimizetime=0, or the engine spends its time minimizing.
 func FuzzOpen(f *testing.F) {
 	img := tinyImage(f)
 	f.Add(img)
