@@ -76,6 +76,19 @@ func (r *ring) copyOut(dst []byte, pos int) {
 	copy(dst[k:], r.buf)
 }
 
+// halves returns the first n bytes from head as at most two slices of
+// buf (no copy): the ring wraps at most once.
+func (r *ring) halves(n int) (a, b []byte) {
+	if n == 0 {
+		return nil, nil
+	}
+	i := r.head % len(r.buf)
+	if k := len(r.buf) - i; n > k {
+		return r.buf[i:], r.buf[:n-k]
+	}
+	return r.buf[i : i+n], nil
+}
+
 // Peek copies bytes at logical position pos into dst without consuming.
 func (r *ring) Peek(dst []byte, pos int) { r.copyOut(dst, pos) }
 

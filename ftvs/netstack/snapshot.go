@@ -97,11 +97,9 @@ func (c *codec) count(n int, limit int, what string) int {
 // out-of-order bytes stored beyond it).
 func (c *codec) ringData(r *ring, extent int, limit int) {
 	if c.w != nil {
-		b := make([]byte, extent)
-		if extent > 0 {
-			r.Peek(b, 0)
-		}
-		c.w.Blob(b)
+		// Straight from the ring's storage: the bytes are the same as a
+		// contiguous copy's, whatever the ring's head (canonical state).
+		c.w.Blob2(r.halves(extent))
 		c.w.Int(r.n)
 		return
 	}
@@ -138,9 +136,31 @@ func (c *codec) seqRanges(p *[]seqRange, limit int, what string) {
 
 // Snapshot writes the whole stack state.
 func (s *Stack) Snapshot(w *snap.Writer) {
+	w.Grow(s.snapshotSizeHint())
 	w.Section("netstack", snapVersion, func(w *snap.Writer) {
 		s.codec(&codec{w: w})
 	})
+}
+
+// snapshotSizeHint is a little more than the encoding takes: the writer
+// then grows once instead of doubling its way through megabytes of rings.
+func (s *Stack) snapshotSizeHint() int {
+	n := 4096 + 64*len(s.arp.entries) + 16*len(s.events)
+	for _, f := range s.tx {
+		n += len(f.b) + 16
+	}
+	for _, wt := range s.arp.waits {
+		for _, f := range wt.frames {
+			n += len(f.b) + 16
+		}
+	}
+	for _, t := range s.order {
+		n += 1024 + t.snd.Len() + t.rcv.Len() + 8*(len(t.ooo)+len(t.sacked)+len(t.acceptQ))
+		if len(t.ooo) > 0 {
+			n += int(t.ooo[len(t.ooo)-1].end - t.rcvNxt)
+		}
+	}
+	return n
 }
 
 // Restore replaces the state with a snapshot taken from a stack with the

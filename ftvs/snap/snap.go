@@ -48,6 +48,24 @@ func (w *Writer) Blob(b []byte) {
 	w.buf = append(w.buf, b...)
 }
 
+// Blob2 writes a followed by b as one length-prefixed byte string, the same
+// bytes Blob(append(a, b...)) writes, without the intermediate copy (a
+// ring buffer's two halves).
+func (w *Writer) Blob2(a, b []byte) {
+	w.U32(uint32(len(a) + len(b)))
+	w.buf = append(append(w.buf, a...), b...)
+}
+
+// Grow makes room for n more bytes, so that a writer whose final size is
+// known (or guessed from the last snapshot) copies its buffer at most once.
+func (w *Writer) Grow(n int) {
+	if n > cap(w.buf)-len(w.buf) {
+		nb := make([]byte, len(w.buf), len(w.buf)+n)
+		copy(nb, w.buf)
+		w.buf = nb
+	}
+}
+
 // String writes a length-prefixed string.
 func (w *Writer) String(s string) {
 	w.U32(uint32(len(s)))

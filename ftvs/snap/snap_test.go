@@ -77,3 +77,25 @@ func FuzzReader(f *testing.F) {
 		_ = r.Err()
 	})
 }
+
+func TestBlob2AndGrow(t *testing.T) {
+	w := NewWriter(0)
+	w.Grow(100)
+	if cap(w.Bytes()) < 100 {
+		t.Fatalf("Grow(100): cap %d", cap(w.Bytes()))
+	}
+	w.U8(1)
+	w.Blob2([]byte("ring "), []byte("halves"))
+	w.Blob2(nil, nil)
+	want := NewWriter(0)
+	want.U8(1)
+	want.Blob([]byte("ring halves"))
+	want.Blob(nil)
+	if !bytes.Equal(w.Bytes(), want.Bytes()) {
+		t.Fatalf("Blob2 wrote %x, Blob writes %x", w.Bytes(), want.Bytes())
+	}
+	w.Grow(1 << 10)
+	if !bytes.Equal(w.Bytes(), want.Bytes()) {
+		t.Fatal("Grow changed the contents")
+	}
+}
