@@ -69,8 +69,8 @@ type Env struct {
 }
 
 // New builds a fresh machine and starts its services. files is the VS's
-// read-only file store (not part of the snapshot; both replicas must hold the
-// same one).
+// file store (not part of the snapshot; both replicas must hold the same
+// one); machines with NBD exports need NewEnv.
 func New(cfg Config, files fsapi.FileStore) (*Machine, error) {
 	return NewEnv(cfg, Env{Files: files})
 }
