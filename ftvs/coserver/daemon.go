@@ -20,6 +20,7 @@ import (
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
+	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
 	"github.com/ftvs/ftvs/ftvs/witness"
 	"golang.org/x/sys/unix"
@@ -151,7 +152,12 @@ func machineConfig(cfg *config.Config) (machine.Config, error) {
 	mac.Write([]byte("ftvs vs isn key v1"))
 	copy(mc.ISNKey[:], mac.Sum(nil))
 	mc.TSOMax, mc.ChecksumOffload = tsoMax, true
-	mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(cfg.VS.Services.HTTP.Port)}}
+	if h := cfg.VS.Services.HTTP; h != nil {
+		mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(h.Port)}}
+	}
+	if f := cfg.VS.Services.FTP; f != nil {
+		mc.FTP = machine.FTPConfig{Enabled: true, Config: ftpsvc.Config{Port: uint16(f.Port), Anonymous: true}}
+	}
 	return mc, mc.Validate()
 }
 

@@ -139,3 +139,16 @@ func TestColdStartAlone(t *testing.T) {
 	p.waitRole(1, "primary", "", 10*time.Second)
 	p.check(p.download(p.file), "node 1 after node 2 (the cold-started primary) died")
 }
+
+// TestKillPrimaryDuringFTPDownload: the review's case, an FTP download
+// (passive mode, curl) carrying on while the primary is killed.
+func TestKillPrimaryDuringFTPDownload(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 256})
+	p.startPair()
+	rx0 := p.rxBytes()
+	d := p.fetch("ftp://"+vsIP+"/"+p.file, "--limit-rate", "60M")
+	p.waitProgress(rx0, 0.4)
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	p.check(d, "FTP download, primary killed")
+}

@@ -184,7 +184,7 @@ management: {listen: "10.98.0.%d:7443", peer: "10.98.0.%d:7443"}
 vs:
   mac: "%s"
   ip: %s/24
-  services: {http: {port: 80}}
+  services: {http: {port: 80}, ftp: {port: 21}}
   content: %s
 state_dir: %s
 %s`, i, p.key, i, o, i, o, i, o, vsMAC, vsIP, filepath.Join(p.dir, "www"), filepath.Join(p.dir, fmt.Sprintf("state%d", i)), p.extra)
@@ -262,9 +262,13 @@ type download struct {
 }
 
 func (p *pair) download(path string, extra ...string) *download {
+	return p.fetch("http://"+vsIP+"/"+path, extra...)
+}
+
+func (p *pair) fetch(url string, extra ...string) *download {
 	p.t.Helper()
 	args := append([]string{"-sS", "--fail", "--max-time", "180"}, extra...)
-	args = append(args, "http://"+vsIP+"/"+path)
+	args = append(args, url)
 	d := &download{done: make(chan struct{})}
 	d.cmd = p.cli.Cmd(context.Background(), "curl", args...)
 	d.cmd.Stderr = &d.stderr

@@ -67,6 +67,7 @@ type VS struct {
 // Services turns the VS's services on.
 type Services struct {
 	HTTP *Service `yaml:"http"`
+	FTP  *Service `yaml:"ftp"` // anonymous, read-only, passive mode
 }
 
 // Service is one listening service.
@@ -246,13 +247,22 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 	if c.VS.MTU != 0 && (c.VS.MTU < 576 || c.VS.MTU > 9000) {
 		return d.Errorf("vs.mtu", "is %d; must be within 576..9000", c.VS.MTU)
 	}
-	if c.VS.Services.HTTP == nil {
-		return d.Errorf("vs.services", "names no service; enable at least http")
+	if c.VS.Services.HTTP == nil && c.VS.Services.FTP == nil {
+		return d.Errorf("vs.services", "names no service; enable http or ftp")
 	}
-	if p := c.VS.Services.HTTP.Port; p < 0 || p > 65535 {
-		return d.Errorf("vs.services.http.port", "is %d; must be within 1..65535", p)
-	} else if p == 0 {
-		c.VS.Services.HTTP.Port = 80
+	for _, sv := range []struct {
+		name string
+		s    *Service
+		def  int
+	}{{"http", c.VS.Services.HTTP, 80}, {"ftp", c.VS.Services.FTP, 21}} {
+		if sv.s == nil {
+			continue
+		}
+		if p := sv.s.Port; p < 0 || p > 65535 {
+			return d.Errorf("vs.services."+sv.name+".port", "is %d; must be within 1..65535", p)
+		} else if p == 0 {
+			sv.s.Port = sv.def
+		}
 	}
 	if c.VS.Content == "" {
 		return d.Errorf("vs.content", "is missing: the directory the VS serves")
