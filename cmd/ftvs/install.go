@@ -106,7 +106,10 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 			if err != nil {
 				return err
 			}
-			return syscall.Exec(exe, []string{exe, "coserver", "--config", path}, os.Environ())
+			// argv[0] stays the name we were run as: in the installer
+			// initramfs exe is u-root's multi-call /bbin/bb, which picks
+			// the command by argv[0] ("ftvs"), not by the path.
+			return syscall.Exec(exe, []string{os.Args[0], "coserver", "--config", path}, os.Environ())
 		}
 	}
 	_, err = install.Run(cmd.Context(), o)
