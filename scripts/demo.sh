@@ -22,7 +22,7 @@ if [[ $(id -u) -ne 0 ]]; then echo "demo: needs root (network namespaces)" >&2; 
 pids=()
 cleanup() {
 	set +e
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	# Whatever still runs inside the demo's namespaces was started by us.
 	for n in lan c1 c2 cli; do
 		for p in $(ip netns pids "$P-$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
@@ -128,6 +128,7 @@ wait_bytes 30
 say "kill -9 the primary (node 1) at ~30% of the download"
 date +%s%N >>"$WORK/kills"
 kill -9 "${pid[1]}"
+wait "${pid[1]}" 2>/dev/null || true
 wait_for "node 2 to go live" 2 primary
 say "node 2 is primary (went live)"
 wait_bytes 50
@@ -141,6 +142,7 @@ wait_bytes 75
 say "kill -9 node 2 (now the primary) at ~75%"
 date +%s%N >>"$WORK/kills"
 kill -9 "${pid[2]}"
+wait "${pid[2]}" 2>/dev/null || true
 wait_for "node 1 to go live" 1 primary
 say "node 1 is primary again"
 wait "$CURL" || true

@@ -26,7 +26,8 @@ func TestLockstepBench(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("FTVS_BENCH_MIB")); err == nil && n > 0 {
 		size = n
 	}
-	p := newPair(t, pairOpts{sizeMiB: size})
+	// The daemons' default timeouts (peer_dead 120 ms), as deployed.
+	p := newPair(t, pairOpts{sizeMiB: size, timeouts: "{heartbeat: 20ms}"})
 	urls := make([]string, 300)
 	for i := range urls {
 		urls[i] = "http://" + vsIP + "/small.txt"
