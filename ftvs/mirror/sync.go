@@ -1,0 +1,223 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ftvs/ftvs/ftvs/vdisk"
+)
+
+// remoteTarget is the resync engine's writer on the peer's copy.
+type remoteTarget struct{ m *Mirror }
+
+func (t remoteTarget) WriteAt(p []byte, off int64) (int, error) {
+	if _, err := t.m.ep.call(context.Background(), Request{Op: OpResyncWrite, Off: off, Data: p}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (m *Mirror) peerMeta(ctx context.Context) (vdisk.Metadata, *vdisk.Bitmap, error) {
+	b, err := m.ep.call(ctx, Request{Op: OpGetMeta})
+	if err != nil {
+		return vdisk.Metadata{}, nil, err
+	}
+	if len(b) < vdisk.SlotSize {
+		return vdisk.Metadata{}, nil, fmt.Errorf("peer metadata reply of %d bytes", len(b))
+	}
+	md, err := vdisk.Decode(b[:vdisk.SlotSize])
+	if err != nil {
+		return md, nil, fmt.Errorf("peer metadata: %w", err)
+	}
+	bm := vdisk.NewBitmap(md.DataSize, md.Granularity)
+	if err := bm.Load(b[vdisk.SlotSize:]); err != nil {
+		return md, nil, fmt.Errorf("peer on-disk bitmap: %w", err)
+	}
+	return md, bm, nil
+}
+
+func (m *Mirror) setPeerMeta(ctx context.Context, md vdisk.Metadata) error {
+	_, err := m.ep.call(ctx, Request{Op: OpSetMeta, Data: md.Encode()})
+	return err
+}
+
+// Connect runs when the peer is back (both CoServers call it): the
+// metadata are exchanged and Decide says which way data flows. The source
+// marks what must be copied, persists BeginResync (itself, then the
+// target) and streams the marked regions in address order, rate-limited,
+// client I/O first, while the VS keeps running and marking; it returns
+// when a pass found nothing left. The daemon then calls FinishResync
+// inside the lockstep snapshot pause. The target only answers; its copy
+// stays Inconsistent (never goes live) until the source's FinishResync.
+// Split brain, unrelated data and refusals return an error and write
+// nothing; MayGoLive says no until an operator resolves it.
+func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
+	if m.Detached() {
+		return vdisk.Decision{}, fmt.Errorf("mirror node %d: local copy detached; replace the disk and recreate the copy", m.node)
+	}
+	peer, peerMarks, err := m.peerMeta(ctx)
+	if err != nil {
+		return vdisk.Decision{}, fmt.Errorf("mirror node %d: peer metadata: %w", m.node, err)
+	}
+	local := m.disk.Metadata()
+	dec := vdisk.Decide(local, peer)
+	switch dec.Action {
+	case vdisk.InSync:
+		_, dirty := m.disk.Marks()
+		if s := vdisk.Settle(local, dirty == 0); s.Gens != local.Gens {
+			if err := m.disk.Update(func(x *vdisk.Metadata) { *x = s }); err != nil {
+				return dec, err
+			}
+		}
+		m.setBlocked("")
+		return dec, nil
+	case vdisk.SplitBrain:
+		m.setBlocked("split brain: " + dec.Reason)
+		m.event(EventSplitBrain, dec.String())
+		return dec, fmt.Errorf("mirror node %d: %w: %s", m.node, vdisk.ErrSplitBrain, dec.Reason)
+	case vdisk.BitmapResync, vdisk.FullSync:
+	default:
+		m.setBlocked(dec.String())
+		m.event(EventRefused, dec.String())
+		return dec, fmt.Errorf("mirror node %d: %w: %s", m.node, vdisk.ErrRefused, dec)
+	}
+	m.setBlocked("")
+	if dec.Source != m.node {
+		return dec, nil // the peer drives; we serve its writes
+	}
+	full := dec.Action == vdisk.FullSync
+	if full {
+		err = m.disk.MarkAll()
+	} else if dec.UnionBitmaps {
+		err = m.disk.AddMarks(peerMarks)
+	}
+	if err != nil {
+		return dec, fmt.Errorf("mirror node %d: mark regions to copy: %w", m.node, err)
+	}
+	nsrc, ndst := vdisk.BeginResync(local, peer, full, m.cfg.NewGen())
+	if err := m.disk.Update(func(x *vdisk.Metadata) { *x = nsrc }); err != nil {
+		return dec, fmt.Errorf("mirror node %d: begin resync: %w", m.node, err)
+	}
+	if err := m.setPeerMeta(ctx, ndst); err != nil {
+		return dec, fmt.Errorf("mirror node %d: begin resync on the peer: %w", m.node, err)
+	}
+	m.disk.SetMarking(true) // the VS keeps writing here; further passes copy it
+	m.mu.Lock()
+	m.resyncing, m.resyncPeer = true, ndst
+	m.mu.Unlock()
+	m.event(EventResyncStart, dec.String())
+	_, err = m.runResync(ctx)
+	return dec, err
+}
+
+func (m *Mirror) runResync(ctx context.Context) (vdisk.ResyncStats, error) {
+	r := &vdisk.Resync{
+		Src: m.disk, Dst: remoteTarget{m}, Size: m.Size(), Marks: m.disk,
+		FlushDst: func() error {
+			_, err := m.ep.call(context.Background(), Request{Op: OpResyncFlush})
+			return err
+		},
+		Progress: m.disk, Pacer: m.cfg.ResyncPacer, Yield: m.cf,
+		Chunk: m.cfg.ResyncChunk, InFlight: m.cfg.ResyncInFlight,
+	}
+	st, err := r.Run(ctx)
+	m.mu.Lock()
+	m.resyncStats.Copied += st.Copied
+	m.resyncStats.Chunks += st.Chunks
+	m.resyncStats.Passes += st.Passes
+	m.resyncStats.Checkpoints += st.Checkpoints
+	m.mu.Unlock()
+	if err != nil {
+		return st, fmt.Errorf("mirror node %d: resync: %w", m.node, err)
+	}
+	return st, nil
+}
+
+// ResyncStats returns what this node's resyncs copied so far.
+func (m *Mirror) ResyncStats() vdisk.ResyncStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.resyncStats
+}
+
+// FinishResync is the source's final step, run while the VS is paused
+// (inside the replica's Snapshot at the hand-over, so no write can slip
+// between the last pass and lockstep): the last marks are copied, the
+// target drops its own marks and takes the source's generations
+// (persisted on the target first), then the source's. A no-op when this
+// node is not a resync source.
+func (m *Mirror) FinishResync(ctx context.Context) error {
+	m.mu.Lock()
+	if !m.resyncing {
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.Unlock()
+	if _, err := m.runResync(ctx); err != nil {
+		return err
+	}
+	if _, err := m.ep.call(ctx, Request{Op: OpClearMarks}); err != nil {
+		return fmt.Errorf("mirror node %d: target clear marks: %w", m.node, err)
+	}
+	peer, _, err := m.peerMeta(ctx)
+	if err != nil {
+		return fmt.Errorf("mirror node %d: end resync: %w", m.node, err)
+	}
+	esrc, edst := vdisk.EndResync(m.disk.Metadata(), peer)
+	if err := m.setPeerMeta(ctx, edst); err != nil {
+		return fmt.Errorf("mirror node %d: end resync on the target: %w", m.node, err)
+	}
+	if err := m.disk.Update(func(x *vdisk.Metadata) { *x = esrc }); err != nil {
+		return fmt.Errorf("mirror node %d: end resync: %w", m.node, err)
+	}
+	m.mu.Lock()
+	m.resyncing = false
+	m.mu.Unlock()
+	m.event(EventResyncDone, "source: target UpToDate")
+	return nil
+}
+
+// WaitResynced blocks the target until the source's FinishResync made this
+// copy UpToDate (or ctx ends).
+func (m *Mirror) WaitResynced(ctx context.Context) error {
+	m.mu.Lock()
+	if m.disk.Metadata().State == vdisk.UpToDate {
+		m.mu.Unlock()
+		return nil
+	}
+	if m.targetDone == nil {
+		m.targetDone = make(chan struct{})
+	}
+	ch := m.targetDone
+	m.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Mirror) setBlocked(why string) {
+	m.mu.Lock()
+	m.blocked = why
+	m.mu.Unlock()
+}
+
+// RemoteSummer returns a vdisk.Summer computed by the peer.
+func (m *Mirror) RemoteSummer() vdisk.Summer {
+	return vdisk.RemoteSummer{Call: func(ctx context.Context, req []byte) ([]byte, error) {
+		return m.ep.call(ctx, Request{Op: OpSums, Data: req})
+	}}
+}
+
+// Verify compares this copy with the peer's by per-region checksums while
+// the VS runs (only 32 bytes per region cross the link). Regions written
+// during the pass may differ transiently; the caller re-verifies them.
+func (m *Mirror) Verify(ctx context.Context, o vdisk.VerifyOptions) ([]vdisk.Range, error) {
+	if m.Detached() {
+		return nil, errors.New("mirror: local copy detached: nothing to verify")
+	}
+	return vdisk.Verify(ctx, vdisk.ReaderSummer{R: m.disk}, m.RemoteSummer(), m.Size(), o)
+}
