@@ -17,13 +17,13 @@ import (
 type EventKind uint8
 
 const (
-	EventDetached     EventKind = iota + 1 // local copy hit an I/O error; I/O goes through the peer
-	EventSolo                              // peer lost: generations rotated, marking
-	EventResyncStart                       // this node streams marked regions to the peer
-	EventResyncDone                        // the target took the source's generations
-	EventSplitBrain                        // waiting for ftvs vdisk resolve --discard-node N
-	EventRefused                           // Decide refused (unrelated data, both bad, ...)
-	EventFlushFailed                       // deferred (secondary) flush failed
+	EventDetached    EventKind = iota + 1 // local copy hit an I/O error; I/O goes through the peer
+	EventSolo                             // peer lost: generations rotated, marking
+	EventResyncStart                      // this node streams marked regions to the peer
+	EventResyncDone                       // the target took the source's generations
+	EventSplitBrain                       // waiting for ftvs vdisk resolve --discard-node N
+	EventRefused                          // Decide refused (unrelated data, both bad, ...)
+	EventFlushFailed                      // deferred (secondary) flush failed
 )
 
 func (k EventKind) String() string {
