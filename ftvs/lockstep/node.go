@@ -77,6 +77,12 @@ type Config struct {
 	// MayGoLive is asked before a secondary goes live (split-brain guard:
 	// management network, LAN watch, witness). Default: yes.
 	MayGoLive func() bool
+	// BeforeAck, if set, runs on a secondary after it applied a batch and
+	// before it acks it: the mirrored disks' deferred flushes go here, so
+	// the primary releases a FLUSH/FUA reply only once both copies are
+	// durable (DRBD protocol C), with one flush per batch. An error skips
+	// the ack (the primary's log bound then drops this node).
+	BeforeAck func(applied uint64) error
 
 	MaxLogEntries int // inputs held for the peer before it is dropped
 	MaxLogBytes   int
@@ -453,14 +459,19 @@ func (n *Node) flush() {
 	for n.flushed < last && n.peer != PeerNone {
 		i := int(n.flushed + 1 - n.entries[0].in.Seq)
 		first := n.entries[i].in.Seq
-		b := make([]byte, batchHeader, min(n.cfg.MaxBatchBytes+256, 1<<20))
-		binary.LittleEndian.PutUint64(b, first)
-		cnt := 0
-		for ; i < len(n.entries) && (cnt == 0 || len(b)+entryHeader+len(n.entries[i].in.Payload) <= n.cfg.MaxBatchBytes); i++ {
-			b = appendEntry(b, &n.entries[i].in)
+		// Size the batch first: one exact allocation (a lone input, the
+		// common case when idle, is a hundred bytes, not MaxBatchBytes).
+		size, cnt := batchHeader, 0
+		for j := i; j < len(n.entries) && (cnt == 0 || size+entryHeader+len(n.entries[j].in.Payload) <= n.cfg.MaxBatchBytes); j++ {
+			size += entryHeader + len(n.entries[j].in.Payload)
 			cnt++
 		}
+		b := make([]byte, batchHeader, size)
+		binary.LittleEndian.PutUint64(b, first)
 		binary.LittleEndian.PutUint32(b[8:], uint32(cnt))
+		for j := i; j < i+cnt; j++ {
+			b = appendEntry(b, &n.entries[j].in)
+		}
 		err := n.cfg.Link.Send(msgBatch, b)
 		if errors.Is(err, link.ErrWindowFull) {
 			// The link is full (a snapshot in flight, a slow peer): the
@@ -690,6 +701,12 @@ func (n *Node) onBatch(p []byte) error {
 			return fmt.Errorf("batch input seq %d after %d: gap in the log", in.Seq, n.seq)
 		}
 		n.apply(in)
+	}
+	if n.cfg.BeforeAck != nil {
+		if err := n.cfg.BeforeAck(n.seq); err != nil {
+			n.log.Warn("lockstep: not acking: BeforeAck failed", "seq", n.seq, "err", err)
+			return nil
+		}
 	}
 	n.send(msgAck, encU64s(n.snapGen, n.seq, n.hash))
 	return nil
