@@ -99,7 +99,7 @@ func Apply(path string, p *Plan, c Content, o Options) error {
 			continue
 		}
 		off, size := fatArea(pt)
-		if err := FormatFAT32(d.Backend, off, size, pt.Label, c.filesFor(pt)); err != nil {
+		if err := FormatFAT32Stamped(d.Backend, off, size, pt.Label, c.filesFor(pt), PairStamp(o.PairKey, pt.Name)); err != nil {
 			return fmt.Errorf("%s partition %d (%s): %w", path, pt.Index, pt.Name, err)
 		}
 	}
@@ -129,8 +129,20 @@ func (c Content) filesFor(pt Part) Files {
 }
 
 // FormatFAT32 makes a FAT32 filesystem of size bytes at offset in b and
-// writes files into it. The runtime reuses it for the VS boot disk.
+// writes files into it, reproducibly with DefaultStamp(label): the same
+// arguments give the same bytes whatever the clock.
 func FormatFAT32(b backend.Storage, offset, size int64, label string, files Files) error {
+	return FormatFAT32Stamped(b, offset, size, label, files, DefaultStamp(label))
+}
+
+// FormatFAT32Stamped is FormatFAT32 with the given times and volume ID
+// (PairStamp for a disk both CoServers format). Same arguments, same bytes:
+// go-diskfs formats in reproducible mode, files are written in path order,
+// and st replaces every clock reading go-diskfs made.
+func FormatFAT32Stamped(b backend.Storage, offset, size int64, label string, files Files, st Stamp) error {
+	if _, _, err := fatDateTime(st.Time); err != nil {
+		return err
+	}
 	if err := checkFATBytes(size); err != nil {
 		return err
 	}
@@ -141,7 +153,13 @@ func FormatFAT32(b backend.Storage, offset, size int64, label string, files File
 	if err := WriteFiles(fs, files); err != nil {
 		return err
 	}
-	return fixFAT32(b, offset)
+	if err := fixFAT32(b, offset); err != nil {
+		return err
+	}
+	if err := stampFAT32(b, offset, st); err != nil {
+		return fmt.Errorf("stamp FAT32: %w", err)
+	}
+	return nil
 }
 
 func checkFATBytes(size int64) error {

@@ -2,9 +2,10 @@
 // go-diskfs through installer/layout.FormatFAT32 (the installer's own
 // formatter, which refuses the sizes go-diskfs v1.9.4 gets wrong and fixes
 // what fsck.fat reports) on a blockdev.Device. It runs in the shell and in
-// tests, never in the deterministic core: go-diskfs reads the clock for
-// directory timestamps unless SOURCE_DATE_EPOCH is set, so format one copy
-// and replicate its bytes to the other CoServer (vdisk resync does).
+// tests, never in the deterministic core. The format is reproducible: the
+// same label, files and layout.Stamp give the same bytes on both CoServers
+// whatever their clocks (layout.FormatFAT32Stamped overwrites the times
+// go-diskfs took from the clock and sets the volume ID).
 package format
 
 import (
@@ -22,10 +23,17 @@ import (
 )
 
 // Format writes a FAT32 filesystem labelled label over the whole of dev,
-// holding files (slash paths to contents; directories are made as needed).
+// holding files (slash paths to contents; directories are made as needed),
+// stamped with layout.DefaultStamp(label).
 func Format(dev blockdev.Device, label string, files map[string][]byte) error {
-	st := NewStorage(dev)
-	if err := layout.FormatFAT32(st, 0, dev.Size(), label, layout.Files(files)); err != nil {
+	return FormatStamped(dev, label, files, layout.DefaultStamp(label))
+}
+
+// FormatStamped is Format with the given times and volume ID: use
+// layout.PairStamp(pairKey, diskName) for a disk both CoServers format.
+func FormatStamped(dev blockdev.Device, label string, files map[string][]byte, st layout.Stamp) error {
+	s := NewStorage(dev)
+	if err := layout.FormatFAT32Stamped(s, 0, dev.Size(), label, layout.Files(files), st); err != nil {
 		return fmt.Errorf("format boot disk: %w", err)
 	}
 	return nil
