@@ -34,8 +34,9 @@ var (
 
 // lockedDev serialises a faultdev (plain data) for concurrent callers.
 type lockedDev struct {
-	mu sync.Mutex
-	d  *faultdev.Dev
+	mu      sync.Mutex
+	d       *faultdev.Dev
+	onFlush func() // called after a successful flush (ordering tests)
 }
 
 func (l *lockedDev) ReadAt(p []byte, off int64) (int, error) {
@@ -50,8 +51,13 @@ func (l *lockedDev) WriteAt(p []byte, off int64) (int, error) {
 }
 func (l *lockedDev) Flush() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.d.Flush()
+	err := l.d.Flush()
+	f := l.onFlush
+	l.mu.Unlock()
+	if err == nil && f != nil {
+		f()
+	}
+	return err
 }
 func (l *lockedDev) Size() int64     { return l.d.Size() }
 func (l *lockedDev) SectorSize() int { return l.d.SectorSize() }
@@ -79,6 +85,7 @@ type pair struct {
 	dir    string
 	sess   [3]*link.Session
 	cur    [3]atomic.Pointer[Mirror]
+	hook   [3]atomic.Pointer[chan link.Delivery] // set: deliveries go there instead
 	n      [3]*node
 	gen    atomic.Uint64
 	rate   int64
@@ -137,6 +144,10 @@ func newPair(t *testing.T) *pair {
 		p.sess[id] = s
 		go func() {
 			for d := range s.Incoming() {
+				if h := p.hook[id].Load(); h != nil {
+					*h <- d
+					continue
+				}
 				if m := p.cur[id].Load(); m != nil {
 					m.Handle(d)
 				}
