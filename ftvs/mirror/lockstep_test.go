@@ -45,10 +45,10 @@ func (r *diskRep) Step(in machine.Input) []machine.Output {
 	}
 	return []machine.Output{{Seq: in.Seq, Kind: machine.OutEvent, Payload: []byte(reply)}}
 }
-func (r *diskRep) NextDeadline() int64   { return 0 }
-func (r *diskRep) Snapshot() []byte      { return binary.LittleEndian.AppendUint64(nil, r.n) }
+func (r *diskRep) NextDeadline() int64    { return 0 }
+func (r *diskRep) Snapshot() []byte       { return binary.LittleEndian.AppendUint64(nil, r.n) }
 func (r *diskRep) Restore(b []byte) error { r.n = binary.LittleEndian.Uint64(b); return nil }
-func (r *diskRep) StateHash() uint64     { return r.n }
+func (r *diskRep) StateHash() uint64      { return r.n }
 
 type trace struct {
 	mu  sync.Mutex
@@ -208,5 +208,5 @@ type chanTransport struct {
 	ch chan link.Delivery
 }
 
-func (c chanTransport) Send(typ uint8, b []byte) error  { return c.s.Send(typ, b) }
+func (c chanTransport) Send(typ uint8, b []byte) error { return c.s.Send(typ, b) }
 func (c chanTransport) Incoming() <-chan link.Delivery { return c.ch }
