@@ -115,7 +115,7 @@ func TestLockstepBench(t *testing.T) {
 	ms, ml := median(solo), median(lock)
 	fmt.Printf("| bulk download, solo VS (median of 3) | %.0f MB/s |\n", ms)
 	fmt.Printf("| bulk download, lockstep pair (median of 3) | %.0f MB/s |\n", ml)
-	fmt.Printf("| lockstep / solo | %.2f (goal >= 0.95) |\n", ml/ms)
+	fmt.Printf("| lockstep / solo | %.2f (goal >= 0.95; rounds solo %s, lockstep %s MB/s) |\n", ml/ms, rounds3(solo), rounds3(lock))
 	sp50, sp99 := pct(soloLat, 50), pct(soloLat, 99)
 	lp50, lp99 := pct(lockLat, 50), pct(lockLat, 99)
 	fmt.Printf("| small request latency solo p50 / p99 | %s / %s |\n", us(sp50), us(sp99))
@@ -137,6 +137,17 @@ func interleave(urls []string) []string {
 		a = append(a, "-o", "/dev/null", "-w", "%{time_total}\n", u)
 	}
 	return a
+}
+
+func rounds3(v []float64) string {
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%.0f", x)
+	}
+	return b.String()
 }
 
 func median(v []float64) float64 {
