@@ -63,6 +63,9 @@ func TestDoubleCrashNewerCopyWins(t *testing.T) {
 			}
 			p.crash(survivor)
 			p.start(tc.restartFirst)
+			if ok, _ := p.n[tc.restartFirst].m.MayGoLive(); ok {
+				t.Fatalf("node %d restarted alone after a double crash may go live", tc.restartFirst)
+			}
 			p.start(3 - tc.restartFirst)
 			dec, err := p.reconnect(ctx)
 			if err != nil {
@@ -227,8 +230,8 @@ func TestAckedWritesSurviveFailovers(t *testing.T) {
 		}
 		write([]uint8{surv}, 300)
 		p.start(dead)
-		if ok, _ := p.n[dead].m.MayGoLive(); !ok {
-			t.Logf("round %d: node %d refuses to go live before resync", round, dead)
+		if ok, _ := p.n[dead].m.MayGoLive(); ok {
+			t.Fatalf("round %d: restarted node %d may go live before meeting the peer", round, dead)
 		}
 		if dec, err := p.reconnect(ctx); err != nil || dec.Source != surv {
 			t.Fatalf("round %d: reconnect %v %v", round, dec, err)

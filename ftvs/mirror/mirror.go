@@ -86,6 +86,10 @@ type Mirror struct {
 	pendFlush   bool   // a deferred flush is owed
 	blocked     string // split brain / refusal: no go-live, no resync
 	resyncing   bool   // this node is a resync source between Connect and FinishResync
+	// compared: since Open this copy was compared with the peer's (Connect),
+	// ran in lockstep, or the operator forced it; a copy that was running
+	// when its CoServer stopped needs one of these before going live alone.
+	compared bool
 	resyncPeer  vdisk.Metadata
 	writes      uint64 // the machine's writes so far (applied or skipped)
 	hist        []histWrite
@@ -213,7 +217,7 @@ func (m *Mirror) SectorSize() int { return m.disk.SectorSize() }
 func (m *Mirror) StartLockstep() error {
 	m.mu.Lock()
 	det := m.detached
-	m.lockstep = true
+	m.lockstep, m.compared = true, true
 	m.mu.Unlock()
 	if det {
 		return nil
@@ -430,10 +434,24 @@ func (m *Mirror) MayGoLive() (bool, string) {
 	if blocked != "" {
 		return false, fmt.Sprintf("node %d: %s", m.node, blocked)
 	}
+	m.mu.Lock()
+	compared := m.compared
+	m.mu.Unlock()
+	if md := m.disk.Metadata(); md.Crashed() && !compared {
+		return false, fmt.Sprintf("node %d: this copy was running when its CoServer stopped and has not met the peer since: the peer may have gone on with newer data (ForceAlone overrides)", m.node)
+	}
 	if ok, why := vdisk.CanGoLiveAlone(m.disk.Metadata()); !ok {
 		return false, fmt.Sprintf("node %d: %s", m.node, why)
 	}
 	return true, ""
+}
+
+// ForceAlone is the operator's override of MayGoLive's restart check (the
+// peer is known dead for good and this copy is the one to keep).
+func (m *Mirror) ForceAlone() {
+	m.mu.Lock()
+	m.compared = true
+	m.mu.Unlock()
 }
 
 // PeerLost is the survivor's transition: the generations rotate and the

@@ -71,6 +71,9 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 			}
 		}
 		m.setBlocked("")
+		m.mu.Lock()
+		m.compared = true
+		m.mu.Unlock()
 		return dec, nil
 	case vdisk.SplitBrain:
 		m.setBlocked("split brain: " + dec.Reason)
@@ -83,6 +86,9 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 		return dec, fmt.Errorf("mirror node %d: %w: %s", m.node, vdisk.ErrRefused, dec)
 	}
 	m.setBlocked("")
+	m.mu.Lock()
+	m.compared = true
+	m.mu.Unlock()
 	if dec.Source != m.node {
 		return dec, nil // the peer drives; we serve its writes
 	}
