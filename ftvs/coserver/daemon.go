@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +62,7 @@ type Daemon struct {
 	relay  relay
 
 	peerUp   atomic.Bool
+	retryGo  atomic.Bool // the guard refused a go-live: ask again while the peer stays silent
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 	started  time.Time
 
@@ -249,6 +251,11 @@ func (d *Daemon) control(ctx context.Context) error {
 		case <-roleTick.C:
 			if d.peerUp.Load() {
 				d.sendRole()
+			} else if d.retryGo.Load() && d.node.Load() != nil {
+				// The split-brain guard refused to go live; the peer may
+				// have died since (its management endpoint stops
+				// answering): let the node ask the guard again.
+				d.nodeCh <- link.Delivery{Event: &link.Event{Kind: link.EventPeerSilent}}
 			}
 		case err := <-nodeDone:
 			if ctx.Err() != nil {
@@ -339,6 +346,7 @@ func (d *Daemon) linkEvent(e *link.Event) {
 	switch e.Kind {
 	case link.EventPeerUp:
 		d.peerUp.Store(true)
+		d.retryGo.Store(false)
 		d.addEvent("peer-up", 0, fmt.Sprintf("restarted=%v", e.Restarted))
 	case link.EventPeerSilent:
 		d.peerUp.Store(false)
@@ -383,6 +391,12 @@ func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
 }
 
 func (d *Daemon) nodeEvent(e lockstep.Event) {
+	switch e.Kind {
+	case lockstep.EventNoGoLive:
+		d.retryGo.Store(strings.Contains(e.Reason, "guard refused"))
+	case lockstep.EventGoLive:
+		d.retryGo.Store(false)
+	}
 	text := e.Reason
 	if e.Kind == lockstep.EventSnapshotSent {
 		text = fmt.Sprintf("pause %s, %d bytes", e.Pause, e.Size)

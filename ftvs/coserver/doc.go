@@ -37,11 +37,11 @@
 //     and the lease has lapsed, it fences itself (emits nothing) until it
 //     holds the lease again, so the witness alone decides for SplitSite.
 //
-// When in doubt the secondary stays secondary (EventNoGoLive) and keeps
-// waiting for the links; an operator decides. Failure modes: with every
+// When in doubt the secondary stays secondary (EventNoGoLive) and asks again
+// every 500 ms while the peer stays silent (the daemon hands the node another
+// peer-silent event), so it goes live once the peer is really gone. Failure modes: with every
 // CoServer link and the management network cut and no witness, a primary
 // whose VS is idle still answers the ARP probe, so the rule holds; a
 // primary whose redirected NIC is also cut is invisible and the secondary
-// goes live (two VSs, each reachable only from its own side); a secondary
-// that refused once does not retry until a link returns.
+// goes live (two VSs, each reachable only from its own side).
 package coserver

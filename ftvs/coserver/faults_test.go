@@ -92,7 +92,8 @@ func countVSFrames(out string) int {
 // TestBothLinksCutOneVS: every CoServer link cut while both nodes live:
 // the secondary's split-brain guard refuses to go live (the peer answers
 // on the management network), so exactly one bridge port carries frames
-// from the VS MAC, and clients keep being served.
+// from the VS MAC, and clients keep being served. When the primary then
+// dies, the secondary goes live after all.
 func TestBothLinksCutOneVS(t *testing.T) {
 	netnstest.Require(t, "tcpdump")
 	p := newPair(t, pairOpts{sizeMiB: 1})
@@ -130,11 +131,20 @@ func TestBothLinksCutOneVS(t *testing.T) {
 	if n[1] == 0 || n[2] != 0 {
 		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want exactly one port emitting", n[1], n[2])
 	}
-	// The links return: node 2 follows the primary again.
+	// The primary dies while the links are still cut: its management
+	// endpoint stops answering, so node 2's guard, asked again, lets it go
+	// live.
+	p.kill(1)
+	p.waitRole(2, "primary", "", 10*time.Second)
+	if out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt"); err != nil || out != "small\n" {
+		t.Fatalf("after node 2 went live: %q %v", out, err)
+	}
+	// The links return and node 1 restarts: it joins node 2.
 	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
 	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
-	p.waitRole(1, "primary", "synced", 20*time.Second)
-	p.waitRole(2, "secondary", "", 5*time.Second)
+	p.start(1)
+	p.waitRole(2, "primary", "synced", 20*time.Second)
+	p.waitRole(1, "secondary", "", 5*time.Second)
 }
 
 // TestImpairedLinks: delay, jitter and loss on both CoServer links (tc

@@ -65,6 +65,7 @@ type Event struct {
 	Kind   string    `json:"kind"`
 	Seq    uint64    `json:"seq,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	Repeat int       `json:"repeat,omitempty"` // the same event again this many times (Time is the last)
 }
 
 const maxEvents = 64
@@ -77,6 +78,12 @@ type eventRing struct {
 func (d *Daemon) addEvent(kind string, seq uint64, detail string) {
 	r := &d.events
 	r.mu.Lock()
+	if n := len(r.evs); n > 0 && r.evs[n-1].Kind == kind && r.evs[n-1].Detail == detail {
+		r.evs[n-1].Repeat++
+		r.evs[n-1].Time, r.evs[n-1].Seq = time.Now().UTC(), seq
+		r.mu.Unlock()
+		return
+	}
 	if len(r.evs) == maxEvents {
 		copy(r.evs, r.evs[1:])
 		r.evs = r.evs[:maxEvents-1]
