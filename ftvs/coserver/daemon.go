@@ -62,7 +62,7 @@ type Daemon struct {
 	relay  relay
 
 	peerUp   atomic.Bool
-	retryGo  atomic.Bool // the guard refused a go-live: ask again while the peer stays silent
+	retryGo  atomic.Bool  // the guard refused a go-live: ask again while the peer stays silent
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 	started  time.Time
 
