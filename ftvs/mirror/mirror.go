@@ -95,6 +95,8 @@ type Mirror struct {
 	hist        []histWrite
 	histNext    int
 	targetDone  chan struct{} // closed when the source ends our resync
+	bulkResult  *string       // target: the source's bulk resync outcome ("" ok), consumed by Connect
+	bulkSig     chan struct{} // closed when bulkResult is set
 	stats       Stats
 	resyncStats vdisk.ResyncStats
 }
@@ -145,6 +147,7 @@ func New(cfg Config) (*Mirror, error) {
 	m := &Mirror{cfg: cfg, disk: cfg.Disk, node: cfg.Disk.Metadata().Node,
 		cf: &vdisk.ClientFirst{MaxWait: cfg.ClientMaxWait}, hist: make([]histWrite, cfg.HistoryWrites)}
 	m.cond = sync.NewCond(&m.mu)
+	m.bulkSig = make(chan struct{})
 	m.ep = newEndpoint(cfg.Link.Send, cfg.TypeBase, cfg.CallTimeout, m.serve)
 	return m, nil
 }

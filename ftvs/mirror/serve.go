@@ -62,6 +62,15 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 		return nil, m.disk.ClearAllMarks()
 	case OpGoSolo:
 		return nil, m.peerDetached(r.Off, int64(r.Count))
+	case OpBulkDone:
+		m.mu.Lock()
+		if m.bulkResult == nil {
+			msg := string(r.Data)
+			m.bulkResult = &msg
+			close(m.bulkSig)
+		}
+		m.mu.Unlock()
+		return nil, nil
 	}
 	return nil, fmt.Errorf("op %s not served", r.Op)
 }
@@ -113,6 +122,11 @@ func (m *Mirror) setMetaFromPeer(slot []byte) error {
 	}
 	if md.State == vdisk.Inconsistent {
 		m.disk.SetMarking(false) // the source's marks say what to copy here
+		m.mu.Lock()
+		if m.bulkResult != nil { // a new resync round: forget the last one's result
+			m.bulkResult, m.bulkSig = nil, make(chan struct{})
+		}
+		m.mu.Unlock()
 	}
 	err = m.disk.Update(func(x *vdisk.Metadata) {
 		x.Gens, x.State, x.Flags, x.ResyncCursor = md.Gens, md.State, md.Flags, md.ResyncCursor

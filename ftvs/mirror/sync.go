@@ -90,7 +90,7 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	m.compared = true
 	m.mu.Unlock()
 	if dec.Source != m.node {
-		return dec, nil // the peer drives; we serve its writes
+		return dec, m.awaitBulk(ctx) // the peer drives; we serve its writes
 	}
 	full := dec.Action == vdisk.FullSync
 	if full {
@@ -114,7 +114,35 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	m.mu.Unlock()
 	m.event(EventResyncStart, dec.String())
 	_, err = m.runResync(ctx)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if _, nerr := m.ep.call(ctx, Request{Op: OpBulkDone, Data: []byte(msg)}); nerr != nil && err == nil {
+		err = fmt.Errorf("mirror node %d: tell the target the bulk resync is over: %w", m.node, nerr)
+	}
 	return dec, err
+}
+
+// awaitBulk holds a resync target's Connect until the source's bulk passes
+// are over, so that the daemon asks for the lockstep snapshot only then.
+func (m *Mirror) awaitBulk(ctx context.Context) error {
+	m.mu.Lock()
+	sig := m.bulkSig
+	m.mu.Unlock()
+	select {
+	case <-sig:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	m.mu.Lock()
+	res := m.bulkResult
+	m.bulkResult, m.bulkSig = nil, make(chan struct{})
+	m.mu.Unlock()
+	if res != nil && *res != "" {
+		return fmt.Errorf("mirror node %d: the source's resync failed: %s", m.node, *res)
+	}
+	return nil
 }
 
 func (m *Mirror) runResync(ctx context.Context) (vdisk.ResyncStats, error) {

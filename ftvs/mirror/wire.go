@@ -41,11 +41,12 @@ const (
 	OpSetMeta                   // data: metadata slot to persist (identity must match)
 	OpClearMarks                // the target drops every mark (its own were copied over)
 	OpGoSolo                    // the sender's copy detached: go solo, mark [Off, Off+Count)
+	OpBulkDone                  // source to target: bulk passes over (data: error text, or empty)
 	opMax
 )
 
 func (o Op) String() string {
-	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo"}
+	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo", "bulk-done"}
 	if int(o) < len(names) {
 		return names[o]
 	}
@@ -138,6 +139,10 @@ func ParseRequest(b []byte) (Request, error) {
 			return r, badMsg("set-meta request carries %d bytes, want one 4096-byte slot", len(r.Data))
 		}
 	case OpSums:
+	case OpBulkDone:
+		if len(r.Data) > maxErrorText {
+			return r, badMsg("bulk-done request carries %d bytes of error text, at most %d", len(r.Data), maxErrorText)
+		}
 	default:
 		if len(r.Data) != 0 {
 			return r, badMsg("%s request carries %d data bytes, want none", r.Op, len(r.Data))
