@@ -78,18 +78,18 @@ type Mirror struct {
 	node uint8
 	cf   *vdisk.ClientFirst
 
-	mu          sync.Mutex
-	cond        *sync.Cond
-	lockstep    bool   // the peer runs the VS too and applies the writes itself
-	detached    bool   // local copy failed: I/O goes to the peer
-	deferFlush  bool   // secondary: Flush only notes; FlushPending does it before the ack
-	pendFlush   bool   // a deferred flush is owed
-	blocked     string // split brain / refusal: no go-live, no resync
-	resyncing   bool   // this node is a resync source between Connect and FinishResync
+	mu         sync.Mutex
+	cond       *sync.Cond
+	lockstep   bool   // the peer runs the VS too and applies the writes itself
+	detached   bool   // local copy failed: I/O goes to the peer
+	deferFlush bool   // secondary: Flush only notes; FlushPending does it before the ack
+	pendFlush  bool   // a deferred flush is owed
+	blocked    string // split brain / refusal: no go-live, no resync
+	resyncing  bool   // this node is a resync source between Connect and FinishResync
 	// compared: since Open this copy was compared with the peer's (Connect),
 	// ran in lockstep, or the operator forced it; a copy that was running
 	// when its CoServer stopped needs one of these before going live alone.
-	compared bool
+	compared    bool
 	resyncPeer  vdisk.Metadata
 	writes      uint64 // the machine's writes so far (applied or skipped)
 	hist        []histWrite
