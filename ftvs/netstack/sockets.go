@@ -111,6 +111,10 @@ func (s *Stack) Write(id sockapi.SockID, p []byte) (int, error) {
 	if c.finQueued {
 		return 0, sockapi.ErrClosed
 	}
+	if room := c.sendRoom(s.cfg.SendAhead); len(p) > room {
+		p = p[:room]
+		c.wantWritable = true
+	}
 	n := c.snd.Write(p)
 	if n < len(p) {
 		c.wantWritable = true
@@ -130,7 +134,7 @@ func (s *Stack) SendSpace(id sockapi.SockID) int {
 	if c.state != stEstablished && c.state != stCloseWait || c.finQueued {
 		return 0
 	}
-	return c.snd.Free()
+	return c.sendRoom(s.cfg.SendAhead)
 }
 
 // Close closes gracefully: FIN after the queued data. The service forgets id.

@@ -55,6 +55,13 @@ type Config struct {
 	KeepAliveIdle  int64 // default 2 h; negative disables keep-alive
 	KeepAliveIntvl int64 // default 75 s
 	KeepAliveCount int   // default 9
+
+	// SendAhead bounds the bytes a connection takes from its writer beyond
+	// what it has sent: at most max(SendAhead, cwnd) unsent bytes wait in
+	// the send buffer. More would not go out sooner; it would only make
+	// every snapshot (the lockstep reintegration pause) bigger. Default
+	// 256 KiB.
+	SendAhead int
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +78,7 @@ func (c *Config) setDefaults() {
 	def(&c.MTU, 1500)
 	def(&c.MaxSockets, 4096)
 	def(&c.SendBuf, 4<<20)
+	def(&c.SendAhead, 256<<10)
 	def(&c.RecvBuf, 1<<20)
 	def(&c.MaxBacklog, 1024)
 	def(&c.ARPCacheSize, 512)

@@ -164,3 +164,11 @@ func (c *tcb) flight() uint32 { return c.nxt - c.una }
 func (c *tcb) sndDataEnd() uint32 { return c.una + uint32(c.snd.Len()) }
 
 func (c *tcb) addr() sockapi.Addr { return sockapi.Addr{IP: c.rip, Port: c.rport} }
+
+// sendRoom is how many bytes the writer may add now: what the buffer has
+// free, but no more unsent bytes than max(ahead, cwnd) (Config.SendAhead).
+func (c *tcb) sendRoom(ahead int) int {
+	sent := min(max(int(c.maxNxt-c.una), 0), c.snd.Len())
+	limit := max(ahead, int(c.cwnd))
+	return max(0, min(c.snd.Free(), limit-(c.snd.Len()-sent)))
+}

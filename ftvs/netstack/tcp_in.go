@@ -533,7 +533,7 @@ func (s *Stack) newAck(c *tcb, ack uint32, h *wire.TCP) {
 		}
 	}
 	// Wake a writer when a good share of the buffer is free.
-	if c.wantWritable && (c.snd.Free() >= s.cfg.SendBuf/4 || c.snd.Len() == 0) {
+	if c.wantWritable && (c.sendRoom(s.cfg.SendAhead) >= min(s.cfg.SendBuf, s.cfg.SendAhead)/4 || c.snd.Len() == 0) {
 		c.wantWritable = false
 		s.queueEvent(c, sockapi.EvWritable)
 	}
