@@ -190,6 +190,18 @@ func TestFlushReplyOnlyAfterBothCopiesFlushed(t *testing.T) {
 	if st := m2.Stats(); st.DeferredFlushes == 0 {
 		t.Fatalf("secondary flushed synchronously: %+v", st)
 	}
+	// The last input was a flush: once the secondary reported it durable,
+	// the primary holds no marks (a double crash now resyncs nothing).
+	for {
+		_, dirty := p.n[1].disk.Marks()
+		if dirty == 0 && m1.Stats().MarkClears > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("primary still marks %d bytes after both copies flushed (%+v)", dirty, m1.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // demuxFromHarness stops the harness's dispatcher for node id and returns

@@ -91,7 +91,9 @@ type Mirror struct {
 	// when its CoServer stopped needs one of these before going live alone.
 	compared    bool
 	resyncPeer  vdisk.Metadata
-	writes      uint64 // the machine's writes so far (applied or skipped)
+	writes      uint64     // the machine's writes since StartLockstep (applied or skipped)
+	flushed     uint64     // writes covered by this copy's last completed flush
+	writeMu     sync.Mutex // a machine write vs. the primary's mark clearing
 	hist        []histWrite
 	histNext    int
 	targetDone  chan struct{} // closed when the source ends our resync
@@ -107,6 +109,7 @@ type Stats struct {
 	SkippedWrites                                      uint64 // detached in lockstep: the peer applies them
 	Flushes, DeferredFlushes                           uint64
 	ServedRequests                                     uint64
+	MarkClears                                         uint64 // lockstep: marks dropped after both copies flushed
 }
 
 var _ blockdev.Device = (*Mirror)(nil)
@@ -221,6 +224,9 @@ func (m *Mirror) StartLockstep() error {
 	m.mu.Lock()
 	det := m.detached
 	m.lockstep, m.compared = true, true
+	// Both replicas start counting at the same input (the snapshot).
+	m.writes, m.flushed, m.histNext = 0, 0, 0
+	clear(m.hist)
 	m.mu.Unlock()
 	if det {
 		return nil
@@ -251,6 +257,7 @@ func (m *Mirror) FlushPending() error {
 	m.mu.Lock()
 	owed := m.pendFlush && !m.detached
 	m.pendFlush = false
+	upTo, ls := m.writes, m.lockstep
 	m.mu.Unlock()
 	if !owed {
 		return nil
@@ -259,17 +266,48 @@ func (m *Mirror) FlushPending() error {
 		m.event(EventFlushFailed, err.Error())
 		return m.detach(fmt.Errorf("deferred flush: %w", err), 0, 0)
 	}
+	m.count(func(s *Stats) { s.Flushes++; m.flushed = max(m.flushed, upTo) })
+	if ls {
+		// Tell the primary, off the lockstep loop: it may drop marks.
+		go m.ep.call(context.Background(), Request{Op: OpFlushed, Count: upTo})
+	}
 	return nil
 }
 
-// Synced is called after a flush both copies acknowledged (the output of
-// an input that flushed was released): marks of regions with no write in
-// flight are dropped, bounding a double crash's resync.
-func (m *Mirror) Synced() error {
-	if m.Detached() {
+// peerFlushed runs on the primary when the secondary reports its copy
+// durable through its write w (lockstep write counts are aligned at
+// StartLockstep). Writes up to min(w, our own last flush) are then on both
+// copies: every mark is dropped (vdisk's ClearSynced keeps writes in
+// flight) and the writes after that point, from the history, are marked
+// again. This bounds a double crash's resync to the recent writes.
+func (m *Mirror) peerFlushed(w uint64) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	m.mu.Lock()
+	if !m.lockstep || m.detached {
+		m.mu.Unlock()
 		return nil
 	}
-	return m.disk.ClearSynced()
+	safe := min(w, m.flushed)
+	if m.writes-safe >= uint64(len(m.hist)) {
+		m.mu.Unlock()
+		return nil // too far behind to know what to keep: keep everything
+	}
+	var keep [][2]int64
+	for _, h := range m.hist {
+		if h.count > safe && h.count <= m.writes {
+			keep = append(keep, [2]int64{h.off, h.n})
+		}
+	}
+	m.mu.Unlock()
+	if err := m.disk.ClearSynced(); err != nil {
+		return err
+	}
+	m.count(func(s *Stats) { s.MarkClears++ })
+	if len(keep) > 0 {
+		return m.disk.MarkRanges(keep)
+	}
+	return nil
 }
 
 // detach stops trusting the local copy. The peer goes solo and marks the
@@ -362,6 +400,8 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	}
 	m.cf.Begin()
 	defer m.cf.End()
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	m.recordWrite(off, int64(len(p)))
 	m.mu.Lock()
 	det, ls := m.detached, m.lockstep
@@ -396,7 +436,7 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 // the local copy is detached and the peer does not run the VS).
 func (m *Mirror) Flush() error {
 	m.mu.Lock()
-	det, ls, def := m.detached, m.lockstep, m.deferFlush
+	det, ls, def, upTo := m.detached, m.lockstep, m.deferFlush, m.writes
 	if def && !det {
 		m.pendFlush = true
 		m.stats.DeferredFlushes++
@@ -406,7 +446,7 @@ func (m *Mirror) Flush() error {
 	m.mu.Unlock()
 	if !det {
 		if err := m.disk.Flush(); err == nil {
-			m.count(func(s *Stats) { s.Flushes++ })
+			m.count(func(s *Stats) { s.Flushes++; m.flushed = max(m.flushed, upTo) })
 			return nil
 		} else if derr := m.detach(fmt.Errorf("flush: %w", err), 0, 0); derr != nil {
 			return derr

@@ -62,6 +62,8 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 		return nil, m.disk.ClearAllMarks()
 	case OpGoSolo:
 		return nil, m.peerDetached(r.Off, int64(r.Count))
+	case OpFlushed:
+		return nil, m.peerFlushed(r.Count)
 	case OpBulkDone:
 		m.mu.Lock()
 		if m.bulkResult == nil {
