@@ -29,6 +29,7 @@ type Config struct {
 	VirtualDisks []VirtualDisk
 	VS           VS
 	HWCheck      HWCheck
+	Runtime      Runtime
 
 	file  string
 	lines map[string]int // field path -> line in the file
@@ -139,6 +140,13 @@ var defaultPorts = map[string]uint16{"http": 80, "ftp": 21, "nbd": 10809}
 type HWCheck struct {
 	PolicyPath   string
 	PolicyInline []byte
+}
+
+// Runtime holds settings passed on to the runtime's config (ftvs
+// coserver): its failure-detection timeouts, zero meaning the runtime's
+// default. Slow links or machines (QEMU under TCG) need longer ones.
+type Runtime struct {
+	Heartbeat, PeerDead, LinkDead, SplitBrain, Reintegrate, Management time.Duration
 }
 
 // Defaults for fields that may be left out.

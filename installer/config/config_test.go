@@ -107,6 +107,8 @@ func TestBadConfigs(t *testing.T) {
 		{"node number", minimal + "node: {number: 3}\n", `test.yaml:9: node.number: want 1, 2 or auto, got "3"`},
 		{"empty", "", "empty config"},
 		{"string version", strings.Replace(minimal, "version: 1", `version: "1"`, 1), "version: want an integer"},
+		{"runtime timeout", minimal + "runtime: {timeouts: {heartbeat: soon}}\n", `test.yaml:9: runtime.timeouts.heartbeat: want a duration between 1ms and 10m, like 500ms, got "soon"`},
+		{"runtime peer_dead", minimal + "runtime: {timeouts: {heartbeat: 1s, peer_dead: 2s}}\n", "runtime.timeouts.peer_dead: is 2s; must be at least three heartbeats (3s)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -253,6 +253,7 @@ func (d *decoder) top(n *yaml.Node) {
 		"virtual_disks": d.virtualDisks,
 		"vs":            d.vs,
 		"hwcheck":       d.hwcheck,
+		"runtime":       d.runtime,
 	}, "version", "disk", "virtual_disks", "vs")
 	if c.Disk.ESPSize == 0 {
 		c.Disk.ESPSize = DefaultESPSize
@@ -794,6 +795,36 @@ func (d *decoder) hwcheck(n *yaml.Node, field string) {
 				return
 			}
 			c.HWCheck.PolicyInline = b
+		},
+	})
+}
+
+// runtime reads `runtime: {timeouts: {...}}`, handed to ftvs coserver.
+func (d *decoder) runtime(n *yaml.Node, field string) {
+	t := &d.cfg.Runtime
+	d.mapping(n, field, map[string]func(*yaml.Node, string){
+		"timeouts": func(n *yaml.Node, field string) {
+			dur := func(v *time.Duration) func(*yaml.Node, string) {
+				return func(n *yaml.Node, f string) {
+					s, ok := d.scalar(n, f)
+					if !ok {
+						return
+					}
+					x, err := time.ParseDuration(s)
+					if err != nil || x < time.Millisecond || x > 10*time.Minute {
+						d.errf(n, f, "want a duration between 1ms and 10m, like 500ms, got %q", s)
+						return
+					}
+					*v = x
+				}
+			}
+			d.mapping(n, field, map[string]func(*yaml.Node, string){
+				"heartbeat": dur(&t.Heartbeat), "peer_dead": dur(&t.PeerDead), "link_dead": dur(&t.LinkDead),
+				"split_brain": dur(&t.SplitBrain), "reintegrate": dur(&t.Reintegrate), "management": dur(&t.Management),
+			})
+			if t.Heartbeat > 0 && t.PeerDead > 0 && t.PeerDead < 3*t.Heartbeat {
+				d.errf(n, field+".peer_dead", "is %s; must be at least three heartbeats (%s)", t.PeerDead, 3*t.Heartbeat)
+			}
 		},
 	})
 }

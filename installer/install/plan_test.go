@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	cscfg "github.com/ftvs/ftvs/ftvs/coserver/config"
 	"github.com/ftvs/ftvs/installer/config"
@@ -43,6 +44,7 @@ addresses: {management: [10.0.0.11/24, 10.0.0.12/24]}
 disk: {target: /dev/null}
 virtual_disks: [{name: boot, size: 100MiB}]
 vs: {mac: "02:f7:00:00:00:01", ip: 192.168.50.10/24, gateway: 192.168.50.1, services: [{name: http, port: 8080}, ftp]}
+runtime: {timeouts: {heartbeat: 100ms, peer_dead: 2s}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +70,8 @@ vs: {mac: "02:f7:00:00:00:01", ip: 192.168.50.10/24, gateway: 192.168.50.1, serv
 	}
 	if rc.Node != 1 || len(rc.Links) != 2 || rc.Links[1].Interface != "nic3" || rc.Links[1].Local != "169.254.77.5:7470" ||
 		rc.Redirected.Interface != "nic0" || rc.Management.Listen != "10.0.0.11:7443" || rc.Management.Peer != "10.0.0.12:7443" ||
-		rc.VS.Services.HTTP.Port != 8080 || rc.VS.Gateway != "192.168.50.1" || len(rc.Key()) != 32 {
+		rc.VS.Services.HTTP.Port != 8080 || rc.VS.Gateway != "192.168.50.1" || len(rc.Key()) != 32 ||
+		rc.Timeouts.Heartbeat != 100*time.Millisecond || rc.Timeouts.PeerDead != 2*time.Second || rc.Timeouts.LinkDead != 120*time.Millisecond {
 		t.Fatalf("runtime config:\n%s", b)
 	}
 	if !strings.Contains(p.Text(), "coserver link 2  nic3  169.254.77.5/30, peer 169.254.77.6") {

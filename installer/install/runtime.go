@@ -27,6 +27,8 @@ func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir, content st
 		VS: cscfg.VS{MAC: p.VS.MAC.String(), IP: p.VS.IP.String(), Content: content,
 			Services: cscfg.Services{HTTP: &cscfg.Service{Port: 80}}},
 		StateDir: stateDir,
+		Timeouts: cscfg.Timeouts{Heartbeat: cfg.Runtime.Heartbeat, PeerDead: cfg.Runtime.PeerDead, LinkDead: cfg.Runtime.LinkDead,
+			SplitBrain: cfg.Runtime.SplitBrain, Reintegrate: cfg.Runtime.Reintegrate, Management: cfg.Runtime.Management},
 	}
 	if p.PeerMgmt.IsValid() {
 		rc.Management.Peer = addrPort(p.PeerMgmt, ManagementPort)
