@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev/faultdev"
 	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
 
@@ -263,4 +264,45 @@ func TestAckedWritesSurviveFailovers(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes, %d distinct blocks read back from both copies", seq, len(acked))
+}
+
+// Detached in lockstep: the detached node skips writes (its peer applies
+// them itself) and its reads wait until the peer's replica applied as many
+// writes; a read the peer has already overwritten is refused, never served
+// from the future.
+func TestDetachedInLockstepReadsAtTheSameWriteCount(t *testing.T) {
+	p := newPair(t)
+	p.startLockstep(t)
+	l, _ := vdisk.Layout(testData, 512, testGran)
+	const a = 8 << 20
+	p.n[1].fault.add(faultdev.Rule{Ops: faultdev.Read, Off: l.DataOffset + a, Len: 4096})
+	m1, m2 := p.n[1].m, p.n[2].m
+	x := writeBlock(t, m1, 1, a) // write 1 on node 1; node 2 lags
+	done := make(chan error, 1)
+	got := make([]byte, 4096)
+	go func() {
+		_, err := m1.ReadAt(got, a) // fails locally: detach, read from node 2 at write 1
+		done <- err
+	}()
+	waitEvent(t, p.n[1], EventDetached)
+	writeBlock(t, m2, 1, a) // node 2's replica catches up
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, x) {
+		t.Fatal("read through the peer did not return write 1")
+	}
+	y := writeBlock(t, m2, 2, a) // node 2 runs ahead: write 2 overwrites
+	if _, err := m1.ReadAt(got, a); err == nil {
+		t.Fatal("read at write 1 served after the peer's write 2 overwrote it")
+	} else {
+		t.Logf("refused as it should be: %v", err)
+	}
+	writeBlock(t, m1, 2, a) // node 1's replica reaches write 2: skipped locally
+	if _, err := m1.ReadAt(got, a); err != nil || !bytes.Equal(got, y) {
+		t.Fatalf("read at write 2: %v", err)
+	}
+	if st := m1.Stats(); st.SkippedWrites != 1 || st.RemoteWrites != 0 {
+		t.Fatalf("detached node in lockstep: %+v", st)
+	}
 }
