@@ -174,6 +174,12 @@ type conn struct {
 	wake    chan struct{}
 	done    chan struct{}
 	closeMu sync.Once
+	// wmu serialises sealing and writing (the AEAD nonce is a counter):
+	// held by the writer from picking messages until they are written, or
+	// by a Send that writes itself (sendDirect). Order: wmu, then
+	// Session.mu; Send, which holds Session.mu, only tries it.
+	wmu  sync.Mutex
+	dbuf []byte // sendDirect's frame buffer (under wmu)
 }
 
 func (c *conn) close() {
@@ -284,28 +290,81 @@ func (s *Session) Incarnation() uint64 { return s.inc }
 // Incoming delivers messages and events in order. It is closed by Close.
 func (s *Session) Incoming() <-chan Delivery { return s.out }
 
+// lazyAckMax: a message up to this size handed straight to a waiting user
+// is acked lazily (with the next thing sent, at the latest the heartbeat).
+const lazyAckMax = 16 << 10
+
+// directMax bounds sendDirect: a message is written by Send itself only
+// while at most this many bytes are unacknowledged (an idle link, so the
+// socket takes the write at once); under load the writer batches.
+const directMax = 64 << 10
+
 // Send queues a message for the peer. The session owns payload afterwards.
 // Messages are delivered once and in order to the current peer incarnation;
-// ones not acknowledged when the peer restarts are dropped.
+// ones not acknowledged when the peer restarts are dropped. On an idle link
+// Send writes the message itself (no hand-off to the writer goroutine: the
+// lockstep output rule waits for a round trip of these).
 func (s *Session) Send(typ uint8, payload []byte) error {
 	if len(payload) > MaxPayload {
 		return fmt.Errorf("link send: message of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	if s.unacked+len(payload) > s.cfg.MaxUnacked {
+		s.mu.Unlock()
 		return ErrWindowFull
 	}
 	s.sendQ = append(s.sendQ, outMsg{seq: s.nextSeq, typ: typ, payload: payload})
 	s.nextSeq++
 	s.unacked += len(payload) + dataOverhead
 	if s.active >= 0 && s.links[s.active].cur != nil {
-		s.links[s.active].cur.poke()
+		cn := s.links[s.active].cur
+		if s.unacked <= directMax && cn.wmu.TryLock() {
+			s.sendDirect(s.active, cn) // unlocks s.mu and cn.wmu
+			return nil
+		}
+		cn.poke()
 	}
+	s.mu.Unlock()
 	return nil
+}
+
+// sendDirect writes link i's unsent messages (and a due ack) from the
+// caller's goroutine. Called with s.mu and cn.wmu held; releases both. With
+// wmu held the writer is not between picking and writing, so the stream
+// stays in order.
+func (s *Session) sendDirect(i int, cn *conn) {
+	l := s.links[i]
+	if l.cursor < s.sendBase {
+		l.cursor = s.sendBase
+	}
+	out := cn.dbuf[:0]
+	if l.ackDue {
+		l.ackDue = false
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], s.recvNext-1)
+		out = cn.tx.seal(out, frameAck, b[:])
+	}
+	var plain [9 + 256]byte
+	for ; l.cursor < s.nextSeq; l.cursor++ {
+		m := s.sendQ[l.cursor-s.sendBase]
+		p := binary.BigEndian.AppendUint64(plain[:0], m.seq)
+		p = append(append(p, m.typ), m.payload...)
+		out = cn.tx.seal(out, frameData, p)
+	}
+	s.mu.Unlock()
+	cn.c.SetWriteDeadline(time.Now().Add(10 * s.cfg.LinkTimeout))
+	_, err := cn.c.Write(out)
+	if cap(out) <= 256<<10 {
+		cn.dbuf = out[:0]
+	}
+	cn.wmu.Unlock()
+	if err != nil {
+		s.linkDown(i, cn, fmt.Sprintf("write: %v", err))
+	}
 }
 
 // Close stops the session and closes every connection. The peer sees it as
@@ -350,21 +409,22 @@ func (s *Session) Status() Status {
 }
 
 // push appends a delivery; messages wait for queue space, events never do.
-// Called with s.mu held.
-func (s *Session) push(d Delivery) {
+// It reports whether the user took d at once. Called with s.mu held.
+func (s *Session) push(d Delivery) (handed bool) {
 	if len(s.queue) == 0 && !s.pumping && !s.closed {
 		// Hand over directly when the user is waiting: one goroutine hop
 		// less on the latency path. Order holds: nothing is queued or in
 		// the pump's hands.
 		select {
 		case s.out <- d:
-			return
+			return true
 		default:
 		}
 	}
 	s.queue = append(s.queue, d)
 	s.queued += len(d.Payload)
 	s.qcond.Broadcast()
+	return false
 }
 
 func (s *Session) pushEvent(e Event) {
@@ -657,10 +717,12 @@ func (s *Session) writer(i int, cn *conn) {
 		ack := uint64(0)
 		ackDue := false
 		more := false
+		cn.wmu.Lock()
 		s.mu.Lock()
 		l := s.links[i]
 		if l.cur != cn {
 			s.mu.Unlock()
+			cn.wmu.Unlock()
 			return
 		}
 		pongs = append(pongs, l.pongDue...)
@@ -705,6 +767,7 @@ func (s *Session) writer(i int, cn *conn) {
 		}
 		clear(msgs)
 		if len(out) == 0 {
+			cn.wmu.Unlock()
 			continue
 		}
 		// Only a backstop: silence closes a dead connection (and unblocks
@@ -715,6 +778,7 @@ func (s *Session) writer(i int, cn *conn) {
 		if err == nil {
 			err = bw.Flush()
 		}
+		cn.wmu.Unlock()
 		if err != nil {
 			s.linkDown(i, cn, fmt.Sprintf("write: %v", err))
 			return
@@ -776,16 +840,23 @@ func (s *Session) reader(i int, cn *conn) {
 				l.blocked = false
 				l.lastHeard = time.Now()
 			}
+			handed := false
 			if f.seq == s.recvNext {
 				s.recvNext++
 				// The body buffer is reused: the user gets a copy.
-				s.push(Delivery{Type: f.msgType, Payload: append([]byte(nil), f.payload...)})
+				handed = s.push(Delivery{Type: f.msgType, Payload: append([]byte(nil), f.payload...)})
 			}
 			sinceAck++
 			if br.Buffered() == 0 || sinceAck >= 64 {
 				l.ackDue = true
-				sinceAck = 0
-				cn.poke()
+				// A small message the user took at once (an idle link):
+				// its ack rides on the user's reply, or goes with the next
+				// heartbeat; waking the writer now would put a write of
+				// its own ahead of that reply. Bulk is acked at once.
+				if !handed || len(f.payload) > lazyAckMax || sinceAck >= 64 {
+					cn.poke()
+					sinceAck = 0
+				}
 			}
 		case frameAck:
 			if f.seq >= s.sendBase && f.seq < s.nextSeq {
