@@ -81,7 +81,9 @@ type node struct {
 }
 
 type pair struct {
-	t      *testing.T
+	t      testing.TB
+	size   int64
+	raw    atomic.Int64 // bytes of rawType messages received (link benchmark)
 	dir    string
 	sess   [3]*link.Session
 	cur    [3]atomic.Pointer[Mirror]
@@ -89,10 +91,23 @@ type pair struct {
 	n      [3]*node
 	gen    atomic.Uint64
 	rate   int64
+	opts   pairOpts
 	pacers [3]vdisk.Pacer
 }
 
-func freePort(t *testing.T) int {
+// rawType is a link message type no mirror uses (link benchmark).
+const rawType = 250
+
+// pairOpts: data size and, for namespaces, each node's links and Net.
+type pairOpts struct {
+	size     int64
+	links    [3][]link.LinkConfig
+	nets     [3]link.Net
+	chunk    int64 // resync chunk (0: 256 KiB)
+	inflight int
+}
+
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -105,11 +120,19 @@ func freePort(t *testing.T) int {
 // newPair creates two fresh copies, syncs them locally (both zero) and
 // starts a real authenticated link session between the two nodes over
 // loopback.
-func newPair(t *testing.T) *pair {
+func newPair(t testing.TB) *pair { return newPairWith(t, pairOpts{}) }
+
+func newPairWith(t testing.TB, o pairOpts) *pair {
 	t.Helper()
-	p := &pair{t: t, dir: t.TempDir()}
+	if o.size == 0 {
+		o.size = testData
+	}
+	if o.chunk == 0 {
+		o.chunk = 256 << 10
+	}
+	p := &pair{t: t, dir: t.TempDir(), size: o.size, opts: o}
 	p.gen.Store(1000)
-	l, err := vdisk.Layout(testData, 512, testGran)
+	l, err := vdisk.Layout(o.size, 512, testGran)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +143,7 @@ func newPair(t *testing.T) *pair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := vdisk.Create(dev, vdisk.CreateOptions{UUID: testUUID, Node: id, DataSize: testData, Granularity: testGran})
+		d, err := vdisk.Create(dev, vdisk.CreateOptions{UUID: testUUID, Node: id, DataSize: o.size, Granularity: testGran})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,10 +153,17 @@ func newPair(t *testing.T) *pair {
 	if _, _, err := vdisk.SyncCopies(context.Background(), disks[1], disks[2], vdisk.SyncOptions{NewGen: p.newGen, SkipEqual: true, Offline: true}); err != nil {
 		t.Fatalf("initial sync: %v", err)
 	}
-	port := freePort(t)
-	lc := []link.LinkConfig{{Local: "127.0.0.1", Peer: "127.0.0.1", Port: port}}
+	var lc []link.LinkConfig
+	if o.links[1] == nil {
+		port := freePort(t)
+		lc = []link.LinkConfig{{Local: "127.0.0.1", Peer: "127.0.0.1", Port: port}}
+	}
 	for id := 2; id >= 1; id-- {
-		c := link.Config{Node: id, Key: testKey, Links: lc, Heartbeat: 20 * time.Millisecond,
+		links := lc
+		if links == nil {
+			links = o.links[id]
+		}
+		c := link.Config{Node: id, Key: testKey, Links: links, Net: o.nets[id], MaxUnacked: 256 << 20, Heartbeat: 20 * time.Millisecond,
 			LinkTimeout: 2 * time.Second, PeerTimeout: 3 * time.Second, Reconnect: 30 * time.Millisecond,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		s, err := link.Start(c)
@@ -144,6 +174,10 @@ func newPair(t *testing.T) *pair {
 		p.sess[id] = s
 		go func() {
 			for d := range s.Incoming() {
+				if d.Event == nil && d.Type == rawType {
+					p.raw.Add(int64(len(d.Payload)))
+					continue
+				}
 				if h := p.hook[id].Load(); h != nil {
 					*h <- d
 					continue
@@ -185,7 +219,7 @@ func (p *pair) start(id uint8) *node {
 			default:
 			}
 		},
-		ResyncPacer: p.pacers[id], ResyncRate: p.rate, ResyncChunk: 256 << 10})
+		ResyncPacer: p.pacers[id], ResyncRate: p.rate, ResyncChunk: p.opts.chunk, ResyncInFlight: p.opts.inflight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,8 +277,8 @@ func (p *pair) dataOf(id uint8) []byte {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	l, _ := vdisk.Layout(testData, 512, testGran)
-	return b[l.DataOffset : l.DataOffset+testData]
+	l, _ := vdisk.Layout(p.size, 512, testGran)
+	return b[l.DataOffset : l.DataOffset+p.size]
 }
 
 func (p *pair) assertIdentical() {
@@ -259,7 +293,7 @@ func (p *pair) assertIdentical() {
 	}
 }
 
-func waitEvent(t *testing.T, n *node, k EventKind) Event {
+func waitEvent(t testing.TB, n *node, k EventKind) Event {
 	t.Helper()
 	tm := time.After(20 * time.Second)
 	for {
@@ -287,7 +321,7 @@ func pattern(seq uint64, off int64) []byte {
 	return b
 }
 
-func writeBlock(t *testing.T, dev blockdev.Device, seq uint64, off int64) []byte {
+func writeBlock(t testing.TB, dev blockdev.Device, seq uint64, off int64) []byte {
 	t.Helper()
 	b := pattern(seq, off)
 	if _, err := dev.WriteAt(b, off); err != nil {
