@@ -503,6 +503,7 @@ func (m *Mirror) ForceAlone() {
 func (m *Mirror) PeerLost() error {
 	m.mu.Lock()
 	m.lockstep = false
+	m.resyncing = false // a resync in progress ended with the peer; Connect starts the next
 	det := m.detached
 	m.mu.Unlock()
 	m.ep.failAll(ErrPeerLost)

@@ -217,3 +217,41 @@ func TestIOErrorDetachesAndServesThroughPeer(t *testing.T) {
 		t.Fatalf("peer did not go solo: %+v", md.Gens)
 	}
 }
+
+// Client I/O first: while a client request is in flight on the source,
+// the resync issues no chunk (ClientMaxWait is set far beyond the test);
+// once it completes the resync runs to the end.
+func TestResyncYieldsToClientIO(t *testing.T) {
+	p := newPair(t)
+	ctx := ctxT(t)
+	p.crash(1)
+	n1 := p.start(1)
+	n1.m.cf.MaxWait = time.Hour
+	if err := n1.m.PeerLost(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 64 {
+		writeBlock(t, n1.m, uint64(i), int64(i)*65536)
+	}
+	n1.m.cf.Begin() // a client request that has not completed
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.reconnect(ctx)
+		done <- err
+	}()
+	for range 20 {
+		select {
+		case err := <-done:
+			t.Fatalf("resync finished while a client request was in flight: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if c := n1.m.ResyncStats().Chunks; c != 0 {
+			t.Fatalf("resync issued %d chunks while a client request was in flight", c)
+		}
+	}
+	n1.m.cf.End()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p.assertIdentical()
+}
