@@ -478,7 +478,11 @@ func (d *Daemon) pumpPort(ctx context.Context) error {
 						d.stats.submitted.Add(1)
 						continue
 					}
-				} else if d.relay.peerViaUs.Load() {
+				} else if d.relay.peerViaUs.Load() || (len(f) >= 6 && string(f[:6]) == string(d.mac)) {
+					// The primary's NIC has no carrier, or the LAN still
+					// sends the VS's unicast frames here (a switch that
+					// learnt the VS MAC on this port while we relayed): hand
+					// them to the primary.
 					d.relay.inToPeer(d, f)
 					continue
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -106,9 +107,15 @@ func (d *Daemon) onCarrier(up bool) {
 		d.relay.viaPeer.Store(d.sess.Status().PeerAlive)
 		d.addEvent("carrier-down", 0, d.cfg.Redirected.Interface+": VS frames go through the peer's NIC")
 	}
-	// Let the LAN's switches learn where the VS MAC is now.
-	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
-		_ = n.Submit(context.Background(), machine.InCommand, machine.GratuitousARPCommand())
+	// Let the LAN's switches learn where the VS MAC is now: a gratuitous ARP
+	// at once and again shortly after, since a NIC whose carrier has just
+	// come back may not send the first.
+	for _, after := range []time.Duration{0, 100 * time.Millisecond, time.Second} {
+		time.AfterFunc(after, func() {
+			if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+				_ = n.Submit(context.Background(), machine.InCommand, machine.GratuitousARPCommand())
+			}
+		})
 	}
 }
 
