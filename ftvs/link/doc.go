@@ -52,7 +52,12 @@
 // Messages are numbered per direction from 1. Exactly one link, the active
 // one, carries data; the receiver delivers only the next expected number and
 // drops everything else (duplicates), acking cumulatively once its read
-// buffer drains (at least every 64 messages). The sender keeps every
+// buffer drains (at least every 64 messages); the ack of a small message
+// the user took at once rides on the next frame sent (the user's reply,
+// at the latest the heartbeat). On an idle link (at most 64 KiB
+// unacknowledged) Send seals and writes the message from the caller's
+// goroutine; otherwise a writer goroutine per connection batches what is
+// queued. The sender keeps every
 // unacknowledged message (bounded by MaxUnacked bytes: Send returns
 // ErrWindowFull rather than block). When the active link goes down, the
 // first other link that is up becomes active and resends from the oldest
