@@ -158,7 +158,7 @@ func TestPairInstallAndFailover(t *testing.T) {
 
 	// A rate-limited download: the kill lands mid-transfer.
 	got := filepath.Join(t.TempDir(), "blob.bin")
-	curl := exec.Command("ip", "netns", "exec", seg.ns, "curl", "-sS", "--fail", "--limit-rate", "256k",
+	curl := exec.Command("ip", "netns", "exec", seg.ns, "curl", "-sS", "--fail", "--limit-rate", "128k",
 		"--max-time", "240", "-o", got, "http://"+vsIP+"/blob.bin")
 	var curlErr bytes.Buffer
 	curl.Stderr = &curlErr
@@ -176,11 +176,14 @@ func TestPairInstallAndFailover(t *testing.T) {
 			t.Fatalf("the download ended before the kill (%v): %s", err, curlErr.String())
 		case <-time.After(100 * time.Millisecond):
 		}
-		if fi, err := os.Stat(got); err == nil && fi.Size() >= blobSize/4 {
+		// The kill must find the pair in lockstep: a secondary still
+		// rejoining is rightly not allowed to go live.
+		if fi, err := os.Stat(got); err == nil && fi.Size() >= blobSize/4 && time.Since(tDown) > 3*time.Second && lastLockstep(victim.vm.Console()) == "peer-synced" {
 			killedAt = fi.Size()
 			victim.vm.Kill()
 		}
 	}
+	t.Logf("primary's lockstep events before the kill: %v", lockstepRE.FindAllString(victim.vm.Console(), -1))
 	t.Logf("killed %s's QEMU at %d of %d bytes (%.1fs into the download)", victim.vm.Name, killedAt, blobSize, time.Since(tDown).Seconds())
 	select {
 	case err := <-done:
@@ -190,7 +193,7 @@ func TestPairInstallAndFailover(t *testing.T) {
 	case <-time.After(5 * time.Minute):
 		t.Fatal("the download did not finish within 5 minutes of the kill")
 	}
-	t.Logf("stage %-28s %6.1fs (4 MiB at most 256 KiB/s)", "download complete:", time.Since(tDown).Seconds())
+	t.Logf("stage %-28s %6.1fs (4 MiB at most 128 KiB/s)", "download complete:", time.Since(tDown).Seconds())
 	if sum := fileSHA256(t, got); sum != blobSum {
 		t.Fatalf("downloaded file sha256 %s, want %s", sum, blobSum)
 	}
@@ -202,6 +205,18 @@ func TestPairInstallAndFailover(t *testing.T) {
 		t.Fatalf("%s exited too", survivor.vm.Name)
 	}
 	t.Logf("%s served the rest: sha256 %s", survivor.vm.Name, blobSum)
+}
+
+var lockstepRE = regexp.MustCompile(`msg="lockstep ([\w-]+)"`)
+
+// lastLockstep is the runtime's last lockstep event ("peer-synced",
+// "peer-lost", "snapshot-sent", ...).
+func lastLockstep(console string) string {
+	m := lockstepRE.FindAllStringSubmatch(console, -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1][1]
 }
 
 // lastRole is the role in the runtime's last "coserver: starting" line.
