@@ -57,6 +57,7 @@ func TestLockstepBench(t *testing.T) {
 		return n
 	}
 	var solo, lock []float64
+	var soloCPU, primCPU, secCPU []float64 // CPU seconds per GB downloaded
 	var soloLat, lockLat []time.Duration
 	var perByte []float64
 	rounds := 3
@@ -66,8 +67,10 @@ func TestLockstepBench(t *testing.T) {
 	for round := range rounds {
 		s := p.cs[1].Start(ftvsBin, "vs", "run", "--iface", "prod", "--mac", vsMAC, "--ip", vsIP+"/24", "--root", p.dir+"/www")
 		time.Sleep(300 * time.Millisecond)
+		c0 := cpuSeconds(s.Process.Pid)
 		d := p.download(p.file)
 		p.check(d, fmt.Sprintf("solo round %d", round+1))
+		soloCPU = append(soloCPU, (cpuSeconds(s.Process.Pid)-c0)/(float64(p.size)/1e9))
 		solo = append(solo, float64(p.size)/d.res.Elapsed.Seconds()/1e6)
 		soloLat = append(soloLat, latencies()...)
 		_ = syscall.Kill(-s.Process.Pid, syscall.SIGKILL)
@@ -75,8 +78,12 @@ func TestLockstepBench(t *testing.T) {
 
 		p.startPair()
 		b0 := linkBytes()
+		a0, s0 := cpuSeconds(p.procs[1].Process.Pid), cpuSeconds(p.procs[2].Process.Pid)
 		d = p.download(p.file)
 		p.check(d, fmt.Sprintf("lockstep round %d", round+1))
+		gb := float64(p.size) / 1e9
+		primCPU = append(primCPU, (cpuSeconds(p.procs[1].Process.Pid)-a0)/gb)
+		secCPU = append(secCPU, (cpuSeconds(p.procs[2].Process.Pid)-s0)/gb)
 		perByte = append(perByte, float64(linkBytes()-b0)/float64(p.size))
 		lock = append(lock, float64(p.size)/d.res.Elapsed.Seconds()/1e6)
 		lockLat = append(lockLat, latencies()...)
@@ -122,6 +129,7 @@ func TestLockstepBench(t *testing.T) {
 	fmt.Printf("| small request latency lockstep p50 / p99 | %s / %s |\n", us(lp50), us(lp99))
 	fmt.Printf("| added by lockstep p50 / p99 | %s / %s |\n", us(lp50-sp50), us(lp99-sp99))
 	fmt.Printf("| CoServer-link bytes per client byte | %.3f |\n", median(perByte))
+	fmt.Printf("| CPU seconds per GB: solo VS / lockstep primary / secondary | %.2f / %.2f / %.2f |\n", median(soloCPU), median(primCPU), median(secCPU))
 	if kills > 0 {
 		fmt.Printf("| failover stall p50 / p99 / max (%d kills of the primary) | %s / %s / %s |\n", kills,
 			msf(pct(stalls, 50)), msf(pct(stalls, 99)), msf(pct(stalls, 100)))
@@ -137,6 +145,21 @@ func interleave(urls []string) []string {
 		a = append(a, "-o", "/dev/null", "-w", "%{time_total}\n", u)
 	}
 	return a
+}
+
+// cpuSeconds is a process's user+system CPU time so far.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100 // USER_HZ
 }
 
 func rounds3(v []float64) string {
