@@ -85,9 +85,10 @@ func (m *Mirror) waitWrites(want uint64, off, n int64) error {
 	if want == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(m.cfg.CallTimeout)
+	expired := false // set under mu by the timer: no lost wake-up
 	stop := time.AfterFunc(m.cfg.CallTimeout, func() {
 		m.mu.Lock()
+		expired = true
 		m.cond.Broadcast()
 		m.mu.Unlock()
 	})
@@ -95,7 +96,7 @@ func (m *Mirror) waitWrites(want uint64, off, n int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for m.writes < want {
-		if time.Now().After(deadline) {
+		if expired {
 			return fmt.Errorf("read at %d: this node applied %d writes, the reader %d: timed out", off, m.writes, want)
 		}
 		m.cond.Wait()
