@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,16 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 			if diverge != nil {
 				log.Warn("TEST FAULT HOOK ACTIVE: this replica will diverge on purpose")
 			}
+			mo := coserver.ManageOptions{Version: version, Log: log}
+			mo.Exe, _ = os.Executable() // now, before a rolling upgrade renames over it
+			if coserver.OutOfService(cfg) {
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				if err := coserver.RunOutOfService(ctx, cfg, mo); err != nil {
+					return &exitError{1, fmt.Errorf("coserver: %w", err)}
+				}
+				return nil
+			}
 			d, err := coserver.New(cfg, coserver.Options{Log: log, Diverge: diverge})
 			if err != nil {
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}
@@ -57,8 +68,19 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 			defer d.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			log.Info("coserver: running", "node", cfg.Node, "management", cfg.Management.Listen)
-			if err := d.Run(ctx); err != nil {
+			mctx, mstop := context.WithCancel(ctx)
+			m, err := d.StartManager(mctx, mo)
+			if err != nil {
+				mstop()
+				return &exitError{1, fmt.Errorf("coserver: %w", err)}
+			}
+			log.Info("coserver: running", "node", cfg.Node, "management", cfg.Management.Listen, "version", version)
+			err = d.Run(ctx)
+			mstop()
+			if m != nil {
+				_ = m.Wait()
+			}
+			if err != nil {
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}
 			}
 			return nil

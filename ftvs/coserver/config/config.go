@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/manager"
 	"github.com/ftvs/ftvs/internal/yamlconf"
 )
 
@@ -30,6 +33,9 @@ type Config struct {
 	Timeouts    Timeouts   `yaml:"timeouts"`
 	StateDir    string     `yaml:"state_dir"` // logs, status socket, disk copies' metadata
 	ColdStart   ColdStart  `yaml:"cold_start"`
+	// The manager (HTTPS API, web page, metrics) and the alert channels;
+	// both optional: no manager.listen, no manager.
+	manager.Sections `yaml:",inline"`
 
 	key []byte
 }
@@ -194,6 +200,14 @@ func (c *Config) validate(d *yamlconf.Doc) error {
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/ftvs"
+	}
+	if c.Manager.Listen != "" {
+		if c.Manager.StateDir == "" {
+			c.Manager.StateDir = filepath.Join(c.StateDir, "manager")
+		}
+		if err := c.Sections.Check(d, "coserver"+strconv.Itoa(c.Node)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

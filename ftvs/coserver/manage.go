@@ -1,0 +1,286 @@
+package coserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver/config"
+	"github.com/ftvs/ftvs/ftvs/manager"
+	"github.com/ftvs/ftvs/ftvs/manager/feed"
+	"github.com/ftvs/ftvs/ftvs/manager/state"
+)
+
+// OutOfServiceFile, in the config's state_dir, keeps a CoServer out of
+// service across restarts until an operator brings it back.
+const OutOfServiceFile = "out-of-service"
+
+// OutOfService reports whether the operator took this CoServer out of service.
+func OutOfService(cfg *config.Config) bool {
+	_, err := os.Stat(filepath.Join(cfg.StateDir, OutOfServiceFile))
+	return err == nil
+}
+
+// ManageOptions are what the manager needs beyond the config.
+type ManageOptions struct {
+	Version string // this binary's version, shown per CoServer
+	// Exe is the path this process was started from: taking the CoServer
+	// out of service or back re-executes it, so a binary renamed over it
+	// (a rolling upgrade) is what runs next.
+	Exe string
+	Log *slog.Logger
+}
+
+// StartManager starts the manager of a running daemon when the config has
+// a manager section (nil, nil otherwise). It stops when ctx ends; call Wait.
+func (d *Daemon) StartManager(ctx context.Context, o ManageOptions) (*manager.Manager, error) {
+	if d.cfg.Manager.Listen == "" {
+		return nil, nil
+	}
+	src := newSource(d.cfg, o.Version, func() *feed.Status { return d.feedStatus() })
+	return manager.Start(ctx, manager.Options{Sections: d.cfg.Sections, Host: "coserver" + strconv.Itoa(d.cfg.Node),
+		Source: src, Control: &controller{cfg: d.cfg, o: o, d: d}, Log: o.Log})
+}
+
+// feedStatus is the daemon's status as the manager's feed reads it (the
+// same JSON the management endpoint serves, decoded in-process).
+func (d *Daemon) feedStatus() *feed.Status {
+	b, err := json.Marshal(d.Status(false))
+	if err != nil {
+		return &feed.Status{Node: d.cfg.Node, Role: "unknown"}
+	}
+	st, err := feed.Decode(bytes.NewReader(b))
+	if err != nil {
+		return &feed.Status{Node: d.cfg.Node, Role: "unknown"}
+	}
+	return st
+}
+
+// source is the manager's state.Source in the daemon: the local status
+// in-process, the peer's over the management network.
+type source struct {
+	cfg     *config.Config
+	version string
+	local   func() *feed.Status
+	client  *http.Client
+
+	mu   sync.Mutex
+	last time.Time
+	evs  chan state.Event
+}
+
+func newSource(cfg *config.Config, version string, local func() *feed.Status) *source {
+	return &source{cfg: cfg, version: version, local: local,
+		client: &http.Client{Timeout: time.Second}, evs: make(chan state.Event, 256)}
+}
+
+func (s *source) Events() <-chan state.Event { return s.evs }
+
+func (s *source) Snapshot() state.Snapshot {
+	local := s.local()
+	var peer *feed.Status
+	if s.cfg.Management.Peer != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		peer, _ = feed.Fetch(ctx, s.client, s.cfg.Management.Peer)
+		cancel()
+	}
+	s.forward(local)
+	snap := feed.Snapshot(local, peer)
+	for i := range snap.CoServers {
+		c := &snap.CoServers[i]
+		c.Name = "coserver" + strconv.Itoa(c.Node)
+		if c.Node == s.cfg.Node {
+			c.Version = s.version
+		}
+		if c.Role == roleOutOfService {
+			c.InService, c.Health = false, state.Degraded
+		}
+	}
+	return snap
+}
+
+func (s *source) forward(st *feed.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range st.Events {
+		if !e.Time.After(s.last) {
+			continue
+		}
+		s.last = e.Time
+		detail := e.Detail
+		if e.Seq != 0 {
+			detail += " (seq " + strconv.FormatUint(e.Seq, 10) + ")"
+		}
+		select {
+		case s.evs <- state.Event{Time: e.Time, Kind: e.Kind, Node: st.Node, Component: "coserver" + strconv.Itoa(st.Node), Detail: detail}:
+		default: // the model is behind: the snapshot still carries the state
+		}
+	}
+}
+
+const roleOutOfService = "out-of-service"
+
+// controller carries out the operator's controls on this CoServer. A
+// control aimed at the other CoServer is refused with where to send it:
+// each CoServer's API acts on its own node.
+type controller struct {
+	cfg *config.Config
+	o   ManageOptions
+	d   *Daemon // nil while out of service
+}
+
+var errNotAvailable = errors.New("not available in this build: the virtual disk mirror is not wired into the daemon yet")
+
+func (c *controller) local(node int, what string) error {
+	if node != c.cfg.Node {
+		return fmt.Errorf("%s of CoServer %d: send it to CoServer %d's API (this is CoServer %d; management peer %s)",
+			what, node, node, c.cfg.Node, c.cfg.Management.Peer)
+	}
+	return nil
+}
+
+// SetInService leaves the pair (out) or rejoins it (in) by re-executing
+// the daemon: out of service it serves only status and the API, holds no
+// link and no port, and the peer carries on solo; back in service it
+// starts as a restarted node does and joins the running primary by
+// snapshot. The state survives restarts (a file in state_dir).
+func (c *controller) SetInService(ctx context.Context, node int, in bool) error {
+	if err := c.local(node, "service change"); err != nil {
+		return err
+	}
+	marker := filepath.Join(c.cfg.StateDir, OutOfServiceFile)
+	if in {
+		if c.d != nil {
+			return nil // already in service
+		}
+		if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("bring back into service: %w", err)
+		}
+	} else {
+		if c.d == nil {
+			return nil
+		}
+		if err := os.MkdirAll(c.cfg.StateDir, 0o755); err != nil {
+			return fmt.Errorf("take out of service: %w", err)
+		}
+		if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+			return fmt.Errorf("take out of service: %w", err)
+		}
+	}
+	if c.o.Exe == "" {
+		return errors.New("service change: the daemon's executable path is unknown")
+	}
+	if _, err := os.Stat(c.o.Exe); err != nil {
+		return fmt.Errorf("service change: the daemon's executable: %w", err)
+	}
+	// Answer the API call first, then replace the process.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		c.o.Log.Warn("coserver: re-executing", "exe", c.o.Exe, "in_service", in)
+		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
+		c.o.Log.Error("coserver: re-exec failed; exiting so a supervisor restarts it", "err", err)
+		os.Exit(1)
+	}()
+	return nil
+}
+
+func (c *controller) MovePort(ctx context.Context, node int) error {
+	return errors.New("move port: not available yet (the redirected port moves only on carrier loss)")
+}
+
+func (c *controller) StartVS(ctx context.Context) error {
+	return errors.New("start VS: not available yet; the VS runs while a CoServer is in service (bring one back)")
+}
+
+func (c *controller) StopVS(ctx context.Context) error {
+	return errors.New("stop VS: not available yet; take both CoServers out of service to stop it")
+}
+
+func (c *controller) StartResync(ctx context.Context, disk string) error { return errNotAvailable }
+func (c *controller) StartVerify(ctx context.Context, disk string) error { return errNotAvailable }
+
+// ResolveSplitBrain: the node that is not the survivor drops its VS and
+// rejoins from the survivor's snapshot (a re-execution, as back into
+// service); the survivor keeps running.
+func (c *controller) ResolveSplitBrain(ctx context.Context, survivor int) error {
+	if survivor != 1 && survivor != 2 {
+		return fmt.Errorf("resolve split brain: survivor %d: must be 1 or 2", survivor)
+	}
+	if survivor == c.cfg.Node {
+		return nil
+	}
+	if c.d == nil {
+		return errors.New("resolve split brain: this CoServer is out of service; bring it back instead")
+	}
+	c.o.Log.Warn("coserver: split brain resolved for the peer: discarding this VS and rejoining", "survivor", survivor)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
+		c.o.Log.Error("coserver: re-exec failed", "err", err)
+		os.Exit(1)
+	}()
+	return nil
+}
+
+// RunOutOfService serves a CoServer that is out of service: its status
+// (role out-of-service) on management.listen, so the peer's split-brain
+// guard and `ftvs status` see it, and the manager API, where the only
+// control it takes is bringing it back. It holds no link and no port.
+func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started := time.Now()
+	status := func() Status {
+		return Status{Node: cfg.Node, Role: roleOutOfService, UptimeMS: time.Since(started).Milliseconds(),
+			Redirected: PortStatus{Interface: cfg.Redirected.Interface},
+			Events:     []Event{{Time: started.UTC(), Kind: roleOutOfService, Detail: "taken out of service by the operator"}}}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(status())
+	})
+	srv := &http.Server{Addr: cfg.Management.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	defer srv.Close()
+	var m *manager.Manager
+	if cfg.Manager.Listen != "" {
+		src := newSource(cfg, o.Version, func() *feed.Status {
+			b, _ := json.Marshal(status())
+			st, err := feed.Decode(bytes.NewReader(b))
+			if err != nil {
+				return &feed.Status{Node: cfg.Node, Role: roleOutOfService}
+			}
+			return st
+		})
+		var err error
+		m, err = manager.Start(ctx, manager.Options{Sections: cfg.Sections, Host: "coserver" + strconv.Itoa(cfg.Node),
+			Source: src, Control: &controller{cfg: cfg, o: o}, Log: o.Log})
+		if err != nil {
+			return err
+		}
+	}
+	o.Log.Warn("coserver: out of service; bring it back with ftvs ctl", "node", cfg.Node)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("management.listen: %w", err)
+	}
+	cancel()
+	if m != nil {
+		_ = m.Wait()
+	}
+	return err
+}
