@@ -39,6 +39,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(),
 		newWitnessCmd(),
 		newCtlCmd(),
+		newUpgradeCmd(),
 	)
 	return root
 }
