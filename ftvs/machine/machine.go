@@ -258,8 +258,10 @@ func (m *Machine) Counters() Counters {
 	return c
 }
 
-// Version 2 added the backlog flag.
-const machineVersion = 2
+// Version 2 added the backlog flag. machineVersion is set in
+// snapversion.go; the test-only build tag ftvs_snapbump makes it 3 (one
+// more field), so rolling-upgrade tests run two builds whose snapshot
+// versions differ.
 
 // Snapshot encodes the whole state: configuration, sequence and clock,
 // counters, the stack and every service.
@@ -271,6 +273,9 @@ func (m *Machine) Snapshot() []byte {
 		w.U64(m.lastSeq)
 		w.I64(m.now)
 		w.Bool(m.backlog)
+		if machineVersion >= 3 {
+			w.U64(snapBumpField)
+		}
 		c := &m.ctr
 		for _, v := range []uint64{c.Inputs, c.FramesIn, c.Ticks, c.Commands, c.BadCommands, c.SeqRejected,
 			c.SeqGaps, c.ClockClamps, c.FramesOut, c.EventsUnrouted, c.RoundsExhausted} {
@@ -314,6 +319,9 @@ func (m *Machine) Restore(b []byte) error {
 		nm.now = r.I64()
 		if version >= 2 {
 			nm.backlog = r.Bool()
+		}
+		if version >= 3 {
+			_ = r.U64() // the test-only field of ftvs_snapbump builds
 		}
 		c := &nm.ctr
 		for _, p := range []*uint64{&c.Inputs, &c.FramesIn, &c.Ticks, &c.Commands, &c.BadCommands, &c.SeqRejected,

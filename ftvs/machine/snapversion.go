@@ -1,0 +1,8 @@
+//go:build !ftvs_snapbump
+
+package machine
+
+// machineVersion is the version of the "machine" snapshot section.
+const machineVersion = 2
+
+const snapBumpField = 0
