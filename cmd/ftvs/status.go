@@ -84,7 +84,14 @@ func printStatus(w io.Writer, st *coserver.Status) {
 		evs = evs[len(evs)-10:]
 	}
 	for _, e := range evs {
-		fmt.Fprintf(w, "  %s %-14s %s\n", e.Time.Format("15:04:05.000"), e.Kind, strings.TrimSpace(fmt.Sprintf("seq %d %s", e.Seq, e.Detail)))
+		text := e.Detail
+		if e.Seq != 0 {
+			text = strings.TrimSpace(fmt.Sprintf("seq %d %s", e.Seq, e.Detail))
+		}
+		if e.Repeat > 0 {
+			text += fmt.Sprintf(" (x%d)", e.Repeat+1)
+		}
+		fmt.Fprintf(w, "  %s %-14s %s\n", e.Time.Format("15:04:05.000"), e.Kind, text)
 	}
 }
 
