@@ -348,3 +348,42 @@ func TestWitnessLease(t *testing.T) {
 		t.Fatalf("node 2 serves without the lease: %s", h)
 	}
 }
+
+// TestWitnessDecidesSplitSite: a SplitSite partition. Every CoServer link is
+// cut, the nodes cannot reach each other's management address, and the
+// primary cannot reach the witness: the primary's lease lapses and it fences
+// itself (emits nothing), the secondary gets the lease and goes live, and
+// clients are served by it alone.
+func TestWitnessDecidesSplitSite(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 1, extra: "witness: 10.98.0.254:7444\n"})
+	p.lan.Addr("brm", "10.98.0.254/24")
+	p.lan.Start(ftvsBin, "witness", "--listen", "10.98.0.254:7444", "--key", p.key, "--ttl", "600ms")
+	time.Sleep(700 * time.Millisecond) // the witness's restart quarantine
+	p.startPair()
+	time.Sleep(300 * time.Millisecond) // the primary takes the lease
+	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.254/32")
+	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
+	p.waitRole(2, "primary", "", 15*time.Second)
+	if !netnstest.WaitFor(5*time.Second, func() bool {
+		st, err := p.status(1)
+		return err == nil && st.Fenced
+	}) {
+		st, _ := p.status(1)
+		t.Fatalf("node 1 not fenced after losing the witness: %+v", st)
+	}
+	for k := range 10 {
+		out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")
+		if err != nil || out != "small\n" {
+			t.Fatalf("request %d after the partition: %q %v", k, out, err)
+		}
+	}
+	st1, _ := p.status(1)
+	st2, _ := p.status(2)
+	if st1.Redirected.FencedDrop == 0 {
+		t.Logf("node 1 fenced but dropped no frame (its VS had nothing to send)")
+	}
+	t.Logf("node 1: role %s fenced %v dropped %d; node 2: role %s", st1.Role, st1.Fenced, st1.Redirected.FencedDrop, st2.Role)
+}
