@@ -25,6 +25,7 @@ func newVSCmd() *cobra.Command {
 
 type vsRunFlags struct {
 	iface, mac, ip, gw, root, portKind, isnKey, record string
+	bootDisk                                           string
 	httpPort                                           uint16
 	mtu, batch                                         int
 	svc                                                vsServiceFlags
@@ -33,17 +34,21 @@ type vsRunFlags struct {
 func newVSRunCmd() *cobra.Command {
 	var f vsRunFlags
 	cmd := &cobra.Command{
-		Use:   "run --iface IF --mac MAC --ip ADDR/PREFIX [--gw ADDR] --root DIR [--port afpacket|tap]",
-		Short: "Serve a directory over HTTP as one solo virtual server on a Linux interface",
+		Use:   "run --iface IF --mac MAC --ip ADDR/PREFIX [--gw ADDR] (--root DIR | --boot-disk FILE) [--port afpacket|tap]",
+		Short: "Serve a directory or a VS boot disk over HTTP as one solo virtual server on a Linux interface",
 		Long: `Runs one virtual server (the deterministic machine: its own TCP/IP stack and
 HTTP service) on a Linux interface, without a peer. Frames move through a
 promiscuous AF_PACKET socket on --iface (filtered on the VS MAC plus broadcast
 and multicast), or through the TAP device --iface (created if missing). Both
 use virtio-net headers, so 64 KiB TCP super-segments cross in one frame.
 The interface needs no IP address of its own. Needs CAP_NET_RAW/CAP_NET_ADMIN.
+With --boot-disk the files come from the FAT32 VS boot disk (an image, or a
+vdisk copy whose data area holds it) instead of a directory; uploads go into
+it and are flushed when the VS stops.
 Stops on SIGINT or SIGTERM and prints its counters.`,
-		Example: `  ftvs vs run --iface eth1 --mac 02:00:00:00:00:01 --ip 192.0.2.10/24 --gw 192.0.2.1 --root /srv/www`,
-		Args:    cobra.NoArgs,
+		Example: `  ftvs vs run --iface eth1 --mac 02:00:00:00:00:01 --ip 192.0.2.10/24 --gw 192.0.2.1 --root /srv/www
+  ftvs vs run --iface eth1 --mac 02:00:00:00:00:01 --ip 192.0.2.10/24 --boot-disk /dev/disk/by-partlabel/ftvs-vd-boot --ftp`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config()
 			if err != nil {
@@ -78,7 +83,7 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 				}()
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "ftvs vs: serving %s on %s (%s) as %s/%d, MAC %s, MTU %d\n",
-				f.root, f.iface, f.portKind, machine.FormatIPv4(cfg.IP), cfg.PrefixLen, machine.FormatMAC(cfg.MAC), solo.Config.MTU)
+				f.root+f.bootDisk, f.iface, f.portKind, machine.FormatIPv4(cfg.IP), cfg.PrefixLen, machine.FormatMAC(cfg.MAC), solo.Config.MTU)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			runErr := solo.Run(ctx)
@@ -96,7 +101,8 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 	fl.StringVar(&f.mac, "mac", "", "the VS's MAC, e.g. 02:00:00:00:00:01 (required)")
 	fl.StringVar(&f.ip, "ip", "", "the VS's address and prefix, e.g. 10.0.0.2/24 (required)")
 	fl.StringVar(&f.gw, "gw", "", "default gateway (optional: without it only on-link clients are reached)")
-	fl.StringVar(&f.root, "root", "", "directory served over HTTP (required)")
+	fl.StringVar(&f.root, "root", "", "directory served over HTTP (this or --boot-disk)")
+	fl.StringVar(&f.bootDisk, "boot-disk", "", "FAT32 VS boot disk served instead of --root: an image file, a partition, or a vdisk copy")
 	fl.StringVar(&f.portKind, "port", string(port.Default), "frame I/O: afpacket or tap")
 	fl.Uint16Var(&f.httpPort, "http-port", 80, "TCP port of the HTTP service")
 	fl.IntVar(&f.mtu, "mtu", 0, "IP MTU (0: the interface's)")
@@ -110,13 +116,16 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 // config checks the flags and names the one that is wrong.
 func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 	var c vsrun.SoloConfig
-	for _, req := range []struct{ name, val string }{{"--iface", f.iface}, {"--mac", f.mac}, {"--ip", f.ip}, {"--root", f.root}} {
+	for _, req := range []struct{ name, val string }{{"--iface", f.iface}, {"--mac", f.mac}, {"--ip", f.ip}} {
 		if req.val == "" {
 			return c, fmt.Errorf("%s is required (see ftvs vs run --help)", req.name)
 		}
 	}
+	if (f.root == "") == (f.bootDisk == "") {
+		return c, fmt.Errorf("give one of --root DIR and --boot-disk FILE (see ftvs vs run --help)")
+	}
 	var err error
-	c.Iface, c.Root, c.HTTPPort, c.Batch = f.iface, f.root, f.httpPort, f.batch
+	c.Iface, c.Root, c.BootDisk, c.HTTPPort, c.Batch = f.iface, f.root, f.bootDisk, f.httpPort, f.batch
 	if c.MAC, err = machine.ParseMAC(f.mac); err != nil {
 		return c, fmt.Errorf("--mac: %w", err)
 	}
@@ -154,13 +163,22 @@ func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 		}
 		copy(c.ISNKey[:], k)
 	}
-	if st, err := os.Stat(f.root); err != nil {
-		return c, fmt.Errorf("--root: %w", err)
-	} else if !st.IsDir() {
-		return c, fmt.Errorf("--root %s: not a directory", f.root)
+	if f.root != "" {
+		if st, err := os.Stat(f.root); err != nil {
+			return c, fmt.Errorf("--root: %w", err)
+		} else if !st.IsDir() {
+			return c, fmt.Errorf("--root %s: not a directory", f.root)
+		}
+	} else if st, err := os.Stat(f.bootDisk); err != nil {
+		return c, fmt.Errorf("--boot-disk: %w", err)
+	} else if st.IsDir() {
+		return c, fmt.Errorf("--boot-disk %s: a directory (use --root for a directory)", f.bootDisk)
 	}
 	if err := f.svc.apply(&c); err != nil {
 		return c, err
+	}
+	if f.record != "" && f.bootDisk != "" {
+		return c, fmt.Errorf("--record cannot describe a boot disk yet: use --root")
 	}
 	if f.record != "" && (c.NBD != nil || c.FTPWrite) {
 		// The log describes the files read, not disks or uploads.

@@ -25,11 +25,11 @@ type vsServiceFlags struct {
 }
 
 func (f *vsServiceFlags) add(fl *pflag.FlagSet) {
-	fl.BoolVar(&f.ftp, "ftp", false, "also serve --root over FTP (passive and active mode)")
+	fl.BoolVar(&f.ftp, "ftp", false, "also serve the files (--root or --boot-disk) over FTP (passive and active mode)")
 	fl.Uint16Var(&f.ftpPort, "ftp-port", 21, "TCP port of the FTP service")
 	fl.BoolVar(&f.ftpAnon, "ftp-anonymous", true, "allow anonymous FTP login (read-only unless --ftp-anonymous-write)")
-	fl.BoolVar(&f.ftpAnonWrite, "ftp-anonymous-write", false, "let anonymous FTP users upload, rename and delete in --root")
-	fl.StringArrayVar(&f.ftpUsers, "ftp-user", nil, "FTP account NAME:PASSWORD[:rw] (repeatable; :rw may change --root)")
+	fl.BoolVar(&f.ftpAnonWrite, "ftp-anonymous-write", false, "let anonymous FTP users upload, rename and delete files")
+	fl.StringArrayVar(&f.ftpUsers, "ftp-user", nil, "FTP account NAME:PASSWORD[:rw] (repeatable; :rw may change the files)")
 	fl.StringVar(&f.ftpPasv, "ftp-pasv-ports", "30000-30099", "passive data port range MIN-MAX")
 	fl.StringArrayVar(&f.nbdExports, "nbd-export", nil, "serve FILE (a file or block device) over NBD as NAME: NAME=FILE[:ro] (repeatable)")
 	fl.Uint16Var(&f.nbdPort, "nbd-port", 10809, "TCP port of the NBD service")

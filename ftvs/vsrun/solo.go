@@ -17,6 +17,7 @@ import (
 	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
 	nbdsvc "github.com/ftvs/ftvs/ftvs/services/nbd"
+	"github.com/ftvs/ftvs/ftvs/vbootdisk"
 )
 
 // SoloConfig is everything `ftvs vs run` needs.
@@ -27,9 +28,12 @@ type SoloConfig struct {
 	IP        [4]byte
 	PrefixLen int
 	Gateway   [4]byte
-	Root      string // directory the HTTP service serves
-	HTTPPort  uint16 // 0: 80
-	MTU       int    // 0: the interface's MTU
+	Root      string // directory the HTTP service serves (or BootDisk)
+	// BootDisk, instead of Root: a FAT32 image or a vdisk copy holding one
+	// (the VS boot disk), served through ftvs/vbootdisk.
+	BootDisk string
+	HTTPPort uint16 // 0: 80
+	MTU      int    // 0: the interface's MTU
 	// ISNKey keys the RFC 6528 ISN hash; all zero: a random key is drawn.
 	ISNKey [16]byte
 	Batch  int
@@ -57,7 +61,9 @@ const TSOMax = 65535 - 100
 // Solo is an opened solo virtual server: its port, store, machine and driver.
 type Solo struct {
 	Port    port.Port
-	Store   *dirstore.Store
+	Store   *dirstore.Store  // nil when serving a boot disk
+	Boot    *vbootdisk.Store // nil when serving a directory
+	boot    *bootDisk
 	Machine *machine.Machine
 	Driver  *Driver
 	Config  machine.Config
@@ -67,12 +73,19 @@ type Solo struct {
 // Open opens the port (in the calling thread's network namespace), the file
 // store and a fresh machine.
 func Open(c SoloConfig) (*Solo, error) {
-	if c.Root == "" {
-		return nil, errors.New("no content directory (--root) given")
+	if (c.Root == "") == (c.BootDisk == "") {
+		return nil, errors.New("give either a content directory (--root) or a boot disk (--boot-disk)")
 	}
 	var files fsapi.FileStore
 	var store *dirstore.Store
-	if c.FTP != nil && c.FTPWrite {
+	var boot *bootDisk
+	if c.BootDisk != "" {
+		b, err := openBootDisk(c.BootDisk, c.writes())
+		if err != nil {
+			return nil, err
+		}
+		boot, files = b, b.Store
+	} else if c.writes() {
 		w, err := dirstore.NewWritable(c.Root, 0)
 		if err != nil {
 			return nil, err
@@ -85,13 +98,21 @@ func Open(c SoloConfig) (*Solo, error) {
 		}
 		store, files = s, s
 	}
+	closeStore := func() {
+		if store != nil {
+			store.Close()
+		}
+		if boot != nil {
+			boot.Close()
+		}
+	}
 	disks, err := openDisks(c)
 	if err != nil {
-		store.Close()
+		closeStore()
 		return nil, err
 	}
 	closeAll := func() {
-		store.Close()
+		closeStore()
 		for _, d := range disks {
 			d.Close()
 		}
@@ -148,8 +169,15 @@ func Open(c SoloConfig) (*Solo, error) {
 		closeAll()
 		return nil, err
 	}
-	return &Solo{Port: p, Store: store, Machine: m, Driver: d, Config: mcfg, Disks: disks}, nil
+	s := &Solo{Port: p, Store: store, boot: boot, Machine: m, Driver: d, Config: mcfg, Disks: disks}
+	if boot != nil {
+		s.Boot = boot.Store
+	}
+	return s, nil
 }
+
+// writes says whether a service may change the served files.
+func (c SoloConfig) writes() bool { return c.FTP != nil && c.FTPWrite }
 
 // openDisks opens the NBD exports' backing files, locked.
 func openDisks(c SoloConfig) ([]*filedev.Dev, error) {
@@ -190,9 +218,15 @@ func (s *Solo) Run(ctx context.Context) error {
 }
 
 // Close releases the port, the store, the driver and the disks (flushed
-// first).
+// first). A boot disk's changes become durable here (the store's Sync).
 func (s *Solo) Close() error {
-	errs := []error{s.Port.Close(), s.Store.Close(), s.Driver.Close()}
+	errs := []error{s.Port.Close(), s.Driver.Close()}
+	if s.Store != nil {
+		errs = append(errs, s.Store.Close())
+	}
+	if s.boot != nil {
+		errs = append(errs, s.boot.Close())
+	}
 	for _, d := range s.Disks {
 		errs = append(errs, d.Flush(), d.Close())
 	}

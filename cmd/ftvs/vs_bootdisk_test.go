@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/vbootdisk/format"
+	"github.com/ftvs/ftvs/installer/layout"
+	"golang.org/x/sys/unix"
+)
+
+// testNS is a network namespace made for one test (ftvs/internal/netnstest
+// is internal to ftvs/, so cmd/ftvs has this small copy).
+type testNS struct{ name string }
+
+func newTestNS(t *testing.T, name string) *testNS {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	return &testNS{name}
+}
+
+func (n *testNS) Run(args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", n.name}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w: %s", n.name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func (n *testNS) MustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := n.Run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Do runs f on a thread inside n; the thread never leaves (it dies with
+// the goroutine).
+func (n *testNS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/run/netns/"+n.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+		}
+		if err != nil {
+			errc <- err
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// vethPair makes namespaces vs and cl joined by veth v0 (in vs, no address)
+// and c0 (in cl, clientCIDR).
+func vethPair(t *testing.T, prefix, clientCIDR string, tools ...string) (vs, cl *testNS) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	for _, tool := range append([]string{"ip"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (scripts/deps.sh installs it)", tool)
+		}
+	}
+	var sfx [2]byte
+	_, _ = rand.Read(sfx[:])
+	vs, cl = newTestNS(t, prefix+hex.EncodeToString(sfx[:])+"-vs"), newTestNS(t, prefix+hex.EncodeToString(sfx[:])+"-cl")
+	vs.MustRun(t, "ip", "link", "add", "name", "v0", "type", "veth", "peer", "name", "c0", "netns", cl.name)
+	cl.MustRun(t, "ip", "addr", "add", clientCIDR, "dev", "c0")
+	cl.MustRun(t, "ip", "link", "set", "c0", "up")
+	return vs, cl
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+// bootDiskImage formats a 48 MiB VS boot disk image holding files.
+func bootDiskImage(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dev, err := blockdev.NewMem(48<<20, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := format.FormatStamped(dev, "VSBOOT", files, layout.PairStamp([]byte("test pair key"), "ftvs-vd-boot")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "boot.img")
+	if err := os.WriteFile(img, dev.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// runVS runs `ftvs vs run args...` in-process on a thread inside ns and
+// returns a stop function that waits for it and fails on its error.
+func runVS(t *testing.T, ns *testNS, args ...string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- ns.Do(func() error {
+			root := newRootCmd()
+			root.SetArgs(append([]string{"vs", "run"}, args...))
+			root.SetErr(&stderr)
+			return root.ExecuteContext(ctx)
+		})
+	}()
+	stopped := false
+	stop = func() {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("ftvs vs run: %v; output: %s", err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("ftvs vs run did not stop; output: %s", stderr.String())
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	})
+	return stop
+}
+
+// TestVSRunBootDisk serves a FAT32 boot disk image: HTTP GET with curl, FTP
+// uploads with curl and lftp into the image; after the VS stops, fsck.fat
+// accepts the image and mtools reads the uploads.
+func TestVSRunBootDisk(t *testing.T) {
+	vs, cl := vethPair(t, "fbd", "10.83.0.2/24", "curl", "lftp", "ping", "fsck.fat", "mtype")
+
+	page := []byte("<h1>served from the boot disk</h1>\n")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40_000) // 640 KB, many clusters
+	img := bootDiskImage(t, map[string][]byte{"www/index.html": page, "www/big.bin": big, "ftvs/vs.yaml": []byte("ip: 10.83.0.1/24\n")})
+	stop := runVS(t, vs, "--iface", "v0", "--mac", "02:f5:00:00:00:0b", "--ip", "10.83.0.1/24", "--boot-disk", img,
+		"--ftp", "--ftp-user", "u:pw:rw")
+	if !waitFor(10*time.Second, func() bool { _, err := cl.Run("ping", "-c", "1", "-W", "1", "10.83.0.1"); return err == nil }) {
+		t.Fatal("VS never answered ping")
+	}
+	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "http://10.83.0.1/www/index.html"); out != string(page) {
+		t.Fatalf("GET index.html: %q", out)
+	}
+	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "http://10.83.0.1/www/big.bin"); out != string(big) {
+		t.Fatalf("GET big.bin: %d bytes, want %d", len(out), len(big))
+	}
+	dir := t.TempDir()
+	up1 := bytes.Repeat([]byte("uploaded with curl\n"), 30_000)
+	up2 := bytes.Repeat([]byte("uploaded with lftp\n"), 1000)
+	os.WriteFile(filepath.Join(dir, "up1"), up1, 0o644)
+	os.WriteFile(filepath.Join(dir, "up2"), up2, 0o644)
+	cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "--ftp-create-dirs", "-T", filepath.Join(dir, "up1"), "ftp://u:pw@10.83.0.1/www/up/curl.txt")
+	cl.MustRun(t, "lftp", "-u", "u,pw", "-e", "set net:max-retries 1; set net:timeout 20; set ftp:ssl-allow no; put "+filepath.Join(dir, "up2")+" -o \"/lftp upload.txt\"; bye", "10.83.0.1")
+	// The uploads read back over HTTP while the VS runs.
+	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "http://10.83.0.1/www/up/curl.txt"); out != string(up1) {
+		t.Fatalf("GET the curl upload: %d bytes, want %d", len(out), len(up1))
+	}
+	stop()
+
+	if out, err := exec.Command("fsck.fat", "-n", img).CombinedOutput(); err != nil {
+		t.Fatalf("fsck.fat -n after uploads: %v\n%s", err, out)
+	}
+	for name, want := range map[string][]byte{"::/www/up/curl.txt": up1, "::/lftp upload.txt": up2, "::/www/index.html": page} {
+		out, err := exec.Command("mtype", "-i", img, name).Output()
+		if err != nil || !bytes.Equal(out, want) {
+			t.Fatalf("mtype %s: %v (%d bytes, want %d)", name, err, len(out), len(want))
+		}
+	}
+}
+
+func TestVSRunBootDiskFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"vs", "run", "--iface", "eth9", "--mac", "02:00:00:00:00:01", "--ip", "10.0.0.2/24"}
+	notFAT := filepath.Join(dir, "zero.img")
+	os.WriteFile(notFAT, make([]byte, 1<<20), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "one of --root DIR and --boot-disk FILE"},
+		{[]string{"--root", dir, "--boot-disk", notFAT}, "one of --root DIR and --boot-disk FILE"},
+		{[]string{"--boot-disk", filepath.Join(dir, "none")}, "--boot-disk"},
+		{[]string{"--boot-disk", dir}, "a directory"},
+		{[]string{"--boot-disk", notFAT, "--record", filepath.Join(dir, "r.log")}, "--record"},
+		{[]string{"--boot-disk", notFAT, "--iface", "lo"}, "boot disk " + notFAT},
+	} {
+		root := newRootCmd()
+		root.SetArgs(append(append([]string(nil), base...), c.args...))
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one naming %q", c.args, err, c.want)
+		}
+	}
+}
