@@ -355,6 +355,12 @@ func (r *runner) writeState(cfg *config.Config, rc []byte, c layout.Content) (st
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			return "", err
 		}
+		// The VS sees file times (HTTP Last-Modified): both nodes must
+		// show the same, not the second each installer wrote the file.
+		epoch := time.Unix(layout.StampEpoch, 0)
+		if err := os.Chtimes(p, epoch, epoch); err != nil {
+			return "", err
+		}
 	}
 	path := filepath.Join(dir, "coserver.yaml")
 	if err := os.WriteFile(path, rc, 0o600); err != nil {
