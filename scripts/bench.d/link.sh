@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CoServer link and lockstep output rule over a veth pair between two network
 # namespaces (needs root): link round trip through the whole session (AEAD,
-# framing, queues), small-message rate, bulk MB/s, and the latency the
+# framing, queues; the peer in this process, and in a child process as the
+# daemons are), small-message rate, bulk MB/s, and the latency the
 # output rule adds to one input's output (lockstep with a synced peer vs
 # solo). Nothing is asserted.
 set -euo pipefail
@@ -17,7 +18,8 @@ go test -run='^$' -bench='BenchmarkLink' -benchtime=2s ./ftvs/link >"$out" 2>&1 
 go test -run='^$' -bench='BenchmarkOutput' -benchtime=2s ./ftvs/lockstep >>"$out" 2>&1 || { cat "$out"; exit 1; }
 go test -run='^$' -bench='BenchmarkReintegrationPause' -benchtime=2x -timeout 20m ./ftvs/lockstep >>"$out" 2>&1 || { cat "$out"; exit 1; }
 awk '
-/^BenchmarkLinkRTT/      { for (i=1;i<=NF;i++) { if ($(i+1)=="ns/op") rtt=$i/1000; if ($(i+1)=="heartbeat-rtt-µs") hb=$i } }
+/^BenchmarkLinkRTT-/     { for (i=1;i<=NF;i++) { if ($(i+1)=="ns/op") rtt=$i/1000; if ($(i+1)=="heartbeat-rtt-µs") hb=$i } }
+/^BenchmarkLinkRTTProcess/ { for (i=1;i<=NF;i++) if ($(i+1)=="ns/op") prtt=$i/1000 }
 /^BenchmarkLinkSmall/    { for (i=1;i<=NF;i++) { if ($(i+1)=="msgs/s") sm=$i; if ($(i+1)=="MB/s") smb=$i } }
 /^BenchmarkLinkBulk/     { for (i=1;i<=NF;i++) { if ($(i+1)=="MB/s") bulk=$i; if ($(i+1)=="msgs/s") bm=$i } }
 /^BenchmarkOutputSolo/   { for (i=1;i<=NF;i++) if ($(i+1)=="ns/op") solo=$i/1000 }
@@ -29,6 +31,7 @@ awk '
 END {
 	printf "%-46s %12s\n", "measure (veth pair, one link)", "value"
 	printf "%-46s %9.1f µs\n", "link round trip, 64 B message and echo", rtt
+	printf "%-46s %9.1f µs\n", "link round trip, echo in another process", prtt
 	printf "%-46s %9.1f µs\n", "link heartbeat RTT (ping/pong)", hb
 	printf "%-46s %9.0f /s\n", "64 B messages", sm
 	printf "%-46s %9.1f MB/s\n", "64 KiB messages", bulk
