@@ -402,7 +402,10 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	defer m.cf.End()
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
-	m.recordWrite(off, int64(len(p)))
+	// Counted once the data is in place (or the write failed): a peer's
+	// gated read at this count must see it. Every machine write counts, so
+	// both replicas' counts stay aligned.
+	defer m.recordWrite(off, int64(len(p)))
 	m.mu.Lock()
 	det, ls := m.detached, m.lockstep
 	m.mu.Unlock()
