@@ -68,6 +68,7 @@ type pair struct {
 	size    int64
 	extra   string // appended to both configs
 	env2    [3][]string
+	bin     [3]string // node i's executable when not ftvsBin (rolling upgrade)
 }
 
 type pairOpts struct {
@@ -80,11 +81,17 @@ type pairOpts struct {
 	// silence 250 ms: this test machine is shared and loaded, and a
 	// silence the pair takes for a dead peer resynchronises the secondary).
 	timeouts string
+	// prefix names the namespaces (default fd4), so tests of other
+	// features run beside these.
+	prefix string
 }
 
 func newPair(t *testing.T, o pairOpts) *pair {
 	t.Helper()
-	env := netnstest.New(t, "fd4", "curl")
+	if o.prefix == "" {
+		o.prefix = "fd4"
+	}
+	env := netnstest.New(t, o.prefix, "curl")
 	if o.timeouts == "" {
 		o.timeouts = "{peer_dead: 250ms, link_dead: 250ms}"
 	}
@@ -197,7 +204,11 @@ func (p *pair) start(i int, env ...string) {
 	// jobs sharing this test machine (nice), as a production unit would.
 	args := []string{"nice", "-n", "-10", "env"}
 	args = append(args, env...)
-	args = append(args, ftvsBin, "coserver", "--config", p.cfgPath(i))
+	bin := ftvsBin
+	if p.bin[i] != "" {
+		bin = p.bin[i]
+	}
+	args = append(args, bin, "coserver", "--config", p.cfgPath(i))
 	p.procs[i] = p.cs[i].Start(args[0], args[1:]...)
 }
 

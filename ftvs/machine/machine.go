@@ -30,7 +30,12 @@ type Machine struct {
 	lastSeq uint64 // Seq of the last applied input
 	now     int64  // virtual time of the last applied input (monotonic)
 	backlog bool   // the last Step hit MaxRounds: events may wait in the stack
-	ctr     MachineCounters
+	// snapVersion is the "machine" section version Snapshot writes: this
+	// build's, or the older one a restored snapshot had, so a node that
+	// joined from an older build's snapshot re-encodes it byte for byte
+	// and an older peer can still read what it sends (rolling upgrade).
+	snapVersion uint16
+	ctr         MachineCounters
 }
 
 // MachineCounters count what the machine itself did or refused.
@@ -258,6 +263,10 @@ func (m *Machine) Counters() Counters {
 	return c
 }
 
+// minWriteVersion is the oldest version Snapshot can write without losing
+// state (version 1 had no backlog flag).
+const minWriteVersion = 2
+
 // Version 2 added the backlog flag. machineVersion is set in
 // snapversion.go; the test-only build tag ftvs_snapbump makes it 3 (one
 // more field), so rolling-upgrade tests run two builds whose snapshot
@@ -267,13 +276,17 @@ func (m *Machine) Counters() Counters {
 // counters, the stack and every service.
 func (m *Machine) Snapshot() []byte {
 	w := snap.NewWriter(4096)
-	w.Section("machine", machineVersion, func(w *snap.Writer) {
+	ver := m.snapVersion
+	if ver == 0 {
+		ver = machineVersion
+	}
+	w.Section("machine", ver, func(w *snap.Writer) {
 		m.cfg.encode(w)
 		w.Bool(m.seen)
 		w.U64(m.lastSeq)
 		w.I64(m.now)
 		w.Bool(m.backlog)
-		if machineVersion >= 3 {
+		if ver >= 3 {
 			w.U64(snapBumpField)
 		}
 		c := &m.ctr
@@ -314,6 +327,7 @@ func (m *Machine) Restore(b []byte) error {
 			r.Fail(err)
 			return
 		}
+		nm.snapVersion = max(version, minWriteVersion)
 		nm.seen = r.Bool()
 		nm.lastSeq = r.U64()
 		nm.now = r.I64()
