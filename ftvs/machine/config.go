@@ -116,8 +116,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Version 2 added HTTP.RequestTimeout, version 3 FTP and NBD.
-const configVersion = 3
+// Version 2 added HTTP.RequestTimeout, version 3 FTP and NBD, version 4
+// HTTP.UploadPrefix and MaxUploadBytes (PUT).
+const configVersion = 4
 
 func (c *Config) encode(w *snap.Writer) {
 	w.Section("config", configVersion, func(w *snap.Writer) {
@@ -178,6 +179,8 @@ func (c *Config) encode(w *snap.Writer) {
 			w.String(e.Description)
 			w.Bool(e.ReadOnly)
 		}
+		w.String(h.UploadPrefix)
+		w.I64(h.MaxUploadBytes)
 	})
 }
 
@@ -213,6 +216,10 @@ func decodeConfig(r *snap.Reader) Config {
 		}
 		if version >= 3 {
 			decodeFTPNBD(r, &c)
+		}
+		if version >= 4 {
+			h.UploadPrefix = r.String(4096)
+			h.MaxUploadBytes = r.I64()
 		}
 	})
 	return c

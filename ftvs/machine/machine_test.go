@@ -114,6 +114,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 	c := ok
 	c.HTTP.Port = 8080
+	c.HTTP.UploadPrefix, c.HTTP.MaxUploadBytes = "/up/", 12345
 	b := machine.EncodeConfig(c)
 	back, err := machine.DecodeConfig(b)
 	if err != nil || !reflect.DeepEqual(back, c) {

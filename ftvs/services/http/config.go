@@ -1,6 +1,7 @@
 // Package http is the VS's HTTP/1.1 static file server. It runs inside
 // machine.Step on the deterministic socket API (ftvs/sockapi) and serves files
-// from a read-only fsapi.FileStore: GET and HEAD, single byte ranges,
+// from an fsapi.FileStore: GET and HEAD, PUT under a configured prefix when
+// the store is writable (upload.go), single byte ranges,
 // keep-alive with bounded pipelining, directory listings, idle timeouts in
 // virtual time. Big files are streamed from the store as the socket's send
 // space frees up, never loaded whole, and every connection's progress is part
@@ -35,6 +36,12 @@ type Config struct {
 	// RequestTimeout closes a connection whose request head takes longer
 	// than this to arrive, however slowly it trickles in (30s).
 	RequestTimeout time.Duration
+	// UploadPrefix turns PUT on for paths under it (e.g. "/upload/"), when
+	// the file store is writable; "" (the default) refuses PUT with 405.
+	UploadPrefix string
+	// MaxUploadBytes is the largest PUT body; more gets 413 (4 GiB - 1,
+	// FAT32's largest file).
+	MaxUploadBytes int64
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -74,6 +81,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 30 * time.Second
+	}
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = 1<<32 - 1
 	}
 	return c
 }

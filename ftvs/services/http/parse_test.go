@@ -134,13 +134,17 @@ func FuzzService(f *testing.F) {
 	f.Add([]byte("GET /hello.txt HTTP/1.1\r\nHost: vs\r\n\r\nGET /big.img HTTP/1.1\r\nHost: vs\r\nRange: bytes=5-9\r\n\r\n"), uint8(7), uint16(100))
 	f.Add([]byte("GET /docs HTTP/1.0\r\n\r\n"), uint8(1), uint16(3))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: vs\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\r\nHost: vs\r\n\r\n"), uint8(5), uint16(64))
+	f.Add([]byte("PUT /up/a.txt HTTP/1.1\r\nHost: vs\r\nContent-Length: 5\r\n\r\nhelloGET /up/a.txt HTTP/1.1\r\nHost: vs\r\n\r\n"), uint8(3), uint16(50))
+	f.Add([]byte("PUT /up/b HTTP/1.1\r\nHost: vs\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabcPUT /hello.txt HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), uint8(9), uint16(10))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, space uint16) {
 		fs := memfs.New()
 		fs.Add("hello.txt", []byte("hello"), modTime)
 		fs.Add("docs/x.txt", []byte("x"), modTime)
 		fs.AddSynthetic("big.img", 1<<16, 3, modTime)
-		cfg := Config{MaxBuffered: 4096, MaxHeaderBytes: 1024, MaxURIBytes: 256}
-		svc := New(cfg, fs)
+		fs.Mkdir("up", modTime)
+		cfg := Config{MaxBuffered: 4096, MaxHeaderBytes: 1024, MaxURIBytes: 256, UploadPrefix: "/up", MaxUploadBytes: 1 << 16}
+		files := memfs.Writable{FS: fs}
+		svc := New(cfg, files)
 		fn := newFakeNet(int(space))
 		_ = svc.Start(fn)
 		id := fn.connect(t, svc, 0)
@@ -152,7 +156,7 @@ func FuzzService(f *testing.F) {
 			}
 			if i%3 == 0 {
 				snapBytes := svc.Snapshot()
-				svc2 := New(cfg, fs)
+				svc2 := New(cfg, files)
 				if err := svc2.Restore(snapBytes); err != nil {
 					t.Fatal(err)
 				}

@@ -39,11 +39,12 @@ type conn struct {
 	filePath   string // file being streamed after out, when fileLeft > 0
 	fileOff    int64
 	fileLeft   int64
-	skipBody   int64 // request body bytes still to discard
-	closeAfter bool  // close once the current response is written
-	peerEOF    bool  // the client shut its sending side
-	lastActive int64 // virtual time of the last progress
-	headSince  int64 // when the first byte of an unfinished request head came (0: none)
+	skipBody   int64   // request body bytes still to discard
+	closeAfter bool    // close once the current response is written
+	peerEOF    bool    // the client shut its sending side
+	lastActive int64   // virtual time of the last progress
+	headSince  int64   // when the first byte of an unfinished request head came (0: none)
+	upload     *upload // a PUT whose body is arriving (upload.go)
 }
 
 // deadline is when the connection times out: IdleTimeout after the last
@@ -56,7 +57,7 @@ func (c *conn) deadline(cfg *Config) int64 {
 	return d
 }
 
-func (c *conn) busy() bool { return len(c.out) > 0 || c.fileLeft > 0 }
+func (c *conn) busy() bool { return len(c.out) > 0 || c.fileLeft > 0 || c.upload != nil }
 
 // Service is the HTTP file server. Create it with New.
 type Service struct {
@@ -66,6 +67,7 @@ type Service struct {
 	started  bool
 	conns    map[sockapi.SockID]*conn
 	ctr      Counters
+	up       UploadCounters
 
 	scratch []byte // read and file buffer; empty between calls, not state
 }
@@ -219,6 +221,11 @@ func (s *Service) pump(sk sockapi.Sockets, c *conn, now int64) {
 				return
 			}
 		}
+		if p, gone := s.pumpUpload(sk, c, now); gone {
+			return
+		} else if p {
+			progress = true
+		}
 		if c.skipBody > 0 && len(c.in) > 0 {
 			k := int64(len(c.in))
 			if k > c.skipBody {
@@ -249,7 +256,7 @@ func (s *Service) pump(sk sockapi.Sockets, c *conn, now int64) {
 			case n > 0:
 				c.consume(n)
 				c.headSince = 0
-				s.respond(c, &req)
+				s.respond(c, &req, now)
 				progress = true
 			case c.peerEOF:
 				// Nothing more will come: an incomplete head is dropped.
@@ -335,13 +342,18 @@ func (s *Service) write(sk sockapi.Sockets, c *conn) (wrote, ok bool) {
 }
 
 // respond builds the response to one request into c.
-func (s *Service) respond(c *conn, req *Request) {
+func (s *Service) respond(c *conn, req *Request, now int64) {
 	s.ctr.Requests++
 	head := req.Method == "HEAD"
 	keep := req.KeepAlive
 	if req.Chunked {
 		c.closeAfter = true
 		s.errorResponse(c, 501, head, "")
+		return
+	}
+	if req.Method == "PUT" {
+		c.closeAfter = !keep
+		s.startPut(c, req, now)
 		return
 	}
 	if req.ContentLength > s.cfg.MaxBodyBytes {
@@ -501,6 +513,10 @@ func statusText(code int) string {
 	switch code {
 	case 200:
 		return "OK"
+	case 201:
+		return "Created"
+	case 204:
+		return "No Content"
 	case 206:
 		return "Partial Content"
 	case 301:
@@ -511,8 +527,14 @@ func statusText(code int) string {
 		return "Bad Request"
 	case 404:
 		return "Not Found"
+	case 403:
+		return "Forbidden"
 	case 405:
 		return "Method Not Allowed"
+	case 409:
+		return "Conflict"
+	case 411:
+		return "Length Required"
 	case 413:
 		return "Content Too Large"
 	case 414:

@@ -8,8 +8,8 @@ import (
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
-// Version 2 added headSince.
-const snapVersion = 2
+// Version 2 added headSince, version 3 uploads (PUT) and their counters.
+const snapVersion = 3
 
 // maxSnapBlob bounds a connection's buffers on restore.
 const maxSnapBlob = 64 << 20
@@ -44,7 +44,17 @@ func (s *Service) Snapshot() []byte {
 			w.Bool(c.peerEOF)
 			w.I64(c.lastActive)
 			w.I64(c.headSince)
+			w.Bool(c.upload != nil)
+			if u := c.upload; u != nil {
+				w.String(u.path)
+				w.I64(u.off)
+				w.I64(u.left)
+				w.Bool(u.created)
+			}
 		}
+		w.U64(s.up.Uploads)
+		w.U64(s.up.UploadBytes)
+		w.U64(s.up.UploadErrors)
 	})
 	return w.Bytes()
 }
@@ -57,6 +67,7 @@ func (s *Service) Restore(b []byte) error {
 		started  bool
 		listener sockapi.SockID
 		ctr      Counters
+		up       UploadCounters
 		conns    = map[sockapi.SockID]*conn{}
 	)
 	r.Section("http", snapVersion, func(r *snap.Reader, version uint16) {
@@ -84,6 +95,13 @@ func (s *Service) Restore(b []byte) error {
 			if version >= 2 {
 				c.headSince = r.I64()
 			}
+			if version >= 3 && r.Bool() {
+				c.upload = &upload{path: r.String(4096), off: r.I64(), left: r.I64(), created: r.Bool()}
+				if r.Err() == nil && (c.upload.off < 0 || c.upload.left < 0 || c.upload.path == "") {
+					r.Fail(fmt.Errorf("connection %d has a bad upload (path %q, offset %d, left %d)", c.sock, c.upload.path, c.upload.off, c.upload.left))
+					return
+				}
+			}
 			if r.Err() != nil {
 				return
 			}
@@ -103,6 +121,9 @@ func (s *Service) Restore(b []byte) error {
 			}
 			conns[c.sock] = c
 		}
+		if version >= 3 {
+			up = UploadCounters{Uploads: r.U64(), UploadBytes: r.U64(), UploadErrors: r.U64()}
+		}
 	})
 	if r.Err() == nil && r.Remaining() != 0 {
 		r.Fail(fmt.Errorf("%d bytes after the http section", r.Remaining()))
@@ -110,6 +131,6 @@ func (s *Service) Restore(b []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("http: restore: %w", err)
 	}
-	s.started, s.listener, s.ctr, s.conns = started, listener, ctr, conns
+	s.started, s.listener, s.ctr, s.up, s.conns = started, listener, ctr, up, conns
 	return nil
 }
