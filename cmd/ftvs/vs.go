@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -26,6 +27,8 @@ func newVSCmd() *cobra.Command {
 type vsRunFlags struct {
 	iface, mac, ip, gw, root, portKind, isnKey, record string
 	bootDisk                                           string
+	httpUpload                                         string
+	httpMaxUpload                                      int64
 	httpPort                                           uint16
 	mtu, batch                                         int
 	svc                                                vsServiceFlags
@@ -105,6 +108,8 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 	fl.StringVar(&f.bootDisk, "boot-disk", "", "FAT32 VS boot disk served instead of --root: an image file, a partition, or a vdisk copy")
 	fl.StringVar(&f.portKind, "port", string(port.Default), "frame I/O: afpacket or tap")
 	fl.Uint16Var(&f.httpPort, "http-port", 80, "TCP port of the HTTP service")
+	fl.StringVar(&f.httpUpload, "http-upload", "", "allow HTTP PUT of files under this path prefix, e.g. /upload/ (the files are opened read-write)")
+	fl.Int64Var(&f.httpMaxUpload, "http-max-upload", 0, "largest HTTP PUT body in bytes (0: 4 GiB - 1)")
 	fl.IntVar(&f.mtu, "mtu", 0, "IP MTU (0: the interface's)")
 	fl.IntVar(&f.batch, "batch", 0, fmt.Sprintf("frames read per round before outputs are written (0: %d)", vsrun.DefaultBatch))
 	fl.StringVar(&f.isnKey, "isn-key", "", "32 hex digits keying TCP initial sequence numbers (default: random)")
@@ -126,6 +131,13 @@ func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 	}
 	var err error
 	c.Iface, c.Root, c.BootDisk, c.HTTPPort, c.Batch = f.iface, f.root, f.bootDisk, f.httpPort, f.batch
+	if f.httpUpload != "" && (!strings.HasPrefix(f.httpUpload, "/") || strings.Trim(f.httpUpload, "/") == "" || strings.Contains("/"+f.httpUpload+"/", "/../")) {
+		return c, fmt.Errorf("--http-upload %q: want an absolute path prefix below the root, e.g. /upload/", f.httpUpload)
+	}
+	if f.httpMaxUpload < 0 || f.httpMaxUpload > 1<<32-1 {
+		return c, fmt.Errorf("--http-max-upload %d: want 0..4294967295", f.httpMaxUpload)
+	}
+	c.HTTPUpload, c.HTTPMaxUpload = f.httpUpload, f.httpMaxUpload
 	if c.MAC, err = machine.ParseMAC(f.mac); err != nil {
 		return c, fmt.Errorf("--mac: %w", err)
 	}
@@ -180,9 +192,9 @@ func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 	if f.record != "" && f.bootDisk != "" {
 		return c, fmt.Errorf("--record cannot describe a boot disk yet: use --root")
 	}
-	if f.record != "" && (c.NBD != nil || c.FTPWrite) {
+	if f.record != "" && (c.NBD != nil || c.FTPWrite || c.HTTPUpload != "") {
 		// The log describes the files read, not disks or uploads.
-		return c, fmt.Errorf("--record cannot replay NBD exports or FTP uploads: drop --nbd-export and write access")
+		return c, fmt.Errorf("--record cannot replay NBD exports or uploads: drop --nbd-export, FTP write access and --http-upload")
 	}
 	return c, nil
 }

@@ -166,9 +166,10 @@ func TestVSRunBootDisk(t *testing.T) {
 
 	page := []byte("<h1>served from the boot disk</h1>\n")
 	big := bytes.Repeat([]byte("0123456789abcdef"), 40_000) // 640 KB, many clusters
-	img := bootDiskImage(t, map[string][]byte{"www/index.html": page, "www/big.bin": big, "ftvs/vs.yaml": []byte("ip: 10.83.0.1/24\n")})
+	img := bootDiskImage(t, map[string][]byte{"www/index.html": page, "www/big.bin": big, "ftvs/vs.yaml": []byte("ip: 10.83.0.1/24\n"),
+		"upload/README": []byte("PUT here\n")})
 	stop := runVS(t, vs, "--iface", "v0", "--mac", "02:f5:00:00:00:0b", "--ip", "10.83.0.1/24", "--boot-disk", img,
-		"--ftp", "--ftp-user", "u:pw:rw")
+		"--ftp", "--ftp-user", "u:pw:rw", "--http-upload", "/upload/", "--http-max-upload", "10000000")
 	if !waitFor(10*time.Second, func() bool { _, err := cl.Run("ping", "-c", "1", "-W", "1", "10.83.0.1"); return err == nil }) {
 		t.Fatal("VS never answered ping")
 	}
@@ -189,12 +190,37 @@ func TestVSRunBootDisk(t *testing.T) {
 	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "http://10.83.0.1/www/up/curl.txt"); out != string(up1) {
 		t.Fatalf("GET the curl upload: %d bytes, want %d", len(out), len(up1))
 	}
+	// HTTP PUT with curl -T: a new file (201, with curl's Expect:
+	// 100-continue for a big body), a replacement (204), and refusals.
+	up3 := bytes.Repeat([]byte("uploaded with curl -T over HTTP\n"), 100_000) // 3.2 MB
+	os.WriteFile(filepath.Join(dir, "up3"), up3, 0o644)
+	putURL := "http://10.83.0.1/upload/put.bin"
+	if code := cl.MustRun(t, "curl", "-sS", "--max-time", "60", "-o", "/dev/null", "-w", "%{http_code}", "-T", filepath.Join(dir, "up3"), putURL); code != "201" {
+		t.Fatalf("PUT new file: status %s", code)
+	}
+	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "60", putURL); out != string(up3) {
+		t.Fatalf("GET the PUT file: %d bytes, want %d", len(out), len(up3))
+	}
+	if code := cl.MustRun(t, "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-T", filepath.Join(dir, "up2"), putURL); code != "204" {
+		t.Fatalf("PUT replacing: status %s", code)
+	}
+	for url, want := range map[string]string{"http://10.83.0.1/www/index.html": "403", "http://10.83.0.1/upload/no/dir.txt": "409"} {
+		if code := cl.MustRun(t, "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-T", filepath.Join(dir, "up2"), url); code != want {
+			t.Fatalf("PUT %s: status %s, want %s", url, code, want)
+		}
+	}
+	big2 := filepath.Join(dir, "big2")
+	os.WriteFile(big2, make([]byte, 10_000_001), 0o644)
+	if code := cl.MustRun(t, "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-T", big2, "http://10.83.0.1/upload/big"); code != "413" {
+		t.Fatalf("PUT over --http-max-upload: status %s", code)
+	}
 	stop()
 
 	if out, err := exec.Command("fsck.fat", "-n", img).CombinedOutput(); err != nil {
 		t.Fatalf("fsck.fat -n after uploads: %v\n%s", err, out)
 	}
-	for name, want := range map[string][]byte{"::/www/up/curl.txt": up1, "::/lftp upload.txt": up2, "::/www/index.html": page} {
+	for name, want := range map[string][]byte{"::/www/up/curl.txt": up1, "::/lftp upload.txt": up2, "::/www/index.html": page,
+		"::/upload/put.bin": up2} {
 		out, err := exec.Command("mtype", "-i", img, name).Output()
 		if err != nil || !bytes.Equal(out, want) {
 			t.Fatalf("mtype %s: %v (%d bytes, want %d)", name, err, len(out), len(want))
@@ -217,6 +243,10 @@ func TestVSRunBootDiskFlagErrors(t *testing.T) {
 		{[]string{"--boot-disk", dir}, "a directory"},
 		{[]string{"--boot-disk", notFAT, "--record", filepath.Join(dir, "r.log")}, "--record"},
 		{[]string{"--boot-disk", notFAT, "--iface", "lo"}, "boot disk " + notFAT},
+		{[]string{"--root", dir, "--http-upload", "up/"}, "--http-upload"},
+		{[]string{"--root", dir, "--http-upload", "/"}, "--http-upload"},
+		{[]string{"--root", dir, "--http-upload", "/up/", "--http-max-upload", "-1"}, "--http-max-upload"},
+		{[]string{"--root", dir, "--http-upload", "/up/", "--record", filepath.Join(dir, "r.log")}, "--record"},
 	} {
 		root := newRootCmd()
 		root.SetArgs(append(append([]string(nil), base...), c.args...))

@@ -33,7 +33,12 @@ type SoloConfig struct {
 	// (the VS boot disk), served through ftvs/vbootdisk.
 	BootDisk string
 	HTTPPort uint16 // 0: 80
-	MTU      int    // 0: the interface's MTU
+	// HTTPUpload, when set, lets HTTP PUT write files under this path
+	// prefix (the store is then opened read-write); HTTPMaxUpload bounds
+	// one body (0: the service's default).
+	HTTPUpload    string
+	HTTPMaxUpload int64
+	MTU           int // 0: the interface's MTU
 	// ISNKey keys the RFC 6528 ISN hash; all zero: a random key is drawn.
 	ISNKey [16]byte
 	Batch  int
@@ -141,7 +146,8 @@ func Open(c SoloConfig) (*Solo, error) {
 	mcfg := machine.Config{
 		MAC: c.MAC, IP: c.IP, PrefixLen: c.PrefixLen, Gateway: c.Gateway,
 		MTU: mtu, TSOMax: TSOMax, ISNKey: key, ChecksumOffload: !c.SoftChecksum,
-		HTTP: machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: c.HTTPPort}},
+		HTTP: machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: c.HTTPPort,
+			UploadPrefix: c.HTTPUpload, MaxUploadBytes: c.HTTPMaxUpload}},
 	}
 	if c.FTP != nil {
 		mcfg.FTP = machine.FTPConfig{Enabled: true, Config: *c.FTP}
@@ -177,7 +183,7 @@ func Open(c SoloConfig) (*Solo, error) {
 }
 
 // writes says whether a service may change the served files.
-func (c SoloConfig) writes() bool { return c.FTP != nil && c.FTPWrite }
+func (c SoloConfig) writes() bool { return c.FTP != nil && c.FTPWrite || c.HTTPUpload != "" }
 
 // openDisks opens the NBD exports' backing files, locked.
 func openDisks(c SoloConfig) ([]*filedev.Dev, error) {
