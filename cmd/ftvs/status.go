@@ -15,6 +15,7 @@ import (
 func newStatusCmd() *cobra.Command {
 	var cfgPath, addr string
 	var asJSON, hash bool
+	apiF := &ctlFlags{}
 	cmd := &cobra.Command{
 		Use:   "status [--config FILE | --addr HOST:PORT] [--json]",
 		Short: "Show a CoServer's role, links, log position, lag and last events",
@@ -23,6 +24,10 @@ func newStatusCmd() *cobra.Command {
 read from the CoServer config. Exit status 1 when the daemon does not answer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if apiF.addr != "" {
+				apiF.asJSON = asJSON
+				return apiStatus(cmd, apiF)
+			}
 			if addr == "" {
 				if cfgPath == "" {
 					return &exitError{2, fmt.Errorf("give --config FILE or --addr HOST:PORT")}
@@ -50,6 +55,11 @@ read from the CoServer config. Exit status 1 when the daemon does not answer.`,
 	cmd.Flags().StringVar(&addr, "addr", "", "the CoServer's management address")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&hash, "hash", false, "include the VS state hash (costs a snapshot)")
+	cmd.Flags().StringVar(&apiF.addr, "api", "", "ask the manager API at HOST:PORT instead (the whole pair; HTTPS, token or client certificate as for ftvs ctl)")
+	cmd.Flags().StringVar(&apiF.ca, "ca", "", "with --api: certificate to trust for the server (PEM)")
+	cmd.Flags().StringVar(&apiF.tokenFile, "token-file", "", "with --api: file holding the bearer token")
+	cmd.Flags().StringVar(&apiF.cert, "cert", "", "with --api: client certificate (PEM)")
+	cmd.Flags().StringVar(&apiF.key, "key", "", "with --api: client key (PEM)")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -212,4 +213,24 @@ func replaceExecutable(src, dst string) error {
 		return fmt.Errorf("replace %s: %w", dst, err)
 	}
 	return nil
+}
+
+// apiStatus is `ftvs status --api`: the pair as the manager API sees it.
+func apiStatus(cmd *cobra.Command, f *ctlFlags) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+	defer cancel()
+	s, err := c.Status(ctx)
+	if err != nil {
+		return ctlErr(fmt.Errorf("status: %w", err))
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return state.WriteText(cmd.OutOrStdout(), s, 10)
 }

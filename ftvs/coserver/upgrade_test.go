@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ftvs/ftvs/ftvs/manager/state"
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+	"github.com/ftvs/ftvs/ftvs/manager/state"
 )
 
 // managed gives both nodes of p a manager section (API on the management
@@ -111,6 +111,11 @@ func TestRollingUpgrade(t *testing.T) {
 	default:
 	}
 	p.check(d, "download across the rolling upgrade")
+	if st, err := p.status(2); err == nil {
+		for _, e := range st.Events {
+			t.Logf("node 2 event %s %s seq %d %s", e.Time.Format("15:04:05.000"), e.Kind, e.Seq, e.Detail)
+		}
+	}
 	for i := 1; i <= 2; i++ {
 		s, err := p.apiStatus(i, token)
 		if err != nil {
