@@ -54,10 +54,10 @@
 // drops everything else (duplicates), acking cumulatively once its read
 // buffer drains (at least every 64 messages); the ack of a small message
 // the user took at once rides on the next frame sent (the user's reply,
-// at the latest the heartbeat). On an idle link (at most 64 KiB
-// unacknowledged) Send seals and writes the message from the caller's
-// goroutine; otherwise a writer goroutine per connection batches what is
-// queued. The sender keeps every
+// at the latest the heartbeat). On an idle link (nothing else
+// unacknowledged, a message up to 64 KiB) Send seals and writes the
+// message from the caller's goroutine; otherwise a writer goroutine per
+// connection batches what is queued. The sender keeps every
 // unacknowledged message (bounded by MaxUnacked bytes: Send returns
 // ErrWindowFull rather than block). When the active link goes down, the
 // first other link that is up becomes active and resends from the oldest

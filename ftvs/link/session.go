@@ -295,8 +295,10 @@ func (s *Session) Incoming() <-chan Delivery { return s.out }
 const lazyAckMax = 16 << 10
 
 // directMax bounds sendDirect: a message is written by Send itself only
-// while at most this many bytes are unacknowledged (an idle link, so the
-// socket takes the write at once); under load the writer batches.
+// when it is the only unacknowledged one (an idle link) and at most this
+// big, so the socket takes the write at once. Under load (anything else
+// in flight) the writer goroutine coalesces messages into fewer writes and
+// the caller never pays a syscall per message.
 const directMax = 64 << 10
 
 // Send queues a message for the peer. The session owns payload afterwards.
@@ -322,7 +324,7 @@ func (s *Session) Send(typ uint8, payload []byte) error {
 	s.unacked += len(payload) + dataOverhead
 	if s.active >= 0 && s.links[s.active].cur != nil {
 		cn := s.links[s.active].cur
-		if s.unacked <= directMax && cn.wmu.TryLock() {
+		if s.sendBase == s.nextSeq-1 && s.unacked <= directMax && cn.wmu.TryLock() {
 			s.sendDirect(s.active, cn) // unlocks s.mu and cn.wmu
 			return nil
 		}
