@@ -34,7 +34,9 @@
 //
 // The secondary applies each batch as it arrives (inputs must continue its
 // Seq exactly) and acks (gen, applied Seq, running output hash) once per
-// batch. It discards its outputs; the running hash is a CRC-64 over every
+// batch, at once. On an idle link both the batch and the ack are written
+// by the sending goroutine itself (link.Session.Send), so an output waits
+// about one link round trip plus the secondary's Step. It discards its outputs; the running hash is a CRC-64 over every
 // output's Seq, kind, GSO, length and bytes.
 //
 // # Divergence
@@ -49,7 +51,11 @@
 //
 // A joining node sends msgJoin on every EventPeerUp. The primary takes
 // Snapshot() at its current Seq N and goes on executing; the loop stops only
-// for Snapshot() itself: that is the pause (EventSnapshotSent.Pause). It
+// for Snapshot() itself: that is the pause (EventSnapshotSent.Pause). Its
+// length follows the snapshot's size, mostly TCP send buffers: the netstack
+// copies them at memory speed and keeps no more unsent data per connection
+// than TCP can use soon (netstack Config.SendAhead), so 64 downloads in
+// flight make a snapshot of about 16 MiB and a pause of a few ms. It
 // sends msgSnapBegin (gen, N, Now, output hash, size), then 1 MiB chunks as
 // fast as the link window takes them (retrying every millisecond when it is
 // full, never blocking the loop), then msgSnapEnd with a CRC-64 of the bytes
