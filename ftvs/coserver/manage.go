@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/coserver/config"
+	"github.com/ftvs/ftvs/ftvs/lockstep"
+	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/manager"
 	"github.com/ftvs/ftvs/ftvs/manager/feed"
 	"github.com/ftvs/ftvs/ftvs/manager/state"
@@ -194,8 +196,75 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 	return nil
 }
 
+// MovePort sends the VS's frames out of node's redirected NIC. Only the
+// primary can: it relays its frames through the CoServer link to the
+// peer's NIC, as when its own NIC loses carrier, and tells the peer to hand
+// it what the VS receives there; a gratuitous ARP teaches the LAN's
+// switches the new port. If the peer is lost meanwhile the frames come
+// back to this node's NIC.
 func (c *controller) MovePort(ctx context.Context, node int) error {
-	return errors.New("move port: not available yet (the redirected port moves only on carrier loss)")
+	d := c.d
+	if node != 1 && node != 2 {
+		return fmt.Errorf("move port: node %d: must be 1 or 2", node)
+	}
+	if d == nil {
+		return errors.New("move port: this CoServer is out of service")
+	}
+	n := d.node.Load()
+	if n == nil || n.Status().Role != lockstep.RolePrimary {
+		return fmt.Errorf("move port: CoServer %d is not the primary; send it to the primary's API (management peer %s)", c.cfg.Node, c.cfg.Management.Peer)
+	}
+	toPeer := node != c.cfg.Node
+	if toPeer && !d.sess.Status().PeerAlive {
+		return fmt.Errorf("move port to CoServer %d: it is not reachable over the CoServer links", node)
+	}
+	if toPeer && !d.relay.carrier.Load() {
+		return nil // already there: our NIC has no carrier
+	}
+	if !toPeer && !d.relay.carrier.Load() {
+		return fmt.Errorf("move port to CoServer %d: its redirected NIC %s has no carrier", node, c.cfg.Redirected.Interface)
+	}
+	if d.relay.viaPeer.Swap(toPeer) == toPeer {
+		return nil
+	}
+	_ = d.sess.Send(msgCarrier, []byte{b2u(!toPeer)})
+	d.addEvent("port-moved", 0, fmt.Sprintf("VS frames now leave on CoServer %d's redirected NIC (operator)", node))
+	garp(d)
+	if toPeer {
+		go c.watchMovedPort()
+	}
+	return nil
+}
+
+// garp has the primary announce the VS MAC where its frames now leave.
+func garp(d *Daemon) {
+	for _, after := range []time.Duration{0, 100 * time.Millisecond, time.Second} {
+		time.AfterFunc(after, func() {
+			if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+				_ = n.Submit(context.Background(), machine.InCommand, machine.GratuitousARPCommand())
+			}
+		})
+	}
+}
+
+// watchMovedPort brings the port back when the peer that carries it is
+// lost (while our own NIC has carrier).
+func (c *controller) watchMovedPort() {
+	d := c.d
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if !d.relay.viaPeer.Load() {
+			return
+		}
+		if !d.sess.Status().PeerAlive && d.relay.carrier.Load() {
+			if d.relay.viaPeer.CompareAndSwap(true, false) {
+				d.addEvent("port-moved", 0, "the peer carrying the VS port is lost: back on this CoServer's NIC")
+				garp(d)
+			}
+			return
+		}
+	}
 }
 
 func (c *controller) StartVS(ctx context.Context) error {

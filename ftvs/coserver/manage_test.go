@@ -112,6 +112,30 @@ func TestManagerControlsAndAlerts(t *testing.T) {
 		t.Fatalf("ctl out 1 at node 2: err %v, %s", err, out)
 	}
 
+	// Move the VS's port to node 2's NIC (at the primary's API), download,
+	// and back.
+	api1 := []string{"--addr", "10.98.0.1:7444", "--ca", p.apiCA(1), "--token-file", token}
+	if out, err := p.cs[1].Run(ftvsBin, append([]string{"ctl", "move-port", "2"}, api1...)...); err != nil {
+		t.Fatalf("ctl move-port 2: %v\n%s", err, out)
+	}
+	st1, _ := p.status(1)
+	p.check(p.download(p.file), "download with the VS port on node 2")
+	st1b, _ := p.status(1)
+	st2, _ := p.status(2)
+	if st1 == nil || st1b == nil || st2 == nil || !st1b.Redirected.ViaPeer || !st2.Redirected.PeerViaUs || st1b.Redirected.RelayOut-st1.Redirected.RelayOut < 50 {
+		t.Fatalf("port not moved to node 2: node 1 %+v, node 2 %+v", st1b, st2)
+	}
+	if !netnstest.WaitFor(10*time.Second, func() bool { s, err := p.apiStatus(1, token); return err == nil && s.VS.PortNode == 2 }) {
+		t.Fatal("the manager does not show the VS port on node 2")
+	}
+	if out, err := p.cs[1].Run(ftvsBin, append([]string{"ctl", "move-port", "1"}, api1...)...); err != nil {
+		t.Fatalf("ctl move-port 1: %v\n%s", err, out)
+	}
+	p.check(p.download(p.file), "download with the VS port back on node 1")
+	if st, _ := p.status(1); st == nil || st.Redirected.ViaPeer {
+		t.Fatalf("port not back on node 1: %+v", st)
+	}
+
 	// Kill node 2: node 1's manager posts coserver-lost.
 	p.kill(2)
 	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.has("coserver-lost", 2) }) {
