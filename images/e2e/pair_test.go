@@ -23,8 +23,9 @@ import (
 const diskSize = 400 << 20
 
 // Guest memory: the initramfs (about 17 MB unpacked, 4 MiB of VS
-// content) lives in RAM next to the installer and the runtime.
-const memMiB = 1024
+// content) lives in RAM next to the installer and the runtime; 512 MiB
+// is plenty (1 GiB works too).
+const memMiB = 512
 
 // Bounds of each stage under TCG on a loaded 2-core machine.
 const (
@@ -183,7 +184,13 @@ func TestPairInstallAndFailover(t *testing.T) {
 			victim.vm.Kill()
 		}
 	}
-	t.Logf("primary's lockstep events before the kill: %v", lockstepRE.FindAllString(victim.vm.Console(), -1))
+	events := lockstepRE.FindAllString(victim.vm.Console(), -1)
+	t.Logf("primary's lockstep events before the kill: %v", events)
+	for _, e := range events {
+		if strings.Contains(e, "divergence") {
+			t.Errorf("the replicas diverged before the kill (the runtime resynchronised them): %s", divergenceRE.FindString(victim.vm.Console()))
+		}
+	}
 	t.Logf("killed %s's QEMU at %d of %d bytes (%.1fs into the download)", victim.vm.Name, killedAt, blobSize, time.Since(tDown).Seconds())
 	select {
 	case err := <-done:
@@ -205,9 +212,45 @@ func TestPairInstallAndFailover(t *testing.T) {
 		t.Fatalf("%s exited too", survivor.vm.Name)
 	}
 	t.Logf("%s served the rest: sha256 %s", survivor.vm.Name, blobSum)
+	for _, m := range ms {
+		t.Logf("runtime events on %s:\n%s", m.vm.Name, strings.Join(eventRE.FindAllString(m.vm.Console(), -1), "\n"))
+	}
+	sameLayout(t, ms)
 }
 
-var lockstepRE = regexp.MustCompile(`msg="lockstep ([\w-]+)"`)
+var eventRE = regexp.MustCompile(`(?m)^time=\S+ level=\w+ msg=.*$`)
+
+// sameLayout checks with sgdisk that both disks hold a valid GPT with the
+// same partitions (GUIDs aside).
+func sameLayout(t *testing.T, ms [2]*machine) {
+	t.Helper()
+	sg, err := exec.LookPath("sgdisk")
+	if err != nil {
+		t.Logf("sgdisk not installed (Debian package gdisk): partition tables not compared")
+		return
+	}
+	parts := regexp.MustCompile(`(?m)^\s+\d+\s+\d+\s+\d+.*$`)
+	var tables [2]string
+	for i, m := range ms {
+		if out, err := exec.Command(sg, "-v", m.disk).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+			t.Errorf("%s: sgdisk -v: %v\n%s", m.vm.Name, err, out)
+		}
+		out, err := exec.Command(sg, "-p", m.disk).Output()
+		if err != nil {
+			t.Fatalf("%s: sgdisk -p: %v", m.vm.Name, err)
+		}
+		tables[i] = strings.Join(parts.FindAllString(string(out), -1), "\n")
+	}
+	if strings.Count(tables[0], "\n") != 3 || tables[0] != tables[1] {
+		t.Errorf("partition tables differ or are not 4 partitions:\n%s\n---\n%s", tables[0], tables[1])
+	}
+	t.Logf("both disks: GPT verified by sgdisk, same 4 partitions:\n%s", tables[0])
+}
+
+var (
+	lockstepRE   = regexp.MustCompile(`msg="lockstep ([\w-]+)"`)
+	divergenceRE = regexp.MustCompile(`msg="lockstep divergence".*`)
+)
 
 // lastLockstep is the runtime's last lockstep event ("peer-synced",
 // "peer-lost", "snapshot-sent", ...).
