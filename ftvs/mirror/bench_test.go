@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -16,9 +17,24 @@ import (
 // pacer, copies on files), and reports both and their ratio (the goal is
 // a resync at >= 90% of the link).
 func BenchmarkResyncVsLink(b *testing.B) {
+	b.Run("copies=disk", func(b *testing.B) { benchResync(b, "") })
+	// Copies in RAM: the protocol's ceiling without the disk's flushes.
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		b.Run("copies=shm", func(b *testing.B) {
+			dir, err := os.MkdirTemp("/dev/shm", "fm5-bench-")
+			if err != nil {
+				b.Skip(err)
+			}
+			b.Cleanup(func() { os.RemoveAll(dir) })
+			benchResync(b, dir)
+		})
+	}
+}
+
+func benchResync(b *testing.B, dir string) {
 	linktest.NeedRoot(b)
 	np := linktest.NewPair(b, "fm5r", 1, 185)
-	o := pairOpts{size: 256 << 20, chunk: 1 << 20, inflight: 8}
+	o := pairOpts{size: 256 << 20, chunk: 1 << 20, inflight: 8, dir: dir}
 	o.links[1], o.links[2] = np.LinksA, np.LinksB
 	o.nets[1], o.nets[2] = linktest.Net{NS: np.A}, linktest.Net{NS: np.B}
 	p := newPairWith(b, o)

@@ -80,7 +80,7 @@ func (e *endpoint) handle(d link.Delivery) (bool, error) {
 			e.mu.Unlock()
 			return true, err
 		}
-		r.Data = append([]byte(nil), r.Data...)
+		// The payload is ours (a link delivery is a fresh copy): no copy.
 		select {
 		case e.work <- r:
 		default:
@@ -103,7 +103,6 @@ func (e *endpoint) handle(d link.Delivery) (bool, error) {
 		delete(e.pending, r.ID)
 		e.mu.Unlock()
 		if ch != nil {
-			r.Data = append([]byte(nil), r.Data...)
 			ch <- r
 		}
 		return true, nil

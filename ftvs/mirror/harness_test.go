@@ -103,7 +103,8 @@ type pairOpts struct {
 	size     int64
 	links    [3][]link.LinkConfig
 	nets     [3]link.Net
-	chunk    int64 // resync chunk (0: 256 KiB)
+	chunk    int64  // resync chunk (0: 256 KiB)
+	dir      string // where the copies live (default t.TempDir())
 	inflight int
 }
 
@@ -130,7 +131,10 @@ func newPairWith(t testing.TB, o pairOpts) *pair {
 	if o.chunk == 0 {
 		o.chunk = 256 << 10
 	}
-	p := &pair{t: t, dir: t.TempDir(), size: o.size, opts: o}
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	p := &pair{t: t, dir: o.dir, size: o.size, opts: o}
 	p.gen.Store(1000)
 	l, err := vdisk.Layout(o.size, 512, testGran)
 	if err != nil {

@@ -178,7 +178,8 @@ func (m *Mirror) Run(ctx context.Context, incomingToo bool) {
 }
 
 // Handle takes one delivery from the link; it reports whether the message
-// was this mirror's. Undecodable messages are counted and dropped (the
+// was this mirror's. The payload is kept: the caller must not reuse it
+// (link deliveries are fresh copies). Undecodable messages are counted and dropped (the
 // caller times out).
 func (m *Mirror) Handle(d link.Delivery) bool {
 	ok, _ := m.ep.handle(d)
