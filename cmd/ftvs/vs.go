@@ -76,7 +76,12 @@ Stops on SIGINT or SIGTERM and prints its counters.`,
 					return &exitError{1, fmt.Errorf("vs run: --record: %w", err)}
 				}
 				defer out.Close()
-				if log, err = vsrun.NewRecording(out, solo.Machine.Config(), solo.Store); err != nil {
+				if solo.Boot != nil {
+					log, err = vsrun.NewBootDiskRecording(out, solo.Machine.Config(), solo)
+				} else {
+					log, err = vsrun.NewRecording(out, solo.Machine.Config(), solo.Store)
+				}
+				if err != nil {
 					return &exitError{1, fmt.Errorf("vs run: --record %s: %w", f.record, err)}
 				}
 				defer func() {
@@ -189,12 +194,13 @@ func (f *vsRunFlags) config() (vsrun.SoloConfig, error) {
 	if err := f.svc.apply(&c); err != nil {
 		return c, err
 	}
-	if f.record != "" && f.bootDisk != "" {
-		return c, fmt.Errorf("--record cannot describe a boot disk yet: use --root")
+	if f.record != "" && c.NBD != nil {
+		return c, fmt.Errorf("--record cannot replay NBD exports: drop --nbd-export")
 	}
-	if f.record != "" && (c.NBD != nil || c.FTPWrite || c.HTTPUpload != "") {
+	if f.record != "" && f.bootDisk == "" && (c.FTPWrite || c.HTTPUpload != "") {
+		// A directory is recorded as the files read; a boot disk as its image.
 		// The log describes the files read, not disks or uploads.
-		return c, fmt.Errorf("--record cannot replay NBD exports or uploads: drop --nbd-export, FTP write access and --http-upload")
+		return c, fmt.Errorf("--record replays uploads only into a boot disk: drop FTP write access and --http-upload, or use --boot-disk")
 	}
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/machine/inputlog"
 	"github.com/ftvs/ftvs/ftvs/vbootdisk/format"
 	"github.com/ftvs/ftvs/installer/layout"
 	"golang.org/x/sys/unix"
@@ -241,7 +244,7 @@ func TestVSRunBootDiskFlagErrors(t *testing.T) {
 		{[]string{"--root", dir, "--boot-disk", notFAT}, "one of --root DIR and --boot-disk FILE"},
 		{[]string{"--boot-disk", filepath.Join(dir, "none")}, "--boot-disk"},
 		{[]string{"--boot-disk", dir}, "a directory"},
-		{[]string{"--boot-disk", notFAT, "--record", filepath.Join(dir, "r.log")}, "--record"},
+		{[]string{"--boot-disk", notFAT, "--record", filepath.Join(dir, "r.log"), "--nbd-export", "d=" + notFAT}, "--record"},
 		{[]string{"--boot-disk", notFAT, "--iface", "lo"}, "boot disk " + notFAT},
 		{[]string{"--root", dir, "--http-upload", "up/"}, "--http-upload"},
 		{[]string{"--root", dir, "--http-upload", "/"}, "--http-upload"},
@@ -257,5 +260,90 @@ func TestVSRunBootDiskFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one naming %q", c.args, err, c.want)
 		}
+	}
+}
+
+var updateBootLog = flag.Bool("update-bootdisk-log", false, "write TestVSRunBootDiskRecorded's log to testdata/machine/vs-bootdisk.log")
+
+// TestVSRunBootDiskRecorded records a real curl session (a 1.2 MiB GET and
+// an HTTP PUT) served from a boot disk with --record, then replays the log
+// into two fresh machines, each on its own copy of the recorded image:
+// outputs agree at every step, state hashes at the end, and both copies
+// hold the upload. With -update-bootdisk-log the log becomes
+// testdata/machine/vs-bootdisk.log (replayed by ftvs/machine's tests).
+func TestVSRunBootDiskRecorded(t *testing.T) {
+	vs, cl := vethPair(t, "fbr", "10.84.0.2/24", "curl", "ping")
+	zero := make([]byte, 1_200_000) // zero clusters: the log stays small
+	img := bootDiskImage(t, map[string][]byte{"www/zero.bin": zero, "www/index.html": []byte("<h1>recorded</h1>\n"), "upload/README": []byte("PUT here\n")})
+	logPath := filepath.Join(t.TempDir(), "session.log")
+	stop := runVS(t, vs, "--iface", "v0", "--mac", "02:f5:00:00:00:0c", "--ip", "10.84.0.1/24", "--boot-disk", img,
+		"--http-upload", "/upload/", "--isn-key", "000102030405060708090a0b0c0d0e0f", "--record", logPath)
+	if !waitFor(10*time.Second, func() bool { _, err := cl.Run("ping", "-c", "1", "-W", "1", "10.84.0.1"); return err == nil }) {
+		t.Fatal("VS never answered ping")
+	}
+	if out := cl.MustRun(t, "curl", "-sS", "--fail", "--max-time", "30", "http://10.84.0.1/www/zero.bin"); out != string(zero) {
+		t.Fatalf("GET zero.bin: %d bytes", len(out))
+	}
+	up := bytes.Repeat([]byte("recorded upload\n"), 4000)
+	upFile := filepath.Join(t.TempDir(), "up")
+	os.WriteFile(upFile, up, 0o644)
+	if code := cl.MustRun(t, "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-T", upFile, "http://10.84.0.1/upload/up.bin"); code != "201" {
+		t.Fatalf("PUT: status %s", code)
+	}
+	time.Sleep(200 * time.Millisecond) // the last ACKs and FINs into the log
+	stop()
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := inputlog.Read(bytes.NewReader(raw), logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lg.BootDisk == nil {
+		t.Fatal("the log holds no boot disk")
+	}
+	var ms [2]*machine.Machine
+	for i := range ms {
+		env, err := lg.Env()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms[i], err = machine.NewEnv(lg.Config, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for step, in := range lg.Inputs {
+		a, b := ms[0].Step(in), ms[1].Step(in)
+		if len(a) != len(b) {
+			t.Fatalf("input %d: %d outputs vs %d", step, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Kind != b[i].Kind || !bytes.Equal(a[i].Payload, b[i].Payload) {
+				t.Fatalf("input %d: output %d differs", step, i)
+			}
+		}
+	}
+	if ms[0].StateHash() != ms[1].StateHash() {
+		t.Fatal("state hashes differ after the replay")
+	}
+	if c := ms[0].Counters().HTTP; c.BodyBytes < 1<<20 || c.Responses2xx < 2 {
+		t.Fatalf("the replay did not carry the session: %+v", c)
+	}
+	for i, m := range ms {
+		got := make([]byte, len(up)+1)
+		n, _ := m.Env().Files.ReadAt("upload/up.bin", got, 0)
+		if !bytes.Equal(got[:n], up) {
+			t.Fatalf("replica %d's boot disk holds %d bytes of the upload, want %d", i, n, len(up))
+		}
+	}
+	t.Logf("replayed %d inputs from a %d-byte log", len(lg.Inputs), len(raw))
+	if *updateBootLog {
+		dst := filepath.Join("..", "..", "testdata", "machine", "vs-bootdisk.log")
+		if err := os.WriteFile(dst, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", dst)
 	}
 }

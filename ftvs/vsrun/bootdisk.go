@@ -16,7 +16,8 @@ type bootDisk struct {
 	path     string
 	writable bool
 	file     *filedev.Dev
-	vd       *vdisk.Disk // nil for a bare FAT32 image
+	vd       *vdisk.Disk     // nil for a bare FAT32 image
+	dev      blockdev.Device // what the store reads: file, or vd's data area
 	Store    *vbootdisk.Store
 }
 
@@ -50,6 +51,7 @@ func openBootDisk(path string, writable bool) (*bootDisk, error) {
 		f.Close()
 		return nil, fmt.Errorf("boot disk %s: %w", path, err)
 	}
+	b.dev = dev
 	if b.Store, err = vbootdisk.Open(dev); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("boot disk %s: %w", path, err)

@@ -1,6 +1,7 @@
 package vsrun
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -50,5 +51,17 @@ func NewRecording(w io.Writer, cfg machine.Config, store fsapi.FileStore) (*inpu
 	if err := walk(""); err != nil {
 		return nil, err
 	}
+	return lw, nil
+}
+
+// NewBootDiskRecording starts an input log of a session served from the
+// solo VS's boot disk: the configuration and the disk's image as it is now
+// (its non-zero sectors), so replicas replay uploads into their own copies.
+func NewBootDiskRecording(w io.Writer, cfg machine.Config, s *Solo) (*inputlog.Writer, error) {
+	if s.boot == nil {
+		return nil, errors.New("record: the VS serves no boot disk")
+	}
+	lw := inputlog.NewWriter(w, cfg)
+	lw.BootDisk(s.boot.dev)
 	return lw, nil
 }

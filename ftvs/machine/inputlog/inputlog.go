@@ -5,7 +5,7 @@
 //
 // Format (all integers little-endian):
 //
-//	magic   "FTVS-INPUTLOG\n" (14 bytes), u16 version (2; 1 is read too)
+//	magic   "FTVS-INPUTLOG\n" (14 bytes), u16 version (3; 1 and 2 are read too)
 //	records, each a u8 type then:
 //	  'C' config:   u32 len, machine.EncodeConfig bytes (exactly one, first)
 //	  'D' dir:      u32 len, path; i64 modTime
@@ -13,6 +13,11 @@
 //	  'S' synthetic:u32 len, path; i64 modTime; i64 size; u64 seed (content memfs.Fill)
 //	  'K' disk:     i64 size; u32 sector size (a zero-filled disk: the next
 //	                NBD export, in order; version 2)
+//	  'B' boot disk:i64 size; u32 sector size; extents, each i64 offset,
+//	                u32 len, bytes; ended by offset -1 (the VS boot disk's
+//	                image at the start: its non-zero sectors; the files
+//	                are then served from it through ftvs/vbootdisk instead
+//	                of file records; version 3)
 //	  'I' input:    u64 seq; i64 now; u8 kind; u32 len, payload
 //
 // File and disk records come before the first input.
@@ -28,11 +33,12 @@ import (
 	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/machine/memfs"
+	"github.com/ftvs/ftvs/ftvs/vbootdisk"
 )
 
 const (
 	magic   = "FTVS-INPUTLOG\n"
-	version = 2
+	version = 3
 	// maxDisk bounds a disk's size on reading (replays hold it in memory).
 	maxDisk = 1 << 30
 	// Bounds applied when reading, so a corrupt log cannot exhaust memory.
@@ -110,6 +116,50 @@ func (l *Writer) Disk(size int64, sector int) {
 	l.bytes(binary.LittleEndian.AppendUint32(nil, uint32(sector)))
 }
 
+// maxExtent bounds one boot disk extent.
+const maxExtent = 1 << 20
+
+// BootDisk records the boot disk dev at the start of the session: its size,
+// sector size and every non-zero sector (a fresh FAT32 is mostly zeros).
+func (l *Writer) BootDisk(dev blockdev.Device) {
+	l.fileRecord('B')
+	l.u64(uint64(dev.Size()))
+	l.bytes(binary.LittleEndian.AppendUint32(nil, uint32(dev.SectorSize())))
+	sec := int64(dev.SectorSize())
+	buf := make([]byte, maxExtent)
+	for off := int64(0); off < dev.Size() && l.err == nil; off += maxExtent {
+		b := buf[:min(maxExtent, dev.Size()-off)]
+		if _, err := dev.ReadAt(b, off); err != nil {
+			l.err = fmt.Errorf("inputlog: read the boot disk at %d: %w", off, err)
+			return
+		}
+		// Runs of non-zero sectors within this chunk, one extent each.
+		for i := int64(0); i < int64(len(b)); {
+			if isZero(b[i : i+sec]) {
+				i += sec
+				continue
+			}
+			j := i + sec
+			for j < int64(len(b)) && !isZero(b[j:j+sec]) {
+				j += sec
+			}
+			l.u64(uint64(off + i))
+			l.blob(b[i:j])
+			i = j
+		}
+	}
+	l.u64(^uint64(0))
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Input records one input.
 func (l *Writer) Input(in machine.Input) {
 	l.inputs++
@@ -133,7 +183,23 @@ type Log struct {
 	Config machine.Config
 	Files  *memfs.FS
 	Disks  []DiskSpec
-	Inputs []machine.Input
+	// BootDisk, when the session served a VS boot disk, is its image at
+	// the start; Files is then empty.
+	BootDisk *BootDiskImage
+	Inputs   []machine.Input
+}
+
+// BootDiskImage is a boot disk: zeros but for the extents.
+type BootDiskImage struct {
+	Size    int64
+	Sector  int
+	Extents []Extent
+}
+
+// Extent is bytes at an offset.
+type Extent struct {
+	Off  int64
+	Data []byte
 }
 
 // DiskSpec is a zero-filled disk at the start of the session.
@@ -147,6 +213,20 @@ type DiskSpec struct {
 // share state.
 func (lg *Log) Env() (machine.Env, error) {
 	env := machine.Env{Files: memfs.Writable{FS: lg.Files.Clone()}}
+	if b := lg.BootDisk; b != nil {
+		m, err := blockdev.NewMem(b.Size, b.Sector)
+		if err != nil {
+			return env, fmt.Errorf("input log: boot disk: %w", err)
+		}
+		for _, e := range b.Extents {
+			copy(m.Bytes()[e.Off:], e.Data)
+		}
+		st, err := vbootdisk.Open(m)
+		if err != nil {
+			return env, fmt.Errorf("input log: boot disk: %w", err)
+		}
+		env.Files = st
+	}
 	for i, d := range lg.Disks {
 		m, err := blockdev.NewMem(d.Size, d.Sector)
 		if err != nil {
@@ -200,7 +280,7 @@ func Read(r io.Reader, name string) (*Log, error) {
 		return fail("header", fmt.Errorf("version %d, this build reads 1..%d", v, version))
 	}
 	lg := &Log{Files: memfs.New()}
-	haveConfig := false
+	haveConfig, haveFiles := false, false
 	for {
 		t, err := br.ReadByte()
 		if err == io.EOF {
@@ -230,6 +310,7 @@ func Read(r io.Reader, name string) (*Log, error) {
 			}
 			haveConfig = true
 		case 'D', 'F', 'S':
+			haveFiles = true
 			p, err := blob(maxPath)
 			if err != nil {
 				return fail("file path", err)
@@ -278,6 +359,49 @@ func Read(r io.Reader, name string) (*Log, error) {
 				return fail("disk", fmt.Errorf("size %d sector %d: want a multiple of 512 or 4096 up to %d", size, sector, maxDisk))
 			}
 			lg.Disks = append(lg.Disks, DiskSpec{Size: int64(size), Sector: sector})
+		case 'B':
+			if v < 3 {
+				return fail("record", errors.New("boot disk record in a version 1 or 2 log"))
+			}
+			if lg.BootDisk != nil {
+				return fail("boot disk", errors.New("second boot disk record"))
+			}
+			size, err := u64()
+			if err != nil {
+				return fail("boot disk size", err)
+			}
+			sb, err := read(4)
+			if err != nil {
+				return fail("boot disk sector size", err)
+			}
+			sector := int(binary.LittleEndian.Uint32(sb))
+			if size > maxDisk || (sector != 512 && sector != 4096) || int64(size)%int64(sector) != 0 {
+				return fail("boot disk", fmt.Errorf("size %d sector %d: want a multiple of 512 or 4096 up to %d", size, sector, maxDisk))
+			}
+			b := &BootDiskImage{Size: int64(size), Sector: sector}
+			next := int64(0) // extents in increasing order, not overlapping
+			for {
+				eo, err := u64()
+				if err != nil {
+					return fail("boot disk extent offset", err)
+				}
+				if eo == ^uint64(0) {
+					break
+				}
+				if int64(eo) < next || eo >= size {
+					return fail("boot disk extent", fmt.Errorf("offset %d out of order or past the disk's %d bytes", int64(eo), size))
+				}
+				data, err := blob(maxExtent)
+				if err != nil {
+					return fail("boot disk extent", err)
+				}
+				if int64(eo)+int64(len(data)) > int64(size) {
+					return fail("boot disk extent", fmt.Errorf("%d bytes at %d run past the disk's %d bytes", len(data), eo, size))
+				}
+				b.Extents = append(b.Extents, Extent{Off: int64(eo), Data: data})
+				next = int64(eo) + int64(len(data))
+			}
+			lg.BootDisk = b
 		case 'I':
 			seq, err := u64()
 			if err != nil {
@@ -303,6 +427,9 @@ func Read(r io.Reader, name string) (*Log, error) {
 	}
 	if !haveConfig {
 		return fail("record", errors.New("log holds no config"))
+	}
+	if lg.BootDisk != nil && haveFiles {
+		return fail("record", errors.New("both a boot disk and file records: the files come from one or the other"))
 	}
 	return lg, nil
 }

@@ -29,6 +29,8 @@ func sampleLog(t testing.TB) []byte {
 func FuzzRead(f *testing.F) {
 	f.Add(sampleLog(f))
 	f.Add([]byte(magic))
+	boot, _ := bootDiskLog(f)
+	f.Add(boot)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lg, err := Read(bytes.NewReader(b), "fuzz")
 		if err != nil {
