@@ -136,6 +136,24 @@ func TestManagerControlsAndAlerts(t *testing.T) {
 		t.Fatalf("port not back on node 1: %+v", st)
 	}
 
+	// Split brain resolved keeping node 1: node 2 discards its VS and
+	// rejoins from node 1's snapshot (a fresh process: its uptime restarts).
+	before, err := p.status(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if out, err := p.cs[1].Run(ftvsBin, append([]string{"ctl", "--token-file", token, "resolve-split-brain", "--keep", "1"}, api2...)...); err != nil {
+		t.Fatalf("ctl resolve-split-brain --keep 1 at node 2: %v\n%s", err, out)
+	}
+	if !netnstest.WaitFor(20*time.Second, func() bool {
+		st, err := p.status(2)
+		return err == nil && st.UptimeMS < before.UptimeMS && st.Role == "secondary"
+	}) {
+		t.Fatal("node 2 did not rejoin from node 1 after resolve-split-brain --keep 1")
+	}
+	p.waitRole(1, "primary", "synced", 20*time.Second)
+
 	// Kill node 2: node 1's manager posts coserver-lost.
 	p.kill(2)
 	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.has("coserver-lost", 2) }) {
