@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("version: 1\nnode: auto\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte(minimal + "runtime: {timeouts: {heartbeat: 100ms, peer_dead: 1500ms, management: 1s}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
