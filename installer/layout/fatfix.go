@@ -18,31 +18,13 @@ func fixFAT32(b backend.Storage, offset int64) error {
 	if err != nil {
 		return err
 	}
-	bs := make([]byte, 512)
-	if _, err := b.ReadAt(bs, offset); err != nil {
-		return fmt.Errorf("read boot sector: %w", err)
+	v, err := readFATVolume(b, offset)
+	if err != nil {
+		return err
 	}
-	bps := int64(binary.LittleEndian.Uint16(bs[11:]))
-	spc := int64(bs[13])
-	reserved := int64(binary.LittleEndian.Uint16(bs[14:]))
-	nFATs := int64(bs[16])
-	totalSectors := int64(binary.LittleEndian.Uint32(bs[32:]))
-	fatSectors := int64(binary.LittleEndian.Uint32(bs[36:]))
-	rootCluster := binary.LittleEndian.Uint32(bs[44:])
-	fsInfo := int64(binary.LittleEndian.Uint16(bs[48:]))
-	backupBoot := int64(binary.LittleEndian.Uint16(bs[50:]))
-	if bps != 512 && bps != 4096 || spc == 0 || nFATs == 0 || fatSectors == 0 {
-		return fmt.Errorf("not a FAT32 boot sector")
-	}
-	fat := make([]byte, fatSectors*bps)
-	if _, err := b.ReadAt(fat, offset+reserved*bps); err != nil && err != io.EOF {
-		return fmt.Errorf("read FAT: %w", err)
-	}
-	dataStart := offset + (reserved+nFATs*fatSectors)*bps
-	clusterBytes := spc * bps
-	clusters := uint32((totalSectors - reserved - nFATs*fatSectors) / spc)
-	entry := func(c uint32) uint32 { return binary.LittleEndian.Uint32(fat[4*c:]) & 0x0fffffff }
-	clusterOff := func(c uint32) int64 { return dataStart + int64(c-2)*clusterBytes }
+	bps, reserved, fsInfo, backupBoot := v.bps, v.reserved, v.fsInfo, v.backupBoot
+	rootCluster, clusters, clusterBytes, fat := v.rootCluster, v.clusters, v.clusterBytes, v.fat
+	entry, clusterOff := v.entry, v.clusterOff
 
 	// Root directory chain, bounded by the cluster count.
 	var root []byte
@@ -94,9 +76,9 @@ func fixFAT32(b backend.Storage, offset int64) error {
 			}
 		}
 	}
-	var v [8]byte
-	binary.LittleEndian.PutUint32(v[0:], free)
-	binary.LittleEndian.PutUint32(v[4:], next)
+	var hint [8]byte
+	binary.LittleEndian.PutUint32(hint[0:], free)
+	binary.LittleEndian.PutUint32(hint[4:], next)
 	for _, s := range []int64{fsInfo, backupBoot + fsInfo} {
 		if s == 0 || s >= reserved {
 			continue
@@ -105,9 +87,58 @@ func fixFAT32(b backend.Storage, offset int64) error {
 		if _, err := b.ReadAt(sig, offset+s*bps); err != nil || string(sig) != "RRaA" {
 			continue
 		}
-		if _, err := w.WriteAt(v[:], offset+s*bps+488); err != nil {
+		if _, err := w.WriteAt(hint[:], offset+s*bps+488); err != nil {
 			return fmt.Errorf("write FSInfo: %w", err)
 		}
 	}
 	return nil
 }
+
+// fatVolume is what fixFAT32 and stampFAT32 read of a FAT32: its geometry
+// from the boot sector and the first FAT.
+type fatVolume struct {
+	bps, reserved, fsInfo, backupBoot int64
+	rootCluster, clusters             uint32
+	dataStart, clusterBytes           int64
+	fat                               []byte
+}
+
+func readFATVolume(b backend.Storage, offset int64) (*fatVolume, error) {
+	bs := make([]byte, 512)
+	if _, err := b.ReadAt(bs, offset); err != nil {
+		return nil, fmt.Errorf("read boot sector: %w", err)
+	}
+	v := &fatVolume{
+		bps:         int64(binary.LittleEndian.Uint16(bs[11:])),
+		reserved:    int64(binary.LittleEndian.Uint16(bs[14:])),
+		rootCluster: binary.LittleEndian.Uint32(bs[44:]),
+		fsInfo:      int64(binary.LittleEndian.Uint16(bs[48:])),
+		backupBoot:  int64(binary.LittleEndian.Uint16(bs[50:])),
+	}
+	spc := int64(bs[13])
+	nFATs := int64(bs[16])
+	totalSectors := int64(binary.LittleEndian.Uint32(bs[32:]))
+	fatSectors := int64(binary.LittleEndian.Uint32(bs[36:]))
+	if v.bps != 512 && v.bps != 4096 || spc == 0 || nFATs == 0 || fatSectors == 0 || totalSectors <= v.reserved+nFATs*fatSectors {
+		return nil, fmt.Errorf("not a FAT32 boot sector")
+	}
+	v.fat = make([]byte, fatSectors*v.bps)
+	if _, err := b.ReadAt(v.fat, offset+v.reserved*v.bps); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read FAT: %w", err)
+	}
+	v.dataStart = offset + (v.reserved+nFATs*fatSectors)*v.bps
+	v.clusterBytes = spc * v.bps
+	v.clusters = uint32((totalSectors - v.reserved - nFATs*fatSectors) / spc)
+	return v, nil
+}
+
+// entry is cluster c's FAT entry; past the FAT's end it reads as an end
+// of chain.
+func (v *fatVolume) entry(c uint32) uint32 {
+	if int64(c)*4+4 > int64(len(v.fat)) {
+		return 0x0fffffff
+	}
+	return binary.LittleEndian.Uint32(v.fat[4*c:]) & 0x0fffffff
+}
+
+func (v *fatVolume) clusterOff(c uint32) int64 { return v.dataStart + int64(c-2)*v.clusterBytes }

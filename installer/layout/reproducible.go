@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/diskfs/go-diskfs/backend"
@@ -72,46 +71,22 @@ func stampFAT32(b backend.Storage, offset int64, st Stamp) error {
 	if err != nil {
 		return err
 	}
-	bs := make([]byte, 512)
-	if _, err := b.ReadAt(bs, offset); err != nil {
-		return fmt.Errorf("read boot sector: %w", err)
-	}
-	bps := int64(binary.LittleEndian.Uint16(bs[11:]))
-	spc := int64(bs[13])
-	reserved := int64(binary.LittleEndian.Uint16(bs[14:]))
-	nFATs := int64(bs[16])
-	totalSectors := int64(binary.LittleEndian.Uint32(bs[32:]))
-	fatSectors := int64(binary.LittleEndian.Uint32(bs[36:]))
-	rootCluster := binary.LittleEndian.Uint32(bs[44:])
-	backupBoot := int64(binary.LittleEndian.Uint16(bs[50:]))
-	if bps != 512 && bps != 4096 || spc == 0 || nFATs == 0 || fatSectors == 0 || totalSectors <= reserved+nFATs*fatSectors {
-		return fmt.Errorf("not a FAT32 boot sector")
+	v, err := readFATVolume(b, offset)
+	if err != nil {
+		return err
 	}
 	var id [4]byte
 	binary.LittleEndian.PutUint32(id[:], st.VolumeID)
-	for _, s := range []int64{0, backupBoot} {
-		if s != 0 && (s >= reserved || backupBoot == 0) {
+	for _, s := range []int64{0, v.backupBoot} {
+		if s != 0 && s >= v.reserved {
 			continue
 		}
-		if _, err := w.WriteAt(id[:], offset+s*bps+67); err != nil {
+		if _, err := w.WriteAt(id[:], offset+s*v.bps+67); err != nil {
 			return fmt.Errorf("write volume ID: %w", err)
 		}
 	}
-
-	fat := make([]byte, fatSectors*bps)
-	if _, err := b.ReadAt(fat, offset+reserved*bps); err != nil && err != io.EOF {
-		return fmt.Errorf("read FAT: %w", err)
-	}
-	dataStart := offset + (reserved+nFATs*fatSectors)*bps
-	clusterBytes := spc * bps
-	clusters := uint32((totalSectors - reserved - nFATs*fatSectors) / spc)
-	entry := func(c uint32) uint32 {
-		if int(4*c+4) > len(fat) {
-			return 0x0fffffff
-		}
-		return binary.LittleEndian.Uint32(fat[4*c:]) & 0x0fffffff
-	}
-	clusterOff := func(c uint32) int64 { return dataStart + int64(c-2)*clusterBytes }
+	rootCluster, clusters, clusterBytes := v.rootCluster, v.clusters, v.clusterBytes
+	entry, clusterOff := v.entry, v.clusterOff
 
 	// Depth-first over directories; seen bounds the walk on a damaged tree.
 	seen := map[uint32]bool{}
