@@ -166,7 +166,7 @@ func FuzzService(f *testing.F) {
 				svc = svc2
 			}
 		}
-		fn.socks[id].eof = true
+		fn.Socks[id].EOF = true
 		svc.Handle(fn, sockapi.Event{Kind: sockapi.EvReadable, Sock: id, Listener: 1}, 1)
 		out := fn.drainWithSpace(svc, id, 1<<16)
 		if len(out) > 0 && !bytes.HasPrefix(out, []byte("HTTP/1.1 ")) {

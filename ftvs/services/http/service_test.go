@@ -45,7 +45,7 @@ func exchange(t *testing.T, raw string, space int) (string, *fakeSock) {
 	id := fn.connect(t, svc, 0)
 	fn.send(svc, id, raw, 0)
 	out := fn.drain(svc, id, 0)
-	return string(out), fn.socks[id]
+	return string(out), fn.Socks[id]
 }
 
 func readResponses(t *testing.T, raw string, method string) []*nethttp.Response {
@@ -96,7 +96,7 @@ func TestGetFile(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
-	if sk.closed || sk.aborted {
+	if sk.Closed || sk.Aborted {
 		t.Fatal("HTTP/1.1 keep-alive connection was closed")
 	}
 }
@@ -208,8 +208,8 @@ func TestErrors(t *testing.T) {
 		if b := body(t, r); !strings.HasPrefix(b, nethttp.StatusText(c.status)[:3]) && !strings.Contains(b, "Not Found") && len(b) > 100 {
 			t.Errorf("%s: body %q is not small", c.name, b)
 		}
-		if sk.closed != c.closed {
-			t.Errorf("%s: closed=%v, want %v", c.name, sk.closed, c.closed)
+		if sk.Closed != c.closed {
+			t.Errorf("%s: closed=%v, want %v", c.name, sk.Closed, c.closed)
 		}
 		if c.closed && !r.Close { // net/http moves "Connection: close" into Close
 			t.Errorf("%s: closing response lacks Connection: close", c.name)
@@ -260,7 +260,7 @@ func TestPipelining(t *testing.T) {
 		if rest, _ := io.ReadAll(br); len(rest) != 0 {
 			t.Fatalf("space %d: %d extra bytes", space, len(rest))
 		}
-		if !fn.socks[id].closed || svc.Conns() != 0 {
+		if !fn.Socks[id].Closed || svc.Conns() != 0 {
 			t.Fatalf("space %d: not closed after Connection: close", space)
 		}
 	}
@@ -275,7 +275,7 @@ func TestPipelineBufferIsBounded(t *testing.T) {
 	if len(c.in) > 8192 {
 		t.Fatalf("service buffered %d bytes, limit 8192", len(c.in))
 	}
-	if len(fn.socks[id].in) == 0 {
+	if len(fn.Socks[id].In) == 0 {
 		t.Fatal("service read everything instead of leaving it to flow control")
 	}
 	// Draining delivers every response in order.
@@ -286,7 +286,7 @@ func TestPipelineBufferIsBounded(t *testing.T) {
 }
 
 func (f *fakeNet) drainWithSpace(svc *Service, id sockapi.SockID, space int) []byte {
-	f.space = space
+	f.Space = space
 	return f.drain(svc, id, 0)
 }
 
@@ -309,19 +309,19 @@ func TestConnectionPersistence(t *testing.T) {
 		if r.Close {
 			conn = "close"
 		}
-		if r.StatusCode != 200 || sk.closed != c.closed || conn != c.header {
-			t.Errorf("%q: status %d closed %v Connection %q", c.req, r.StatusCode, sk.closed, r.Header.Get("Connection"))
+		if r.StatusCode != 200 || sk.Closed != c.closed || conn != c.header {
+			t.Errorf("%q: status %d closed %v Connection %q", c.req, r.StatusCode, sk.Closed, r.Header.Get("Connection"))
 		}
 	}
 	// A client that half-closes after its request still gets the answer,
 	// then the connection is closed.
 	svc, fn := newTestService(t, Config{}, 1<<20)
 	id := fn.connect(t, svc, 0)
-	fn.socks[id].eof = true
+	fn.Socks[id].EOF = true
 	fn.send(svc, id, "GET /hello.txt HTTP/1.1\r\nHost: vs\r\n\r\n", 0)
 	out := fn.drain(svc, id, 0)
-	if r := readResponses(t, string(out), "GET"); len(r) != 1 || r[0].StatusCode != 200 || !fn.socks[id].closed {
-		t.Fatalf("half-close: %q closed=%v", out, fn.socks[id].closed)
+	if r := readResponses(t, string(out), "GET"); len(r) != 1 || r[0].StatusCode != 200 || !fn.Socks[id].Closed {
+		t.Fatalf("half-close: %q closed=%v", out, fn.Socks[id].Closed)
 	}
 }
 
@@ -384,19 +384,19 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("deadline after activity %d, want %d", d, 17*sec)
 	}
 	// A stalled download: no send space at all.
-	fn.space = 0
+	fn.Space = 0
 	stalled := fn.connect(t, svc, 13*sec)
 	fn.send(svc, stalled, "GET /big.img HTTP/1.1\r\nHost: vs\r\n\r\n", 13*sec)
 	svc.Timer(fn, 16*sec)
-	if fn.socks[idle].closed || fn.socks[stalled].aborted {
+	if fn.Socks[idle].Closed || fn.Socks[stalled].Aborted {
 		t.Fatal("timer fired early")
 	}
 	svc.Timer(fn, 17*sec)
-	if !fn.socks[idle].closed || svc.Conns() != 1 {
+	if !fn.Socks[idle].Closed || svc.Conns() != 1 {
 		t.Fatal("idle connection not closed at its deadline")
 	}
 	svc.Timer(fn, 18*sec)
-	if !fn.socks[stalled].aborted || svc.Conns() != 0 || svc.NextDeadline() != 0 {
+	if !fn.Socks[stalled].Aborted || svc.Conns() != 0 || svc.NextDeadline() != 0 {
 		t.Fatal("stalled download not reset at its deadline")
 	}
 	c := svc.Counters()
@@ -408,7 +408,7 @@ func TestIdleTimeout(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	svc, fn := newTestService(t, Config{MaxConns: 2}, 1<<20)
 	a, b, c := fn.connect(t, svc, 0), fn.connect(t, svc, 0), fn.connect(t, svc, 0)
-	if fn.socks[a].aborted || fn.socks[b].aborted || !fn.socks[c].aborted || svc.Counters().RefusedConns != 1 {
+	if fn.Socks[a].Aborted || fn.Socks[b].Aborted || !fn.Socks[c].Aborted || svc.Counters().RefusedConns != 1 {
 		t.Fatal("third connection not refused")
 	}
 }
@@ -417,7 +417,7 @@ func TestPeerReset(t *testing.T) {
 	svc, fn := newTestService(t, Config{}, 1000)
 	id := fn.connect(t, svc, 0)
 	fn.send(svc, id, "GET /big.img HTTP/1.1\r\nHost: vs\r\n\r\n", 0)
-	fn.socks[id].gone = true
+	fn.Socks[id].Gone = true
 	svc.Handle(fn, sockapi.Event{Kind: sockapi.EvWritable, Sock: id, Listener: 1}, 0)
 	if svc.Conns() != 0 {
 		t.Fatal("connection kept after reset")
@@ -444,7 +444,7 @@ func TestLargeFileStreams(t *testing.T) {
 	inBody := false
 	want := make([]byte, 1<<20)
 	gotHash, wantHash := sha256.New(), sha256.New()
-	fn.socks[id].sink = func(p []byte) {
+	fn.Socks[id].Sink = func(p []byte) {
 		if !inBody {
 			head = append(head, p...)
 			i := bytes.Index(head, []byte("\r\n\r\n"))
@@ -466,7 +466,7 @@ func TestLargeFileStreams(t *testing.T) {
 	var midLive uint64
 	fn.send(svc, id, "GET /huge.img HTTP/1.1\r\nHost: vs\r\n\r\n", 0)
 	for i := 0; got < size && i < 1<<16; i++ {
-		fn.socks[id].space = 1 << 20
+		fn.Socks[id].Space = 1 << 20
 		svc.Handle(fn, sockapi.Event{Kind: sockapi.EvWritable, Sock: id, Listener: 1}, 0)
 		if i == 512 {
 			runtime.GC()
@@ -503,8 +503,8 @@ func TestSnapshotMidDownload(t *testing.T) {
 	svc, fn := newTestService(t, Config{}, 100000)
 	id := fn.connect(t, svc, 0)
 	fn.send(svc, id, "GET /big.img HTTP/1.1\r\nHost: vs\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: vs\r\n\r\n", 0)
-	part1 := append([]byte(nil), fn.socks[id].out...)
-	fn.socks[id].out = nil
+	part1 := append([]byte(nil), fn.Socks[id].Out...)
+	fn.Socks[id].Out = nil
 
 	snapBytes := svc.Snapshot()
 	svc2 := New(Config{}, testFS())
@@ -540,8 +540,8 @@ func TestConditionalAndIndex(t *testing.T) {
 	for _, c := range cases {
 		raw, sk := exchange(t, "GET /hello.txt HTTP/1.1\r\nHost: vs\r\n"+c.hdr+"\r\n\r\n", 1<<20)
 		r := readResponses(t, raw, "GET")[0]
-		if r.StatusCode != c.status || sk.closed {
-			t.Errorf("%q: status %d closed %v, want %d", c.hdr, r.StatusCode, sk.closed, c.status)
+		if r.StatusCode != c.status || sk.Closed {
+			t.Errorf("%q: status %d closed %v, want %d", c.hdr, r.StatusCode, sk.Closed, c.status)
 		}
 		if c.status == 304 && (body(t, r) != "" || r.Header.Get("Last-Modified") != "Sun, 06 Nov 1994 08:49:37 GMT") {
 			t.Errorf("%q: 304 with body or without Last-Modified", c.hdr)
@@ -576,7 +576,7 @@ func TestRequestTimeout(t *testing.T) {
 		if d := svc.NextDeadline(); d != 0 && d <= now {
 			svc.Timer(fn, now)
 		}
-		if fn.socks[id].closed {
+		if fn.Socks[id].Closed {
 			if now < 30*sec || now > 35*sec {
 				t.Fatalf("closed at %d s, want 30..35 s", now/sec)
 			}

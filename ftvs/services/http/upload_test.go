@@ -170,9 +170,9 @@ func TestPutSnapshotAndAbort(t *testing.T) {
 
 	id2 := fn.connect(t, svc, 0)
 	fn.send(svc, id2, "PUT /up/cut.txt HTTP/1.1\r\nHost: vs\r\nContent-Length: 100\r\n\r\nonly part", 0)
-	fn.socks[id2].eof = true
+	fn.Socks[id2].EOF = true
 	fn.send(svc, id2, "", 0)
-	if !fn.socks[id2].closed || svc.conns[id2] != nil {
+	if !fn.Socks[id2].Closed || svc.conns[id2] != nil {
 		t.Fatal("a client gone mid-body left its connection open")
 	}
 }

@@ -65,14 +65,14 @@ func FuzzSession(f *testing.F) {
 		rest := b[1:]
 		for len(rest) > 0 {
 			k := min(piece, len(rest))
-			s := fn.socks[id]
-			if s.closed || s.aborted {
+			s := fn.Socks[id]
+			if s.Closed || s.Aborted {
 				break
 			}
 			fn.send(svc, id, string(rest[:k]), 2)
 			rest = rest[k:]
-			s.out = nil
-			s.space = 700
+			s.Out = nil
+			s.Space = 700
 			svc.Handle(fn, sockapi.Event{Kind: sockapi.EvWritable, Sock: id}, 2)
 			if c := svc.conns[id]; c != nil && (len(c.in) > svc.inLimit(c) || len(c.replies) > svc.cfg.MaxInFlight+4) {
 				t.Fatalf("unbounded: %d bytes in, %d replies", len(c.in), len(c.replies))

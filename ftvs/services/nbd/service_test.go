@@ -153,22 +153,22 @@ func TestExportNameAndAbort(t *testing.T) {
 	}
 	id2 := handshake(t, f, svc)
 	f.send(svc, id2, string(opt(optExportName, []byte("missing"))), 1)
-	if !f.socks[id2].closed {
+	if !f.Socks[id2].Closed {
 		t.Fatal("unknown EXPORT_NAME did not close")
 	}
 	id3 := handshake(t, f, svc)
 	f.send(svc, id3, string(opt(optAbort, nil)), 1)
-	if reps := parseOptReplies(t, f.socks[id3].out); len(reps) != 1 || reps[0].typ != repAck || !f.socks[id3].closed {
-		t.Fatalf("ABORT: %+v closed=%v", reps, f.socks[id3].closed)
+	if reps := parseOptReplies(t, f.Socks[id3].Out); len(reps) != 1 || reps[0].typ != repAck || !f.Socks[id3].Closed {
+		t.Fatalf("ABORT: %+v closed=%v", reps, f.Socks[id3].Closed)
 	}
 	id4 := f.connect(t, svc, 1)
 	f.send(svc, id4, "\x00\x00\x00\x04", 1) // unknown client flag
-	if !f.socks[id4].aborted {
+	if !f.Socks[id4].Aborted {
 		t.Fatal("unknown client flags accepted")
 	}
 	id5 := handshake(t, f, svc)
 	f.send(svc, id5, "NOTMAGIC00000000", 1)
-	if !f.socks[id5].aborted {
+	if !f.Socks[id5].Aborted {
 		t.Fatal("bad option magic accepted")
 	}
 }
@@ -252,7 +252,7 @@ func TestCommands(t *testing.T) {
 	// DISC closes after the replies.
 	f.send(svc, id, string(req(cmdDisc, 0, 11, 0, 0, nil)), 5)
 	f.drain(svc, id, 5)
-	if !f.socks[id].closed || svc.Conns() != 0 {
+	if !f.Socks[id].Closed || svc.Conns() != 0 {
 		t.Fatal("DISC did not close")
 	}
 }
@@ -272,12 +272,12 @@ func TestReadOnlyAndBadMagic(t *testing.T) {
 	}
 	_ = b
 	f.send(svc, id, "\x00\x00\x00\x00"+string(make([]byte, 24)), 4)
-	if !f.socks[id].aborted {
+	if !f.Socks[id].Aborted {
 		t.Fatal("bad request magic accepted")
 	}
 	id2 := golive(t, f, svc, "disk")
 	f.send(svc, id2, string(req(cmdWrite, 0, 1, 0, MaxPayload+1, nil)), 4)
-	if !f.socks[id2].aborted {
+	if !f.Socks[id2].Aborted {
 		t.Fatal("oversized WRITE accepted")
 	}
 }
@@ -304,15 +304,15 @@ func TestStreamAndSnapshot(t *testing.T) {
 		t.Fatalf("%d replies queued, MaxInFlight 4", len(svc.conns[id].replies))
 	}
 	var got []byte
-	got = append(got, f.socks[id].out...)
-	f.socks[id].out = nil
+	got = append(got, f.Socks[id].Out...)
+	f.Socks[id].Out = nil
 	// Half-way: snapshot, restore into a fresh service, carry on there.
 	for i := 0; i < 800; i++ {
-		f.socks[id].space = 1000
+		f.Socks[id].Space = 1000
 		svc.Handle(f, sockapi.Event{Kind: sockapi.EvWritable, Sock: id, Listener: 1}, 6)
 	}
-	got = append(got, f.socks[id].out...)
-	f.socks[id].out = nil
+	got = append(got, f.Socks[id].Out...)
+	f.Socks[id].Out = nil
 	blob := svc.Snapshot()
 	svc2, err := New(svc.cfg, []blockdev.Device{a, b})
 	if err != nil {
@@ -349,7 +349,7 @@ func TestTimeouts(t *testing.T) {
 		t.Fatal("no handshake deadline")
 	}
 	svc.Timer(f, d)
-	if !f.socks[id].aborted || f.socks[live].aborted {
+	if !f.Socks[id].Aborted || f.Socks[live].Aborted {
 		t.Fatal("handshake timeout hit the wrong connection")
 	}
 	if svc.NextDeadline() != 0 {
