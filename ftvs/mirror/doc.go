@@ -21,10 +21,13 @@
 //   - Local I/O error: the copy is detached (vdisk Detach: Inconsistent),
 //     EventDetached is raised, the peer goes solo and marks the failed range,
 //     and the VS carries on: reads come from the peer's copy; writes go to
-//     it unless the peer applies them itself in lockstep. In lockstep a
-//     remote read carries the reader's write count: the peer answers once
-//     its own replica applied as many writes, and refuses (an I/O error to
-//     the VS) if one of its later writes overlapped the range.
+//     it unless the peer applies them itself in lockstep. In lockstep the
+//     two replicas are at different points of the log, so a remote read
+//     carries the reader's write count (counts are aligned at
+//     StartLockstep) and the peer answers with its own: a lagging peer's
+//     data is brought to the reader's count from the reader's history of
+//     recent writes (32 MiB by default), and a peer that is ahead refuses
+//     (an I/O error to the VS) if a later write overlapped the range.
 //   - Peer back: Decide (vdisk) picks the direction; the source streams only
 //     the marked regions in address order, rate-limited (token bucket),
 //     client I/O first (ClientFirst), resumable (progress persisted after

@@ -1,10 +1,12 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,14 +61,17 @@ type Config struct {
 	// ClientMaxWait: a resync chunk waits at most this long for client I/O
 	// to go idle (0: 50 ms).
 	ClientMaxWait time.Duration
-	// HistoryWrites bounds the write history used to check gated remote
-	// reads (0: 4096).
+	// HistoryWrites and HistoryBytes bound the lockstep write history
+	// (0: 4096 writes, 32 MiB of data) that lets a detached node's reads be
+	// served at its own write count (see ReadAt).
 	HistoryWrites int
+	HistoryBytes  int
 }
 
 type histWrite struct {
 	count  uint64
 	off, n int64
+	data   []byte // in lockstep: a copy, so reads can be rebuilt at this count
 }
 
 // Mirror is one CoServer's side of a mirrored virtual disk and the
@@ -79,7 +84,6 @@ type Mirror struct {
 	cf   *vdisk.ClientFirst
 
 	mu         sync.Mutex
-	cond       *sync.Cond
 	lockstep   bool   // the peer runs the VS too and applies the writes itself
 	detached   bool   // local copy failed: I/O goes to the peer
 	deferFlush bool   // secondary: Flush only notes; FlushPending does it before the ack
@@ -96,6 +100,7 @@ type Mirror struct {
 	writeMu     sync.Mutex // a machine write vs. the primary's mark clearing
 	hist        []histWrite
 	histNext    int
+	histBytes   int
 	targetDone  chan struct{} // closed when the source ends our resync
 	bulkResult  *string       // target: the source's bulk resync outcome ("" ok), consumed by Connect
 	bulkSig     chan struct{} // closed when bulkResult is set
@@ -144,12 +149,14 @@ func New(cfg Config) (*Mirror, error) {
 	if cfg.HistoryWrites <= 0 {
 		cfg.HistoryWrites = 4096
 	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = 32 << 20
+	}
 	if cfg.ResyncPacer == nil && cfg.ResyncRate > 0 {
 		cfg.ResyncPacer = vdisk.NewTokenBucket(cfg.ResyncRate, 0)
 	}
 	m := &Mirror{cfg: cfg, disk: cfg.Disk, node: cfg.Disk.Metadata().Node,
 		cf: &vdisk.ClientFirst{MaxWait: cfg.ClientMaxWait}, hist: make([]histWrite, cfg.HistoryWrites)}
-	m.cond = sync.NewCond(&m.mu)
 	m.bulkSig = make(chan struct{})
 	m.ep = newEndpoint(cfg.Link.Send, cfg.TypeBase, cfg.CallTimeout, m.serve)
 	return m, nil
@@ -226,7 +233,7 @@ func (m *Mirror) StartLockstep() error {
 	det := m.detached
 	m.lockstep, m.compared = true, true
 	// Both replicas start counting at the same input (the snapshot).
-	m.writes, m.flushed, m.histNext = 0, 0, 0
+	m.writes, m.flushed, m.histNext, m.histBytes = 0, 0, 0, 0
 	clear(m.hist)
 	m.mu.Unlock()
 	if det {
@@ -338,14 +345,52 @@ func (m *Mirror) detach(cause error, off, n int64) error {
 	return nil
 }
 
-func (m *Mirror) recordWrite(off, n int64) uint64 {
+func (m *Mirror) recordWrite(off int64, p []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.writes++
-	m.hist[m.histNext] = histWrite{m.writes, off, n}
+	old := &m.hist[m.histNext]
+	m.histBytes -= len(old.data)
+	h := histWrite{count: m.writes, off: off, n: int64(len(p))}
+	if m.lockstep && len(p) <= m.cfg.HistoryBytes {
+		// Evict the oldest data until this write fits the byte budget.
+		for i := 1; m.histBytes+len(p) > m.cfg.HistoryBytes && i < len(m.hist); i++ {
+			e := &m.hist[(m.histNext+i)%len(m.hist)]
+			m.histBytes -= len(e.data)
+			e.data = nil
+		}
+		h.data = append([]byte(nil), p...)
+		m.histBytes += len(p)
+	}
+	*old = h
 	m.histNext = (m.histNext + 1) % len(m.hist)
-	m.cond.Broadcast()
-	return m.writes
+}
+
+// overlay applies to b (read at off from a peer whose replica had applied
+// peerCount writes) this node's writes after peerCount up to upTo, in
+// order: the result is the content as of this node's write upTo.
+func (m *Mirror) overlay(b []byte, off int64, peerCount, upTo uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if upTo-peerCount >= uint64(len(m.hist)) || upTo > m.writes {
+		return fmt.Errorf("read [%d, %d): the peer is %d writes behind, beyond the %d-write history", off, off+int64(len(b)), upTo-peerCount, len(m.hist))
+	}
+	var hs []*histWrite
+	for i := range m.hist {
+		h := &m.hist[i]
+		if h.count > peerCount && h.count <= upTo && h.off < off+int64(len(b)) && off < h.off+h.n {
+			hs = append(hs, h)
+		}
+	}
+	slices.SortFunc(hs, func(a, b *histWrite) int { return cmp.Compare(a.count, b.count) })
+	for _, h := range hs {
+		if h.data == nil {
+			return fmt.Errorf("read [%d, %d): write %d's data left the history", off, off+int64(len(b)), h.count)
+		}
+		lo, hi := max(off, h.off), min(off+int64(len(b)), h.off+h.n)
+		copy(b[lo-off:hi-off], h.data[lo-h.off:hi-h.off])
+	}
+	return nil
 }
 
 // ReadAt serves the machine's read: locally, or from the peer once the
@@ -378,14 +423,20 @@ func (m *Mirror) ReadAt(p []byte, off int64) (int, error) {
 func (m *Mirror) remoteRead(p []byte, off int64, wait uint64) (int, error) {
 	for done := 0; done < len(p); {
 		k := min(len(p)-done, MaxData)
-		data, err := m.ep.call(context.Background(), Request{Op: OpRead, Off: off + int64(done), Count: uint64(k), Wait: wait})
+		at := off + int64(done)
+		reply, err := m.ep.call(context.Background(), Request{Op: OpRead, Off: at, Count: uint64(k), Wait: wait})
 		if err != nil {
 			return done, err
 		}
-		if len(data) != k {
-			return done, fmt.Errorf("mirror: remote read at %d: %d bytes, want %d", off+int64(done), len(data), k)
+		if len(reply) != 8+k {
+			return done, fmt.Errorf("mirror: remote read at %d: %d bytes, want %d", at, len(reply)-8, k)
 		}
-		copy(p[done:], data)
+		copy(p[done:], reply[8:])
+		if peer := u64(reply); wait > 0 && peer < wait {
+			if err := m.overlay(p[done:done+k], at, peer, wait); err != nil {
+				return done, fmt.Errorf("mirror: remote read: %w", err)
+			}
+		}
 		done += k
 	}
 	m.count(func(s *Stats) { s.RemoteReads++ })
@@ -406,7 +457,7 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	// Counted once the data is in place (or the write failed): a peer's
 	// gated read at this count must see it. Every machine write counts, so
 	// both replicas' counts stay aligned.
-	defer m.recordWrite(off, int64(len(p)))
+	defer m.recordWrite(off, p)
 	m.mu.Lock()
 	det, ls := m.detached, m.lockstep
 	m.mu.Unlock()

@@ -2,8 +2,8 @@ package mirror
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
@@ -34,14 +34,7 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 		if err := checkRange(int64(r.Count)); err != nil {
 			return nil, err
 		}
-		if err := m.waitWrites(r.Wait, r.Off, int64(r.Count)); err != nil {
-			return nil, err
-		}
-		b := make([]byte, r.Count)
-		if _, err := m.disk.ReadAt(b, r.Off); err != nil {
-			return nil, err
-		}
-		return b, nil
+		return m.readAtCount(r.Wait, r.Off, int64(r.Count))
 	case OpWrite, OpResyncWrite:
 		if err := checkRange(int64(len(r.Data))); err != nil {
 			return nil, err
@@ -77,39 +70,35 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 	return nil, fmt.Errorf("op %s not served", r.Op)
 }
 
-// waitWrites holds a lockstep read from the peer until this node's machine
-// has applied as many writes as the peer's had, and refuses it if a later
-// write of ours has since overwritten the range (the peer would read the
-// future).
-func (m *Mirror) waitWrites(want uint64, off, n int64) error {
-	if want == 0 {
-		return nil
-	}
-	expired := false // set under mu by the timer: no lost wake-up
-	stop := time.AfterFunc(m.cfg.CallTimeout, func() {
-		m.mu.Lock()
-		expired = true
-		m.cond.Broadcast()
-		m.mu.Unlock()
-	})
-	defer stop.Stop()
+// readAtCount serves a peer's read: this node's write count, then the
+// data, with no machine write in between. A lockstep reader (want > 0)
+// rebuilds the data at its own count from its history when this node is
+// behind; when this node is ahead, a later write of ours that overlaps the
+// range is refused (the reader would see the future).
+func (m *Mirror) readAtCount(want uint64, off, n int64) ([]byte, error) {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for m.writes < want {
-		if expired {
-			return fmt.Errorf("read at %d: this node applied %d writes, the reader %d: timed out", off, m.writes, want)
+	have := m.writes
+	if want > 0 && have > want {
+		if have-want >= uint64(len(m.hist)) {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("read at %d: this node is %d writes ahead, beyond the %d-write history", off, have-want, len(m.hist))
 		}
-		m.cond.Wait()
-	}
-	if m.writes-want >= uint64(len(m.hist)) {
-		return fmt.Errorf("read at %d: this node is %d writes ahead, beyond the %d-write history", off, m.writes-want, len(m.hist))
-	}
-	for _, h := range m.hist {
-		if h.count > want && h.count <= m.writes && h.off < off+n && off < h.off+h.n {
-			return fmt.Errorf("read [%d, %d) at write %d: overwritten by write %d on this node", off, off+n, want, h.count)
+		for _, h := range m.hist {
+			if h.count > want && h.count <= have && h.off < off+n && off < h.off+h.n {
+				m.mu.Unlock()
+				return nil, fmt.Errorf("read [%d, %d) at write %d: overwritten by write %d on this node", off, off+n, want, h.count)
+			}
 		}
 	}
-	return nil
+	m.mu.Unlock()
+	b := make([]byte, 8+n)
+	binary.LittleEndian.PutUint64(b, have)
+	if _, err := m.disk.ReadAt(b[8:], off); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // setMetaFromPeer persists the generation, state and flag fields the resync

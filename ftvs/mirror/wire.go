@@ -13,10 +13,9 @@ import (
 //	request: 'B' | ver 1 | op u8 | id u64 | off u64 | count u64 | n u32 | n bytes
 //	reply:   'b' | ver 1 | id u64 | status u8 | n u32 | n bytes
 //
-// count is the requester's machine write count for OpRead in lockstep (the
-// server answers once its own machine has applied as many writes), the byte
-// length for OpRead otherwise, and op-specific elsewhere (see Op). status 0:
-// the bytes are the result; 1: the bytes are an error message.
+// count is the byte length for OpRead (whose 8 data bytes carry the
+// reader's lockstep write count) and op-specific elsewhere (see Op).
+// status 0: the bytes are the result; 1: the bytes are an error message.
 const (
 	wireVersion  = 1
 	reqHeader    = 3 + 8 + 8 + 8 + 4
@@ -31,7 +30,7 @@ const (
 type Op uint8
 
 const (
-	OpRead        Op = iota + 1 // read Len bytes at Off; Count: write count to wait for (0: none)
+	OpRead        Op = iota + 1 // read Count bytes at Off (Wait: the reader's lockstep write count); reply: server's write count u64 | data
 	OpWrite                     // the machine's write, for a peer whose copy is detached
 	OpFlush                     // flush the server's copy
 	OpResyncWrite               // resync data for the target (no marking)
