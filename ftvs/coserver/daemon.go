@@ -63,6 +63,8 @@ type Daemon struct {
 
 	peerUp   atomic.Bool
 	retryGo  atomic.Bool  // the guard refused a go-live: ask again while the peer stays silent
+	dropped  atomic.Bool  // the primary went on without us: our log is stale until a snapshot
+	drops    dropState
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 	started  time.Time
 
@@ -396,6 +398,10 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 		d.retryGo.Store(strings.Contains(e.Reason, "guard refused"))
 	case lockstep.EventGoLive:
 		d.retryGo.Store(false)
+	case lockstep.EventRestored:
+		d.dropped.Store(false)
+	case lockstep.EventPeerLost:
+		go d.sendDrop(e.Seq)
 	}
 	text := e.Reason
 	if e.Kind == lockstep.EventSnapshotSent {

@@ -1,6 +1,7 @@
 package coserver_test
 
 import (
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 	"os"
 	"sort"
 	"strconv"
@@ -151,4 +152,42 @@ func TestKillPrimaryDuringFTPDownload(t *testing.T) {
 	p.kill(1)
 	p.waitRole(2, "primary", "", 10*time.Second)
 	p.check(d, "FTP download, primary killed")
+}
+
+// TestDroppedSecondaryNeverGoesLive: the secondary freezes (SIGSTOP), the
+// primary stops waiting for it, serves alone (releasing outputs the
+// secondary never applied) and then dies before the secondary has
+// rejoined. The secondary's log is stale: it must not go live (clients
+// would get answers that contradict what they saw), and it does not,
+// because the primary's drop notice reached it over the management network.
+func TestDroppedSecondaryNeverGoesLive(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 128})
+	p.startPair()
+	rx0 := p.rxBytes()
+	d := p.download(p.file, "--limit-rate", "40M")
+	p.waitProgress(rx0, 0.2)
+	pid := p.procs[2].Process.Pid
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	if !netnstest.WaitFor(5*time.Second, func() bool {
+		st, err := p.status(1)
+		return err == nil && hasEvent(st, "peer-lost") && hasEvent(st, "drop-notice")
+	}) {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		t.Fatal("the primary did not stop waiting for the frozen secondary")
+	}
+	time.Sleep(200 * time.Millisecond) // it serves alone for a while
+	p.kill(1)
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	time.Sleep(3 * time.Second)
+	st, err := p.status(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Role == "primary" {
+		t.Fatalf("a secondary the primary had dropped went live on its stale log: %+v", st.Events)
+	}
+	if !hasEvent(st, "dropped") {
+		t.Fatalf("node 2 never learnt it was dropped: %+v", st.Events)
+	}
+	_ = d.cmd.Process.Kill() // the VS is down, as it must be: no client waits forever
 }

@@ -20,6 +20,9 @@ type guard struct{ d *Daemon }
 // coldStart: the node is alone at start, not a secondary going live.
 func (g *guard) check(coldStart bool) (bool, string) {
 	d := g.d
+	if !coldStart && d.dropped.Load() {
+		return false, "the primary dropped this node (drop notice): its log is stale"
+	}
 	t0 := time.Now()
 	// The LAN probe runs while the management probe waits for its answer:
 	// the check costs the longer of the two, not their sum.
@@ -42,6 +45,9 @@ func (g *guard) check(coldStart bool) (bool, string) {
 		}
 	}
 	l := <-lanc
+	if !coldStart && d.dropped.Load() { // a notice that came in meanwhile
+		return false, "the primary dropped this node (drop notice): its log is stale"
+	}
 	if l.err != nil {
 		return false, "LAN probe failed: " + l.err.Error()
 	}

@@ -165,6 +165,7 @@ func listenStatus(addr string, d *Daemon) (*statusServer, error) {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(d.Status(r.URL.Query().Get("hash") == "1"))
 	})
+	mux.HandleFunc("POST /drop", d.handleDrop)
 	return &statusServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 

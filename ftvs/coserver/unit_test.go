@@ -2,10 +2,13 @@ package coserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/coserver/config"
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -100,5 +103,37 @@ func FuzzDecodeRelayed(f *testing.F) {
 		if dir > 1 || len(frame) < 14 || len(frame) != len(p)-3 {
 			t.Fatalf("accepted dir %d frame %d of %d", dir, len(frame), len(p))
 		}
+	})
+}
+
+func TestDropNoticeAuth(t *testing.T) {
+	key := bytes.Repeat([]byte{3}, 32)
+	now := time.Now()
+	n := dropNotice{Node: 1, Seq: 7, TimeMS: now.UnixMilli(), Nonce: strings.Repeat("ab", 16)}
+	n.MAC = n.sum(key)
+	b, _ := json.Marshal(&n)
+	if got, err := parseDrop(b, key, 2, now); err != nil || got.Seq != 7 {
+		t.Fatalf("good notice: %+v %v", got, err)
+	}
+	if _, err := parseDrop(b, bytes.Repeat([]byte{4}, 32), 2, now); err == nil {
+		t.Fatal("notice under another key accepted")
+	}
+	if _, err := parseDrop(b, key, 1, now); err == nil {
+		t.Fatal("notice from our own node number accepted")
+	}
+	if _, err := parseDrop(b, key, 2, now.Add(time.Minute)); err == nil {
+		t.Fatal("stale notice accepted")
+	}
+}
+
+func FuzzParseDrop(f *testing.F) {
+	key := bytes.Repeat([]byte{3}, 32)
+	n := dropNotice{Node: 1, Seq: 7, TimeMS: 1, Nonce: strings.Repeat("ab", 16)}
+	n.MAC = n.sum(key)
+	b, _ := json.Marshal(&n)
+	f.Add(b)
+	f.Add([]byte(`{"node":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseDrop(b, key, 2, time.UnixMilli(1))
 	})
 }

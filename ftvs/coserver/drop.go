@@ -1,0 +1,129 @@
+package coserver
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The drop notice: a primary that stops waiting for its secondary (the
+// links fell silent) releases outputs the secondary never applied, so that
+// secondary must never go live on its log. The primary tells it at once over
+// the management network (POST /drop, authenticated with the pair key);
+// the secondary then refuses to go live until it has rejoined from a
+// snapshot. Over a partition that also cuts the management network the
+// notice cannot arrive; the LAN probe covers that case (the primary's VS
+// answers it).
+
+type dropNotice struct {
+	Node   int    `json:"node"`
+	Seq    uint64 `json:"seq"`
+	TimeMS int64  `json:"time_ms"`
+	Nonce  string `json:"nonce"`
+	MAC    string `json:"mac"`
+}
+
+func (n *dropNotice) sum(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "ftvs-drop v1|%d|%d|%d|%s", n.Node, n.Seq, n.TimeMS, n.Nonce)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// parseDrop decodes and authenticates a drop notice from the peer.
+func parseDrop(b []byte, key []byte, self int, now time.Time) (*dropNotice, error) {
+	var n dropNotice
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&n); err != nil {
+		return nil, fmt.Errorf("drop notice: %w", err)
+	}
+	if n.Node != 3-self {
+		return nil, fmt.Errorf("drop notice from node %d, want the peer %d", n.Node, 3-self)
+	}
+	if len(n.Nonce) != 32 {
+		return nil, errors.New("drop notice: nonce is not 16 bytes of hex")
+	}
+	if !hmac.Equal([]byte(n.sum(key)), []byte(n.MAC)) {
+		return nil, errors.New("drop notice: bad MAC (wrong pair key?)")
+	}
+	if d := now.Sub(time.UnixMilli(n.TimeMS)); d > 10*time.Second || d < -10*time.Second {
+		return nil, fmt.Errorf("drop notice: time is %s off", d.Round(time.Millisecond))
+	}
+	return &n, nil
+}
+
+type dropState struct {
+	mu     sync.Mutex
+	nonces map[string]time.Time
+}
+
+// handleDrop serves POST /drop on the status endpoint.
+func (d *Daemon) handleDrop(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	n, err := parseDrop(b, d.cfg.Key(), d.cfg.Node, time.Now())
+	if err == nil {
+		d.drops.mu.Lock()
+		if d.drops.nonces == nil {
+			d.drops.nonces = map[string]time.Time{}
+		}
+		for k, t := range d.drops.nonces { //detcheck:orderless (shell code; expiry only)
+			if time.Since(t) > time.Minute {
+				delete(d.drops.nonces, k)
+			}
+		}
+		if _, seen := d.drops.nonces[n.Nonce]; seen {
+			err = errors.New("drop notice: replayed nonce")
+		}
+		d.drops.nonces[n.Nonce] = time.Now()
+		d.drops.mu.Unlock()
+	}
+	if err != nil {
+		d.log.Warn("coserver: drop notice refused", "from", r.RemoteAddr, "err", err)
+		http.Error(w, "refused", http.StatusForbidden)
+		return
+	}
+	if node := d.node.Load(); node != nil && node.Status().Seq > n.Seq {
+		// We applied inputs past the drop: we rejoined since.
+		d.addEvent("drop-notice-stale", n.Seq, "already rejoined")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	d.dropped.Store(true)
+	d.addEvent("dropped", n.Seq, "the primary went on alone at its seq "+strconv.FormatUint(n.Seq, 10)+": this log is stale until a snapshot")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sendDrop tells the peer's daemon that this primary no longer waits for it.
+func (d *Daemon) sendDrop(seq uint64) {
+	peer := d.cfg.Management.Peer
+	if peer == "" {
+		return
+	}
+	var nb [16]byte
+	_, _ = rand.Read(nb[:])
+	n := dropNotice{Node: d.cfg.Node, Seq: seq, TimeMS: time.Now().UnixMilli(), Nonce: hex.EncodeToString(nb[:])}
+	n.MAC = n.sum(d.cfg.Key())
+	body, _ := json.Marshal(&n)
+	c := http.Client{Timeout: d.cfg.Timeouts.Management}
+	resp, err := c.Post("http://"+peer+"/drop", "application/json", bytes.NewReader(body))
+	if err != nil {
+		d.addEvent("drop-notice", seq, "not delivered: "+err.Error())
+		return
+	}
+	resp.Body.Close()
+	d.addEvent("drop-notice", seq, "delivered: "+resp.Status)
+}
