@@ -62,8 +62,8 @@ type Daemon struct {
 	relay  relay
 
 	peerUp   atomic.Bool
-	retryGo  atomic.Bool  // the guard refused a go-live: ask again while the peer stays silent
-	dropped  atomic.Bool  // the primary went on without us: our log is stale until a snapshot
+	retryGo  atomic.Bool // the guard refused a go-live: ask again while the peer stays silent
+	dropped  atomic.Bool // the primary went on without us: our log is stale until a snapshot
 	drops    dropState
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 	started  time.Time
