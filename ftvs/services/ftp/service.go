@@ -3,11 +3,11 @@ package ftp
 import (
 	"crypto/subtle"
 	"errors"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ftvs/ftvs/ftvs/fsapi"
+	"github.com/ftvs/ftvs/ftvs/services/svcutil"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
@@ -300,14 +300,7 @@ func (s *Service) NextDeadline() int64 {
 
 // Timer gives up stalled transfers (426) and closes idle sessions (421).
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
-	var due []sockapi.SockID
-	//detcheck:orderless: collected, then sorted
-	for id, c := range s.ctls {
-		if c.deadline(&s.cfg) <= now {
-			due = append(due, id)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	due := svcutil.DueIDs(s.ctls, func(c *ctl) bool { return c.deadline(&s.cfg) <= now })
 	for _, id := range due {
 		c := s.ctls[id]
 		s.ctr.Timeouts++

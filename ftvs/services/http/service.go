@@ -2,11 +2,11 @@ package http
 
 import (
 	"errors"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ftvs/ftvs/ftvs/fsapi"
+	"github.com/ftvs/ftvs/ftvs/services/svcutil"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
@@ -153,14 +153,7 @@ func (s *Service) NextDeadline() int64 {
 // head (RequestTimeout): gracefully when waiting for a request, with a reset
 // when stuck in a response.
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
-	var due []sockapi.SockID
-	//detcheck:orderless: collected, then sorted
-	for id, c := range s.conns {
-		if c.deadline(&s.cfg) <= now {
-			due = append(due, id)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	due := svcutil.DueIDs(s.conns, func(c *conn) bool { return c.deadline(&s.cfg) <= now })
 	for _, id := range due {
 		c := s.conns[id]
 		delete(s.conns, id)

@@ -2,8 +2,8 @@ package http
 
 import (
 	"fmt"
-	"sort"
 
+	"github.com/ftvs/ftvs/ftvs/services/svcutil"
 	"github.com/ftvs/ftvs/ftvs/snap"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
@@ -24,12 +24,7 @@ func (s *Service) Snapshot() []byte {
 		for _, f := range s.ctr.fields() {
 			w.U64(*f)
 		}
-		ids := make([]sockapi.SockID, 0, len(s.conns))
-		//detcheck:orderless: collected, then sorted
-		for id := range s.conns {
-			ids = append(ids, id)
-		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		ids := svcutil.SortedIDs(s.conns)
 		w.U32(uint32(len(ids)))
 		for _, id := range ids {
 			c := s.conns[id]

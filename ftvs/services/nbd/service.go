@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/services/svcutil"
 	"github.com/ftvs/ftvs/ftvs/sockapi"
 )
 
@@ -209,14 +209,7 @@ func (s *Service) NextDeadline() int64 {
 // Timer carries on WRITE_ZEROES slices and resets connections whose
 // handshake or replies stalled.
 func (s *Service) Timer(sk sockapi.Sockets, now int64) {
-	var zeroing, due []sockapi.SockID
-	//detcheck:orderless: collected, then sorted
-	for id, c := range s.conns {
-		if c.zActive {
-			zeroing = append(zeroing, id)
-		}
-	}
-	sort.Slice(zeroing, func(i, j int) bool { return zeroing[i] < zeroing[j] })
+	zeroing := svcutil.DueIDs(s.conns, func(c *conn) bool { return c.zActive })
 	for _, id := range zeroing {
 		if c := s.conns[id]; c != nil {
 			s.zeroSlice(c)
@@ -224,13 +217,7 @@ func (s *Service) Timer(sk sockapi.Sockets, now int64) {
 			s.pump(sk, c, now)
 		}
 	}
-	//detcheck:orderless: collected, then sorted
-	for id, c := range s.conns {
-		if t := c.deadline(&s.cfg); t != 0 && t <= now {
-			due = append(due, id)
-		}
-	}
-	sort.Slice(due, func(i, j int) bool { return due[i] < due[j] })
+	due := svcutil.DueIDs(s.conns, func(c *conn) bool { t := c.deadline(&s.cfg); return t != 0 && t <= now })
 	for _, id := range due {
 		s.ctr.Timeouts++
 		delete(s.conns, id)
