@@ -8,6 +8,9 @@ import (
 	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
 
+// maxSumsRegion bounds the checksum region a peer may request.
+const maxSumsRegion = 16 << 20
+
 // serve answers one peer request against the local copy.
 func (m *Mirror) serve(r Request) Reply {
 	m.count(func(s *Stats) { s.ServedRequests++ })
@@ -44,6 +47,11 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 	case OpFlush, OpResyncFlush:
 		return nil, m.disk.Flush()
 	case OpSums:
+		// vdisk's ReaderSummer allocates a whole region: cap what a peer
+		// may ask for (verify and skip-equal resync use 1 MiB).
+		if q, err := vdisk.ParseSumsRequest(r.Data); err == nil && q.Region > maxSumsRegion {
+			return nil, fmt.Errorf("sums request: region %d bytes, at most %d", q.Region, maxSumsRegion)
+		}
 		rep := vdisk.ServeSums(context.Background(), vdisk.ReaderSummer{R: m.disk}, size, r.Data)
 		return rep, nil
 	case OpGetMeta:
