@@ -39,7 +39,9 @@
 //
 // When in doubt the secondary stays secondary (EventNoGoLive) and asks again
 // every 500 ms while the peer stays silent (the daemon hands the node another
-// peer-silent event), so it goes live once the peer is really gone. Failure modes: with every
+// peer-silent event). A primary that stops waiting for its secondary sends it
+// a drop notice over the management network (POST /drop); a dropped
+// secondary never goes live until it has rejoined from a snapshot. Failure modes: with every
 // CoServer link and the management network cut and no witness, a primary
 // whose VS is idle still answers the ARP probe, so the rule holds; a
 // primary whose redirected NIC is also cut is invisible and the secondary

@@ -92,8 +92,9 @@ func countVSFrames(out string) int {
 // TestBothLinksCutOneVS: every CoServer link cut while both nodes live:
 // the secondary's split-brain guard refuses to go live (the peer answers
 // on the management network), so exactly one bridge port carries frames
-// from the VS MAC, and clients keep being served. When the primary then
-// dies, the secondary goes live after all.
+// from the VS MAC, and clients keep being served. The primary, serving
+// alone, drops the secondary, which therefore stays down when the primary
+// dies; the pair recovers when the links return.
 func TestBothLinksCutOneVS(t *testing.T) {
 	netnstest.Require(t, "tcpdump")
 	p := newPair(t, pairOpts{sizeMiB: 1})
@@ -131,20 +132,28 @@ func TestBothLinksCutOneVS(t *testing.T) {
 	if n[1] == 0 || n[2] != 0 {
 		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want exactly one port emitting", n[1], n[2])
 	}
-	// The primary dies while the links are still cut: its management
-	// endpoint stops answering, so node 2's guard, asked again, lets it go
-	// live.
+	// The primary served alone and sent node 2 a drop notice over the
+	// management network; when it now dies, node 2's log is stale (it never
+	// applied what the primary served alone) and it must not go live.
 	p.kill(1)
-	p.waitRole(2, "primary", "", 10*time.Second)
-	if out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt"); err != nil || out != "small\n" {
-		t.Fatalf("after node 2 went live: %q %v", out, err)
+	time.Sleep(2 * time.Second)
+	st2, err := p.status(2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The links return and node 1 restarts: it joins node 2.
+	if st2.Role == "primary" || !hasEvent(st2, "dropped") {
+		t.Fatalf("node 2 after its primary, which had dropped it, died: role %s, events %+v", st2.Role, st2.Events)
+	}
+	// The links return and node 1 restarts: with no primary left it starts
+	// a fresh VS and node 2 joins it.
 	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
 	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
 	p.start(1)
-	p.waitRole(2, "primary", "synced", 20*time.Second)
-	p.waitRole(1, "secondary", "", 5*time.Second)
+	p.waitRole(1, "primary", "synced", 20*time.Second)
+	p.waitRole(2, "secondary", "", 5*time.Second)
+	if out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt"); err != nil || out != "small\n" {
+		t.Fatalf("after the pair came back: %q %v", out, err)
+	}
 }
 
 // TestImpairedLinks: delay, jitter and loss on both CoServer links (tc
