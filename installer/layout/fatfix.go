@@ -100,6 +100,7 @@ type fatVolume struct {
 	bps, reserved, fsInfo, backupBoot int64
 	rootCluster, clusters             uint32
 	dataStart, clusterBytes           int64
+	fatStart, nFATs                   int64 // offset of the first FAT, and how many
 	fat                               []byte
 }
 
@@ -126,6 +127,7 @@ func readFATVolume(b backend.Storage, offset int64) (*fatVolume, error) {
 	if _, err := b.ReadAt(v.fat, offset+v.reserved*v.bps); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("read FAT: %w", err)
 	}
+	v.fatStart, v.nFATs = offset+v.reserved*v.bps, nFATs
 	v.dataStart = offset + (v.reserved+nFATs*fatSectors)*v.bps
 	v.clusterBytes = spc * v.bps
 	v.clusters = uint32((totalSectors - v.reserved - nFATs*fatSectors) / spc)
@@ -142,3 +144,13 @@ func (v *fatVolume) entry(c uint32) uint32 {
 }
 
 func (v *fatVolume) clusterOff(c uint32) int64 { return v.dataStart + int64(c-2)*v.clusterBytes }
+
+// writeFATs writes the in-memory FAT over every FAT copy.
+func (v *fatVolume) writeFATs(w io.WriterAt) error {
+	for i := int64(0); i < v.nFATs; i++ {
+		if _, err := w.WriteAt(v.fat, v.fatStart+i*int64(len(v.fat))); err != nil {
+			return fmt.Errorf("write FAT %d: %w", i+1, err)
+		}
+	}
+	return nil
+}

@@ -61,7 +61,9 @@ func fatDateTime(t time.Time) (date, tm uint16, err error) {
 // stampFAT32 writes st into the FAT32 at offset in b: the volume ID in the
 // boot sector and its backup, and st.Time into every directory entry of
 // every directory reachable from the root (deleted and long-name slots are
-// left as they are: they hold no time).
+// left as they are: they hold no time). On the way it frees the cluster
+// go-diskfs v1.9.4 gives an empty file (fsck.fat: "File size is 0 bytes,
+// cluster chain length is > 0"): an empty file has cluster 0.
 func stampFAT32(b backend.Storage, offset int64, st Stamp) error {
 	date, tm, err := fatDateTime(st.Time)
 	if err != nil {
@@ -90,6 +92,7 @@ func stampFAT32(b backend.Storage, offset int64, st Stamp) error {
 
 	// Depth-first over directories; seen bounds the walk on a damaged tree.
 	seen := map[uint32]bool{}
+	fatChanged := false
 	todo := []uint32{rootCluster}
 	buf := make([]byte, clusterBytes)
 	for len(todo) > 0 {
@@ -119,15 +122,29 @@ func stampFAT32(b backend.Storage, offset int64, st Stamp) error {
 				binary.LittleEndian.PutUint16(e[18:], date) // last access date
 				binary.LittleEndian.PutUint16(e[22:], tm)
 				binary.LittleEndian.PutUint16(e[24:], date)
+				first := uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:]))
 				if e[11]&0x10 != 0 && e[0] != '.' {
-					sub := uint32(binary.LittleEndian.Uint16(e[20:]))<<16 | uint32(binary.LittleEndian.Uint16(e[26:]))
-					todo = append(todo, sub)
+					todo = append(todo, first)
+				}
+				if e[11]&0x18 == 0 && binary.LittleEndian.Uint32(e[28:]) == 0 && first != 0 {
+					// Free the chain (bounded by the cluster count).
+					for c, n := first, uint32(0); c >= 2 && c < clusters+2 && n <= clusters; n++ {
+						next := entry(c)
+						binary.LittleEndian.PutUint32(v.fat[4*c:], 0)
+						c = next
+					}
+					clear(e[20:22])
+					clear(e[26:28])
+					fatChanged = true
 				}
 			}
 			if _, err := w.WriteAt(buf, clusterOff(c)); err != nil {
 				return fmt.Errorf("write directory cluster %d: %w", c, err)
 			}
 		}
+	}
+	if fatChanged {
+		return v.writeFATs(w)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ func stampFiles() Files {
 		"www/img/A Long Name.js": bytes.Repeat([]byte("x"), 5000),
 		"www/deep/er/still.txt":  []byte("deep\n"),
 		"README.TXT":             []byte("read me\n"),
+		"www/empty.txt":          nil, // go-diskfs gives it a cluster; stampFAT32 frees it
 	}
 }
 
