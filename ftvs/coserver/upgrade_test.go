@@ -111,6 +111,11 @@ func TestRollingUpgrade(t *testing.T) {
 	default:
 	}
 	p.check(d, "download across the rolling upgrade")
+	for _, l := range strings.Split(p.procs[1].Output(), "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "re-exec") || strings.Contains(l, "starting") {
+			t.Logf("node 1: %s", l)
+		}
+	}
 	if st, err := p.status(2); err == nil {
 		for _, e := range st.Events {
 			t.Logf("node 2 event %s %s seq %d %s", e.Time.Format("15:04:05.000"), e.Kind, e.Seq, e.Detail)
