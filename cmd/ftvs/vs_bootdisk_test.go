@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
-	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/machine/inputlog"
 	"github.com/ftvs/ftvs/ftvs/vbootdisk/format"
 	"github.com/ftvs/ftvs/installer/layout"
@@ -304,29 +303,9 @@ func TestVSRunBootDiskRecorded(t *testing.T) {
 	if lg.BootDisk == nil {
 		t.Fatal("the log holds no boot disk")
 	}
-	var ms [2]*machine.Machine
-	for i := range ms {
-		env, err := lg.Env()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ms[i], err = machine.NewEnv(lg.Config, env); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for step, in := range lg.Inputs {
-		a, b := ms[0].Step(in), ms[1].Step(in)
-		if len(a) != len(b) {
-			t.Fatalf("input %d: %d outputs vs %d", step, len(a), len(b))
-		}
-		for i := range a {
-			if a[i].Kind != b[i].Kind || !bytes.Equal(a[i].Payload, b[i].Payload) {
-				t.Fatalf("input %d: output %d differs", step, i)
-			}
-		}
-	}
-	if ms[0].StateHash() != ms[1].StateHash() {
-		t.Fatal("state hashes differ after the replay")
+	ms, err := lg.Replay(2)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if c := ms[0].Counters().HTTP; c.BodyBytes < 1<<20 || c.Responses2xx < 2 {
 		t.Fatalf("the replay did not carry the session: %+v", c)

@@ -77,3 +77,24 @@ func TestBootDiskRecord(t *testing.T) {
 		t.Fatalf("boot disk and files: %v", err)
 	}
 }
+
+// Replay builds each replica on its own copy of the boot disk and runs
+// them in step.
+func TestReplayReplicas(t *testing.T) {
+	b, _ := bootDiskLog(t)
+	lg, err := Read(bytes.NewReader(b), "boot.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg.Inputs = append(lg.Inputs, machine.Input{Seq: 2, Now: 6, Kind: machine.InCommand, Payload: machine.GratuitousARPCommand()})
+	ms, err := lg.Replay(3)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("replay: %v", err)
+	}
+	if ms[0].Env().Files == ms[1].Env().Files {
+		t.Fatal("replicas share one boot disk store")
+	}
+	if _, err := lg.Replay(0); err == nil {
+		t.Fatal("zero replicas accepted")
+	}
+}
