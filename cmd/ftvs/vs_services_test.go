@@ -2,18 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/spf13/pflag"
 
@@ -71,30 +64,7 @@ func TestVSServiceFlags(t *testing.T) {
 // a thread inside a VS namespace) and uses it with curl (FTP download and
 // upload), nbdinfo and qemu-io from a client namespace.
 func TestVSRunFTPAndNBD(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "curl", "ping", "nbdinfo", "qemu-io"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
-	var sfx [2]byte
-	_, _ = rand.Read(sfx[:])
-	vsNS, clNS := "fs5"+hex.EncodeToString(sfx[:])+"-vs", "fs5"+hex.EncodeToString(sfx[:])+"-cl"
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-	}
-	for _, ns := range []string{vsNS, clNS} {
-		ip("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	ip("-n", vsNS, "link", "add", "name", "v0", "type", "veth", "peer", "name", "c0", "netns", clNS)
-	ip("-n", clNS, "addr", "add", "10.81.0.2/24", "dev", "c0")
-	ip("-n", clNS, "link", "set", "c0", "up")
+	vs, cl := vethPair(t, "fs5", "10.81.0.2/24", "curl", "ping", "nbdinfo", "qemu-io")
 
 	dir := t.TempDir()
 	content := bytes.Repeat([]byte("ftvs ftp\n"), 200_000)
@@ -105,40 +75,11 @@ func TestVSRunFTPAndNBD(t *testing.T) {
 	if err := os.WriteFile(disk, make([]byte, 8<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-		fd, err := unix.Open("/run/netns/"+vsNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-		}
-		if err != nil {
-			done <- err
-			return
-		}
-		root := newRootCmd()
-		root.SetArgs([]string{"vs", "run", "--iface", "v0", "--mac", "02:f5:00:00:00:09", "--ip", "10.81.0.1/24", "--root", dir,
-			"--ftp", "--ftp-user", "u:pw:rw", "--nbd-export", "d=" + disk})
-		root.SetErr(&stderr)
-		done <- root.ExecuteContext(ctx)
-	}()
-	clientRun := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", clNS}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := clientRun("ping", "-c", "1", "-W", "1", "10.81.0.1"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("VS never answered ping; its output: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	stop := runVS(t, vs, "--iface", "v0", "--mac", "02:f5:00:00:00:09", "--ip", "10.81.0.1/24", "--root", dir,
+		"--ftp", "--ftp-user", "u:pw:rw", "--nbd-export", "d="+disk)
+	clientRun := cl.Run
+	if !waitFor(10*time.Second, func() bool { _, err := cl.Run("ping", "-c", "1", "-W", "1", "10.81.0.1"); return err == nil }) {
+		t.Fatalf("VS never answered ping; its output: %s", stop())
 	}
 	out, err := clientRun("curl", "-sS", "--fail", "--max-time", "30", "ftp://u:pw@10.81.0.1/f.txt")
 	if err != nil || out != string(content) {
@@ -159,15 +100,7 @@ func TestVSRunFTPAndNBD(t *testing.T) {
 		strings.Contains(out, "failed") {
 		t.Fatalf("qemu-io: %v: %s", err, out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("ftvs vs run: %v; output: %s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ftvs vs run did not stop")
-	}
+	stop()
 	b, err := os.ReadFile(disk)
 	if err != nil || !bytes.Equal(b[4096:4096+8192], bytes.Repeat([]byte{0x3c}, 8192)) {
 		t.Fatalf("the NBD write is not in the backing file after the VS stopped (%v)", err)

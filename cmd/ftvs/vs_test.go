@@ -2,22 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/machine/inputlog"
-	"golang.org/x/sys/unix"
 )
 
 func TestVSRunFlagErrors(t *testing.T) {
@@ -70,52 +63,10 @@ func TestVSRunFlagErrors(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.String()
-}
-
 // TestVSRunServes runs `ftvs vs run` (in-process, on a thread inside a VS
 // namespace) and fetches a file with curl from a client namespace.
 func TestVSRunServes(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, tool := range []string{"ip", "curl", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
-	var sfx [2]byte
-	_, _ = rand.Read(sfx[:])
-	vsNS, clNS := "fv4"+hex.EncodeToString(sfx[:])+"-vs", "fv4"+hex.EncodeToString(sfx[:])+"-cl"
-	ip := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip %v: %v: %s", args, err, out)
-		}
-		return string(out)
-	}
-	for _, ns := range []string{vsNS, clNS} {
-		ip("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	ip("-n", vsNS, "link", "add", "name", "v0", "type", "veth", "peer", "name", "c0", "netns", clNS)
-	ip("-n", clNS, "addr", "add", "10.78.0.2/24", "dev", "c0")
-	ip("-n", clNS, "link", "set", "c0", "up")
+	vs, cl := vethPair(t, "fv4", "10.78.0.2/24", "curl", "ping")
 
 	dir := t.TempDir()
 	content := bytes.Repeat([]byte("ftvs solo driver\n"), 100_000)
@@ -123,54 +74,15 @@ func TestVSRunServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(t.TempDir(), "session.log")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr lockedBuffer
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-		fd, err := unix.Open("/run/netns/"+vsNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-		}
-		if err != nil {
-			done <- err
-			return
-		}
-		root := newRootCmd()
-		root.SetArgs([]string{"vs", "run", "--iface", "v0", "--mac", "02:f4:00:00:00:09", "--ip", "10.78.0.1/24", "--root", dir, "--record", logPath})
-		root.SetErr(&stderr)
-		done <- root.ExecuteContext(ctx)
-	}()
-	clientRun := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"netns", "exec", clNS}, args...)...).CombinedOutput()
-		return string(out), err
+	stop := runVS(t, vs, "--iface", "v0", "--mac", "02:f4:00:00:00:09", "--ip", "10.78.0.1/24", "--root", dir, "--record", logPath)
+	if !waitFor(10*time.Second, func() bool { _, err := cl.Run("ping", "-c", "1", "-W", "1", "10.78.0.1"); return err == nil }) {
+		t.Fatalf("VS never answered ping; its output: %s", stop())
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := clientRun("ping", "-c", "1", "-W", "1", "10.78.0.1"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("VS never answered ping; its output: %s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	out, err := clientRun("curl", "-sS", "--fail", "--max-time", "30", "http://10.78.0.1/f.txt")
+	out, err := cl.Run("curl", "-sS", "--fail", "--max-time", "30", "http://10.78.0.1/f.txt")
 	if err != nil || out != string(content) {
 		t.Fatalf("curl: %v (%d bytes of %d): %.200s", err, len(out), len(content), out)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("ftvs vs run: %v; output: %s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ftvs vs run did not stop")
-	}
-	log := stderr.String()
+	log := stop()
 	if !strings.Contains(log, "serving "+dir) || !strings.Contains(log, "frames out") {
 		t.Fatalf("output lacks the start line or the counters: %s", log)
 	}
