@@ -2,7 +2,9 @@
 // partition (the CoServer's boot files), a system partition (config, keys,
 // logs) and one partition per virtual disk, the first of which holds the VS
 // boot disk (FAT32). The plan depends only on the config, so both servers
-// get identical partitions whatever their disk sizes.
+// get identical partitions whatever their disk sizes, and the FAT32s are
+// formatted reproducibly (reproducible.go: fixed times, a volume ID from the
+// pair key), so both servers' VS boot disk data areas are byte-identical.
 package layout
 
 import (
