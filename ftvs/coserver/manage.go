@@ -319,6 +319,10 @@ func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) e
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status())
 	})
+	// A primary's drop notice: this node holds no log at all and rejoins
+	// from a snapshot when brought back, so it is already what the notice
+	// asks for.
+	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := &http.Server{Addr: cfg.Management.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
