@@ -80,8 +80,7 @@ type Service struct {
 	cfg      Config
 	files    fsapi.FileStore
 	wfiles   fsapi.WritableFileStore // nil: the store is read-only
-	listener sockapi.SockID
-	started  bool
+	lis      svcutil.Listener
 	ctls     map[sockapi.SockID]*ctl
 	owner    map[sockapi.SockID]sockapi.SockID // passive listener -> control socket
 	dialed   map[sockapi.SockID]sockapi.SockID // active data socket -> control socket
@@ -123,23 +122,18 @@ func (s *Service) Conns() int { return len(s.ctls) }
 
 // Start opens the control listener.
 func (s *Service) Start(sk sockapi.Sockets) error {
-	l, err := sk.Listen(s.cfg.Port, s.cfg.Backlog)
-	if err != nil {
-		return errors.Join(errors.New("ftp: listen on port "+strconv.Itoa(int(s.cfg.Port))), err)
-	}
-	s.listener, s.started = l, true
-	return nil
+	return s.lis.Open(sk, "ftp", s.cfg.Port, s.cfg.Backlog)
 }
 
 // Owns reports whether l is the control listener or a passive listener of
 // a live control connection (also after it closed, while its data
 // connection lives: events name the listener a socket came from).
 func (s *Service) Owns(l sockapi.SockID) bool {
-	if !s.started {
+	if !s.lis.Started {
 		return false
 	}
 	_, ok := s.owner[l]
-	return l == s.listener || ok
+	return l == s.lis.ID || ok
 }
 
 // OwnsSock reports whether s is an active-mode data connection of ours.
@@ -150,7 +144,7 @@ func (s *Service) OwnsSock(id sockapi.SockID) bool {
 
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
-	if ev.Listener == s.listener {
+	if ev.Listener == s.lis.ID {
 		switch ev.Kind {
 		case sockapi.EvAccept:
 			s.accept(sk, now)
@@ -197,7 +191,7 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
 	for {
-		id, ok := sk.Accept(s.listener)
+		id, ok := sk.Accept(s.lis.ID)
 		if !ok {
 			return
 		}

@@ -21,8 +21,7 @@ const maxSnapBlob = 64 << 20
 func (s *Service) Snapshot() []byte {
 	w := snap.NewWriter(256 + 256*len(s.ctls))
 	w.Section("ftp", snapVersion, func(w *snap.Writer) {
-		w.Bool(s.started)
-		w.U32(uint32(s.listener))
+		s.lis.Encode(w)
 		w.U16(s.nextPasv)
 		for _, f := range s.ctr.fields() {
 			w.U64(*f)
@@ -87,8 +86,7 @@ func (s *Service) Snapshot() []byte {
 func (s *Service) Restore(b []byte) error {
 	r := snap.NewReader(b)
 	var (
-		started  bool
-		listener sockapi.SockID
+		lis      svcutil.Listener
 		nextPasv uint16
 		ctr      Counters
 		ctls     = map[sockapi.SockID]*ctl{}
@@ -96,8 +94,7 @@ func (s *Service) Restore(b []byte) error {
 		dialed   = map[sockapi.SockID]sockapi.SockID{}
 	)
 	r.Section("ftp", snapVersion, func(r *snap.Reader, version uint16) {
-		started = r.Bool()
-		listener = sockapi.SockID(r.U32())
+		lis = svcutil.DecodeListener(r)
 		nextPasv = r.U16()
 		for _, f := range ctr.fields() {
 			*f = r.U64()
@@ -196,6 +193,6 @@ func (s *Service) Restore(b []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("ftp: restore: %w", err)
 	}
-	s.started, s.listener, s.nextPasv, s.ctr, s.ctls, s.owner, s.dialed = started, listener, nextPasv, ctr, ctls, owner, dialed
+	s.lis, s.nextPasv, s.ctr, s.ctls, s.owner, s.dialed = lis, nextPasv, ctr, ctls, owner, dialed
 	return nil
 }

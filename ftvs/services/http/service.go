@@ -61,13 +61,12 @@ func (c *conn) busy() bool { return len(c.out) > 0 || c.fileLeft > 0 || c.upload
 
 // Service is the HTTP file server. Create it with New.
 type Service struct {
-	cfg      Config
-	files    fsapi.FileStore
-	listener sockapi.SockID
-	started  bool
-	conns    map[sockapi.SockID]*conn
-	ctr      Counters
-	up       UploadCounters
+	cfg   Config
+	files fsapi.FileStore
+	lis   svcutil.Listener
+	conns map[sockapi.SockID]*conn
+	ctr   Counters
+	up    UploadCounters
 
 	scratch []byte // read and file buffer; empty between calls, not state
 }
@@ -91,16 +90,11 @@ func (s *Service) Conns() int { return len(s.conns) }
 
 // Start opens the listener.
 func (s *Service) Start(sk sockapi.Sockets) error {
-	l, err := sk.Listen(s.cfg.Port, s.cfg.Backlog)
-	if err != nil {
-		return errors.Join(errors.New("http: listen on port "+strconv.Itoa(int(s.cfg.Port))), err)
-	}
-	s.listener, s.started = l, true
-	return nil
+	return s.lis.Open(sk, "http", s.cfg.Port, s.cfg.Backlog)
 }
 
 // Owns reports whether l is the service's listener.
-func (s *Service) Owns(l sockapi.SockID) bool { return s.started && l == s.listener }
+func (s *Service) Owns(l sockapi.SockID) bool { return s.lis.Is(l) }
 
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
@@ -121,7 +115,7 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
 	for {
-		id, ok := sk.Accept(s.listener)
+		id, ok := sk.Accept(s.lis.ID)
 		if !ok {
 			return
 		}

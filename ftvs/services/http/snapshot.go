@@ -19,8 +19,7 @@ const maxSnapBlob = 64 << 20
 func (s *Service) Snapshot() []byte {
 	w := snap.NewWriter(256 + 128*len(s.conns))
 	w.Section("http", snapVersion, func(w *snap.Writer) {
-		w.Bool(s.started)
-		w.U32(uint32(s.listener))
+		s.lis.Encode(w)
 		for _, f := range s.ctr.fields() {
 			w.U64(*f)
 		}
@@ -59,15 +58,13 @@ func (s *Service) Snapshot() []byte {
 func (s *Service) Restore(b []byte) error {
 	r := snap.NewReader(b)
 	var (
-		started  bool
-		listener sockapi.SockID
-		ctr      Counters
-		up       UploadCounters
-		conns    = map[sockapi.SockID]*conn{}
+		lis   svcutil.Listener
+		ctr   Counters
+		up    UploadCounters
+		conns = map[sockapi.SockID]*conn{}
 	)
 	r.Section("http", snapVersion, func(r *snap.Reader, version uint16) {
-		started = r.Bool()
-		listener = sockapi.SockID(r.U32())
+		lis = svcutil.DecodeListener(r)
 		for _, f := range ctr.fields() {
 			*f = r.U64()
 		}
@@ -126,6 +123,6 @@ func (s *Service) Restore(b []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("http: restore: %w", err)
 	}
-	s.started, s.listener, s.ctr, s.up, s.conns = started, listener, ctr, up, conns
+	s.lis, s.ctr, s.up, s.conns = lis, ctr, up, conns
 	return nil
 }

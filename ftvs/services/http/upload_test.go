@@ -197,8 +197,8 @@ func TestSnapshotV2Restores(t *testing.T) {
 func encodeV2(s *Service) []byte {
 	w := snap.NewWriter(256)
 	w.Section("http", 2, func(w *snap.Writer) {
-		w.Bool(s.started)
-		w.U32(uint32(s.listener))
+		w.Bool(s.lis.Started)
+		w.U32(uint32(s.lis.ID))
 		for _, f := range s.ctr.fields() {
 			w.U64(*f)
 		}

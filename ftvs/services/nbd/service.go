@@ -88,12 +88,11 @@ const zeroPerStep = 16 << 20
 
 // Service is the NBD server. Create it with New.
 type Service struct {
-	cfg      Config
-	devs     []blockdev.Device
-	listener sockapi.SockID
-	started  bool
-	conns    map[sockapi.SockID]*conn
-	ctr      Counters
+	cfg   Config
+	devs  []blockdev.Device
+	lis   svcutil.Listener
+	conns map[sockapi.SockID]*conn
+	ctr   Counters
 
 	scratch []byte // device and socket buffer; not state
 }
@@ -129,16 +128,11 @@ func (s *Service) Counters() Counters { return s.ctr }
 
 // Start opens the listener.
 func (s *Service) Start(sk sockapi.Sockets) error {
-	l, err := sk.Listen(s.cfg.Port, s.cfg.Backlog)
-	if err != nil {
-		return fmt.Errorf("nbd: listen on port %d: %w", s.cfg.Port, err)
-	}
-	s.listener, s.started = l, true
-	return nil
+	return s.lis.Open(sk, "nbd", s.cfg.Port, s.cfg.Backlog)
 }
 
 // Owns reports whether l is the service's listener.
-func (s *Service) Owns(l sockapi.SockID) bool { return s.started && l == s.listener }
+func (s *Service) Owns(l sockapi.SockID) bool { return s.lis.Is(l) }
 
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
@@ -159,7 +153,7 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
 	for {
-		id, ok := sk.Accept(s.listener)
+		id, ok := sk.Accept(s.lis.ID)
 		if !ok {
 			return
 		}

@@ -17,8 +17,7 @@ const snapVersion = 2
 func (s *Service) Snapshot() []byte {
 	w := snap.NewWriter(256 + 128*len(s.conns))
 	w.Section("nbd", snapVersion, func(w *snap.Writer) {
-		w.Bool(s.started)
-		w.U32(uint32(s.listener))
+		s.lis.Encode(w)
 		for _, f := range s.ctr.fields() {
 			w.U64(*f)
 		}
@@ -60,14 +59,12 @@ func (s *Service) Snapshot() []byte {
 func (s *Service) Restore(b []byte) error {
 	r := snap.NewReader(b)
 	var (
-		started  bool
-		listener sockapi.SockID
-		ctr      Counters
-		conns    = map[sockapi.SockID]*conn{}
+		lis   svcutil.Listener
+		ctr   Counters
+		conns = map[sockapi.SockID]*conn{}
 	)
 	r.Section("nbd", snapVersion, func(r *snap.Reader, version uint16) {
-		started = r.Bool()
-		listener = sockapi.SockID(r.U32())
+		lis = svcutil.DecodeListener(r)
 		for _, f := range ctr.fields() {
 			*f = r.U64()
 		}
@@ -143,6 +140,6 @@ func (s *Service) Restore(b []byte) error {
 	if err := r.Err(); err != nil {
 		return fmt.Errorf("nbd: restore: %w", err)
 	}
-	s.started, s.listener, s.ctr, s.conns = started, listener, ctr, conns
+	s.lis, s.ctr, s.conns = lis, ctr, conns
 	return nil
 }
