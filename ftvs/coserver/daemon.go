@@ -21,7 +21,6 @@ import (
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
-	ftpsvc "github.com/ftvs/ftvs/ftvs/services/ftp"
 	httpsvc "github.com/ftvs/ftvs/ftvs/services/http"
 	"github.com/ftvs/ftvs/ftvs/witness"
 	"golang.org/x/sys/unix"
@@ -159,9 +158,7 @@ func machineConfig(cfg *config.Config) (machine.Config, error) {
 	if h := cfg.VS.Services.HTTP; h != nil {
 		mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(h.Port)}}
 	}
-	if f := cfg.VS.Services.FTP; f != nil {
-		mc.FTP = machine.FTPConfig{Enabled: true, Config: ftpsvc.Config{Port: uint16(f.Port), Anonymous: true}}
-	}
+	serviceConfigs(cfg, &mc)
 	return mc, mc.Validate()
 }
 

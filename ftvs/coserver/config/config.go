@@ -68,12 +68,14 @@ type VS struct {
 	MTU      int      `yaml:"mtu"`
 	Services Services `yaml:"services"`
 	Content  string   `yaml:"content"` // directory served by HTTP (and FTP later)
+	Disks    []Disk   `yaml:"disks"`   // mirrored virtual disks (services.go)
 }
 
 // Services turns the VS's services on.
 type Services struct {
-	HTTP *Service `yaml:"http"`
-	FTP  *Service `yaml:"ftp"` // anonymous, read-only, passive mode
+	HTTP *Service    `yaml:"http"`
+	FTP  *FTPService `yaml:"ftp"` // see services.go
+	NBD  *Service    `yaml:"nbd"` // exports the vs.disks that name an export
 }
 
 // Service is one listening service.
@@ -261,14 +263,18 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 	if c.VS.MTU != 0 && (c.VS.MTU < 576 || c.VS.MTU > 9000) {
 		return d.Errorf("vs.mtu", "is %d; must be within 576..9000", c.VS.MTU)
 	}
-	if c.VS.Services.HTTP == nil && c.VS.Services.FTP == nil {
-		return d.Errorf("vs.services", "names no service; enable http or ftp")
+	if c.VS.Services.HTTP == nil && c.VS.Services.FTP == nil && c.VS.Services.NBD == nil {
+		return d.Errorf("vs.services", "names no service; enable http, ftp or nbd")
+	}
+	var ftp *Service
+	if c.VS.Services.FTP != nil {
+		ftp = &c.VS.Services.FTP.Service
 	}
 	for _, sv := range []struct {
 		name string
 		s    *Service
 		def  int
-	}{{"http", c.VS.Services.HTTP, 80}, {"ftp", c.VS.Services.FTP, 21}} {
+	}{{"http", c.VS.Services.HTTP, 80}, {"ftp", ftp, 21}, {"nbd", c.VS.Services.NBD, 10809}} {
 		if sv.s == nil {
 			continue
 		}
@@ -284,7 +290,7 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 	if st, err := os.Stat(c.VS.Content); err != nil || !st.IsDir() {
 		return d.Errorf("vs.content", "%q is not a readable directory", c.VS.Content)
 	}
-	return nil
+	return c.validateStorage(d)
 }
 
 func (c *Config) fillTimeouts() {

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ftvs/ftvs/internal/yamlconf"
+)
+
+// FTPService configures the VS's FTP service (passive and active mode).
+type FTPService struct {
+	Service `yaml:",inline"`
+	// Anonymous allows USER anonymous/ftp (default true); AnonymousWrite
+	// lets it upload, rename and delete too.
+	Anonymous      *bool     `yaml:"anonymous"`
+	AnonymousWrite bool      `yaml:"anonymous_write"`
+	Users          []FTPUser `yaml:"users"`
+	// PasvPorts is the passive data port range "MIN-MAX" (30000-30099).
+	PasvPorts string `yaml:"pasv_ports"`
+
+	PasvMin, PasvMax uint16 `yaml:"-"` // parsed from PasvPorts
+}
+
+// FTPUser is one FTP account: password (plain) or password_sha256 (hex).
+type FTPUser struct {
+	Name           string `yaml:"name"`
+	Password       string `yaml:"password"`
+	PasswordSHA256 string `yaml:"password_sha256"`
+	Write          bool   `yaml:"write"`
+}
+
+// AnonymousOK says whether anonymous login is allowed (default yes).
+func (f *FTPService) AnonymousOK() bool { return f.Anonymous == nil || *f.Anonymous }
+
+// Disk is one mirrored virtual disk: this node's copy (made with
+// `ftvs vdisk create`; both nodes' copies of disk i form one mirror) and,
+// when Export is set, the NBD export that serves it.
+type Disk struct {
+	Name     string `yaml:"name"`
+	Path     string `yaml:"path"`   // this node's copy: block device or file
+	Export   string `yaml:"export"` // NBD export name; "" serves it not
+	ReadOnly bool   `yaml:"read_only"`
+	// ResyncRate limits the resync stream in bytes/s (0: unlimited).
+	ResyncRate int64 `yaml:"resync_rate"`
+}
+
+// maxDisks: each disk takes two link message types from 0xB0 up.
+const maxDisks = 16
+
+func (c *Config) validateStorage(d *yamlconf.Doc) error {
+	if f := c.VS.Services.FTP; f != nil {
+		f.PasvMin, f.PasvMax = 30000, 30099
+		if f.PasvPorts != "" {
+			lo, hi, ok := strings.Cut(f.PasvPorts, "-")
+			a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+			b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+			if !ok || err1 != nil || err2 != nil || a == 0 || a > b {
+				return d.Errorf("vs.services.ftp.pasv_ports", "%q is not a port range MIN-MAX like 30000-30099", f.PasvPorts)
+			}
+			f.PasvMin, f.PasvMax = uint16(a), uint16(b)
+		}
+		names := map[string]bool{}
+		for i, u := range f.Users {
+			field := fmt.Sprintf("vs.services.ftp.users[%d]", i)
+			switch {
+			case u.Name == "":
+				return d.Errorf(field+".name", "is missing")
+			case u.Name == "anonymous" || u.Name == "ftp":
+				return d.Errorf(field+".name", "%q is the anonymous login; use anonymous/anonymous_write", u.Name)
+			case names[u.Name]:
+				return d.Errorf(field+".name", "%q is given twice", u.Name)
+			case (u.Password == "") == (u.PasswordSHA256 == ""):
+				return d.Errorf(field, "needs exactly one of password and password_sha256")
+			}
+			if u.PasswordSHA256 != "" {
+				if b, err := hex.DecodeString(u.PasswordSHA256); err != nil || len(b) != 32 {
+					return d.Errorf(field+".password_sha256", "is not 64 hex digits")
+				}
+			}
+			names[u.Name] = true
+		}
+	}
+	if len(c.VS.Disks) > maxDisks {
+		return d.Errorf("vs.disks", "has %d entries; at most %d", len(c.VS.Disks), maxDisks)
+	}
+	names, exports := map[string]bool{}, 0
+	for i, dk := range c.VS.Disks {
+		field := fmt.Sprintf("vs.disks[%d]", i)
+		switch {
+		case dk.Name == "":
+			return d.Errorf(field+".name", "is missing")
+		case names[dk.Name]:
+			return d.Errorf(field+".name", "%q is given twice", dk.Name)
+		case dk.Path == "":
+			return d.Errorf(field+".path", "is missing: this node's copy (ftvs vdisk create)")
+		case dk.ResyncRate < 0:
+			return d.Errorf(field+".resync_rate", "is %d; must not be negative", dk.ResyncRate)
+		}
+		names[dk.Name] = true
+		if dk.Export != "" {
+			exports++
+		}
+	}
+	if exports > 0 && c.VS.Services.NBD == nil {
+		return d.Errorf("vs.disks", "names NBD exports but vs.services.nbd is not enabled")
+	}
+	if c.VS.Services.NBD != nil && exports == 0 {
+		return d.Errorf("vs.services.nbd", "is enabled but no vs.disks entry names an export")
+	}
+	return nil
+}
