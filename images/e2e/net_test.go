@@ -52,6 +52,9 @@ func newSegments(t *testing.T, tag string) *segments {
 	run(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
 	// Only the frames the test means are on the segments.
 	run(t, "ip", "netns", "exec", s.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	// A small receive buffer makes the client's rate limit hold from the
+	// first second (a default buffer takes megabytes at the VS's speed).
+	run(t, "ip", "netns", "exec", s.ns, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 32768 65536")
 	for _, br := range []string{"brp", "brm"} {
 		run(t, "ip", "-n", s.ns, "link", "add", br, "type", "bridge")
 		run(t, "ip", "-n", s.ns, "link", "set", br, "up")
