@@ -54,6 +54,7 @@ type Daemon struct {
 	mgmt   *statusServer
 	guard  *guard
 	lease  *witness.Client
+	disks  *disks // vs.disks (disks.go)
 
 	nodeCh chan link.Delivery // the lockstep node's Incoming
 	node   atomic.Pointer[lockstep.Node]
@@ -119,6 +120,9 @@ func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
 	if d.sess, err = link.Start(lc); err != nil {
 		return nil, fmt.Errorf("links: %w", err)
 	}
+	if d.disks, err = openDisks(d); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -165,6 +169,9 @@ func machineConfig(cfg *config.Config) (machine.Config, error) {
 // Close releases what New opened.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.disks != nil {
+		errs = append(errs, d.disks.close())
+	}
 	if d.sess != nil {
 		errs = append(errs, d.sess.Close())
 	}
@@ -185,6 +192,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 4)
+	d.disks.run(ctx)
 	go func() { errc <- d.mgmt.Serve() }()
 	go func() { errc <- d.pumpPort(ctx) }()
 	go d.watchCarrier(ctx)
@@ -266,10 +274,17 @@ func (d *Daemon) control(ctx context.Context) error {
 			if d.node.Load() != nil || d.peerRole.Load() >= 0 {
 				continue
 			}
-			if ok, why := d.guard.check(true); !ok {
+			ok, why := d.guard.check(true)
+			if ok {
+				ok, why = d.disks.mayGoLive()
+			}
+			if !ok {
 				d.addEvent("cold-start", 0, "not starting alone: "+why)
 				d.log.Warn("coserver: alone at cold start but a live VS may exist; waiting for the peer", "why", why)
 				continue
+			}
+			if err := d.disks.goAlone(); err != nil {
+				return fmt.Errorf("virtual disks: going alone: %w", err)
 			}
 			if err := start(lockstep.RolePrimary, "alone at cold start after "+d.cfg.ColdStart.SoloAfter.String()+", checks passed"); err != nil {
 				return err
@@ -277,6 +292,9 @@ func (d *Daemon) control(ctx context.Context) error {
 		case dl, ok := <-in:
 			if !ok {
 				return errors.New("link session closed")
+			}
+			if d.disks.route(dl) {
+				continue // a mirror's message
 			}
 			if e := dl.Event; e != nil {
 				d.linkEvent(e)
@@ -371,25 +389,53 @@ func (d *Daemon) sendRole() {
 // the session, deliveries come through control.
 type transport struct{ d *Daemon }
 
-func (t transport) Send(typ uint8, p []byte) error { return t.d.sess.Send(typ, p) }
+func (t transport) Send(typ uint8, p []byte) error {
+	if typ == lockstepMsgJoin {
+		// A joiner asks for the snapshot only once its disks met the
+		// peer's (resync bulk done): ftvs/mirror's hand-over order.
+		if err := t.d.disks.awaitConnected(context.Background()); err != nil {
+			return err
+		}
+	}
+	return t.d.sess.Send(typ, p)
+}
+
+// lockstepMsgJoin is lockstep's join request (ftvs/lockstep wire.go).
+const lockstepMsgJoin = 6
+
 func (t transport) Incoming() <-chan link.Delivery { return t.d.nodeCh }
 
 func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
-	m, err := machine.New(d.mcfg, d.store)
+	m, err := machine.NewEnv(d.mcfg, machine.Env{Files: d.store, Disks: d.disks.devices(exported(d.cfg))})
 	if err != nil {
 		return nil, fmt.Errorf("vs: %w", err)
 	}
+	var rep lockstep.Replica = m
+	var beforeAck func(uint64) error
+	if len(d.disks.ms) > 0 {
+		rep, beforeAck = resyncingReplica{m, d.disks}, d.disks.beforeAck
+	}
 	return lockstep.New(lockstep.Config{
-		Start: r, Replica: m, Link: transport{d},
-		Emit:      d.emit,
-		OnEvent:   d.nodeEvent,
-		MayGoLive: func() bool { ok, why := d.guard.check(false); d.addEvent("go-live-check", 0, why); return ok },
-		Diverge:   d.opt.Diverge,
-		Log:       d.log,
+		Start: r, Replica: rep, Link: transport{d}, BeforeAck: beforeAck,
+		Emit:    d.emit,
+		OnEvent: d.nodeEvent,
+		MayGoLive: func() bool {
+			ok, why := d.guard.check(false)
+			if ok {
+				if ok2, why2 := d.disks.mayGoLive(); !ok2 {
+					ok, why = false, why2
+				}
+			}
+			d.addEvent("go-live-check", 0, why)
+			return ok
+		},
+		Diverge: d.opt.Diverge,
+		Log:     d.log,
 	})
 }
 
 func (d *Daemon) nodeEvent(e lockstep.Event) {
+	d.diskEvent(e)
 	switch e.Kind {
 	case lockstep.EventNoGoLive:
 		d.retryGo.Store(strings.Contains(e.Reason, "guard refused"))

@@ -1,0 +1,276 @@
+package coserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
+	"github.com/ftvs/ftvs/ftvs/link"
+	"github.com/ftvs/ftvs/ftvs/lockstep"
+	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/mirror"
+	"github.com/ftvs/ftvs/ftvs/vdisk"
+)
+
+// disks are this node's copies of the mirrored virtual disks (vs.disks),
+// wired as ftvs/mirror's package doc lists: link routing, lockstep's
+// BeforeAck and go-live guard, going alone, peer back, hand-over, stop.
+type disks struct {
+	d    *Daemon
+	devs []*filedev.Dev
+	vds  []*vdisk.Disk
+	ms   []*mirror.Mirror
+
+	mu        sync.Mutex
+	connected chan struct{} // closed when Connect returned on every mirror since the last peer-up
+	connGen   uint64
+	connCtx   context.Context
+	alone     atomic.Bool
+}
+
+// linkSend is the mirrors' view of the link: sends only; the daemon's
+// delivery loop hands them their messages (Handle), so Run never reads.
+type linkSend struct{ d *Daemon }
+
+func (l linkSend) Send(typ uint8, p []byte) error { return l.d.sess.Send(typ, p) }
+func (l linkSend) Incoming() <-chan link.Delivery { return nil }
+
+func newGen() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
+
+// openDisks opens every configured copy (exclusively: one daemon per copy).
+func openDisks(d *Daemon) (*disks, error) {
+	ds := &disks{d: d, connected: make(chan struct{})}
+	for i, dc := range d.cfg.VS.Disks {
+		dev, err := filedev.Open(dc.Path, filedev.Options{Direct: true, Lock: true, Exclusive: true})
+		if err != nil {
+			// tmpfs refuses O_DIRECT: fall back to buffered I/O (flushes still fsync).
+			if dev, err = filedev.Open(dc.Path, filedev.Options{Lock: true, Exclusive: true}); err != nil {
+				ds.close()
+				return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
+			}
+		}
+		ds.devs = append(ds.devs, dev)
+		vd, err := vdisk.Open(dev)
+		if err != nil {
+			ds.close()
+			return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
+		}
+		ds.vds = append(ds.vds, vd)
+		name := dc.Name
+		m, err := mirror.New(mirror.Config{Disk: vd, Link: linkSend{d}, TypeBase: mirror.DefaultTypeBase + uint8(2*i),
+			NewGen: newGen, ResyncRate: dc.ResyncRate,
+			OnEvent: func(e mirror.Event) {
+				d.addEvent("disk-"+e.Kind.String(), 0, name+": "+e.Reason)
+				d.log.Warn("coserver: virtual disk", "disk", name, "event", e.Kind.String(), "reason", e.Reason)
+			}})
+		if err != nil {
+			ds.close()
+			return nil, fmt.Errorf("vs.disks[%d]: %w", i, err)
+		}
+		ds.ms = append(ds.ms, m)
+	}
+	return ds, nil
+}
+
+func (ds *disks) run(ctx context.Context) {
+	ds.mu.Lock()
+	ds.connCtx = ctx
+	ds.mu.Unlock()
+	for _, m := range ds.ms {
+		go m.Run(ctx, false)
+	}
+}
+
+// route hands a mirror's message to it (true: not for lockstep); link
+// events go to every mirror and on to lockstep (false).
+func (ds *disks) route(dl link.Delivery) bool {
+	if dl.Event != nil {
+		for _, m := range ds.ms {
+			m.Handle(dl)
+		}
+		if dl.Event.Kind == link.EventPeerUp {
+			ds.peerUp()
+		}
+		return false
+	}
+	for _, m := range ds.ms {
+		if m.IsMine(dl.Type) {
+			m.Handle(dl)
+			return true
+		}
+	}
+	return false
+}
+
+// peerUp runs Connect on every mirror, off the delivery loop; a joiner's
+// join request waits for it (awaitConnected).
+func (ds *disks) peerUp() {
+	if len(ds.ms) == 0 {
+		return
+	}
+	ds.mu.Lock()
+	ds.connGen++
+	gen, ctx := ds.connGen, ds.connCtx
+	select {
+	case <-ds.connected:
+		ds.connected = make(chan struct{})
+	default:
+	}
+	done := ds.connected
+	ds.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	go func() {
+		for i, m := range ds.ms {
+			dec, err := m.Connect(ctx)
+			if err != nil {
+				ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %v", ds.d.cfg.VS.Disks[i].Name, err))
+				ds.d.log.Warn("coserver: virtual disk connect failed", "disk", ds.d.cfg.VS.Disks[i].Name, "err", err)
+				return // retried at the next peer-up; a joiner keeps waiting
+			}
+			ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %+v", ds.d.cfg.VS.Disks[i].Name, dec))
+		}
+		ds.mu.Lock()
+		if gen == ds.connGen {
+			close(done)
+		}
+		ds.mu.Unlock()
+	}()
+}
+
+// awaitConnected blocks until the mirrors met the peer (or ctx ends).
+func (ds *disks) awaitConnected(ctx context.Context) error {
+	if len(ds.ms) == 0 {
+		return nil
+	}
+	ds.mu.Lock()
+	c := ds.connected
+	ds.mu.Unlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (ds *disks) devices(cfgIdx []int) []blockdev.Device {
+	var out []blockdev.Device
+	for _, i := range cfgIdx {
+		out = append(out, ds.ms[i])
+	}
+	return out
+}
+
+func (ds *disks) beforeAck(uint64) error {
+	var errs []error
+	for _, m := range ds.ms {
+		errs = append(errs, m.FlushPending())
+	}
+	return errors.Join(errs...)
+}
+
+func (ds *disks) mayGoLive() (bool, string) {
+	for i, m := range ds.ms {
+		if ok, why := m.MayGoLive(); !ok {
+			return false, "disk " + ds.d.cfg.VS.Disks[i].Name + ": " + why
+		}
+	}
+	return true, ""
+}
+
+// goAlone: the guard said yes; before the VS's next write.
+func (ds *disks) goAlone() error {
+	var errs []error
+	for _, m := range ds.ms {
+		errs = append(errs, m.SetDeferFlush(false), m.PeerLost())
+	}
+	return errors.Join(errs...)
+}
+
+func (ds *disks) peerLost() error {
+	var errs []error
+	for _, m := range ds.ms {
+		errs = append(errs, m.PeerLost())
+	}
+	return errors.Join(errs...)
+}
+
+func (ds *disks) startLockstep(secondary bool) error {
+	var errs []error
+	for _, m := range ds.ms {
+		errs = append(errs, m.StartLockstep())
+		if secondary {
+			errs = append(errs, m.SetDeferFlush(true))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close flushes and marks the copies clean (a clean stop), then closes.
+func (ds *disks) close() error {
+	var errs []error
+	for i, vd := range ds.vds {
+		if i < len(ds.ms) {
+			errs = append(errs, ds.ms[i].Flush())
+		}
+		errs = append(errs, vd.CloseClean())
+	}
+	for _, dev := range ds.devs {
+		errs = append(errs, dev.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// resyncingReplica is the machine as lockstep's Replica: a snapshot for a
+// joiner first finishes the mirrors' resync (final pass while paused).
+type resyncingReplica struct {
+	*machine.Machine
+	ds *disks
+}
+
+func (r resyncingReplica) Snapshot() []byte {
+	for i, m := range r.ds.ms {
+		if err := m.FinishResync(context.Background()); err != nil {
+			r.ds.d.addEvent("disk-resync", 0, fmt.Sprintf("%s: finish: %v", r.ds.d.cfg.VS.Disks[i].Name, err))
+			r.ds.d.log.Warn("coserver: finish resync", "disk", r.ds.d.cfg.VS.Disks[i].Name, "err", err)
+		}
+	}
+	return r.Machine.Snapshot()
+}
+
+// diskEvent applies a lockstep event to the mirrors; it runs on the node's
+// goroutine before the next input is stepped.
+func (d *Daemon) diskEvent(e lockstep.Event) {
+	if len(d.disks.ms) == 0 {
+		return
+	}
+	var err error
+	switch e.Kind {
+	case lockstep.EventGoLive:
+		err = d.disks.goAlone()
+	case lockstep.EventPeerLost:
+		err = d.disks.peerLost()
+	case lockstep.EventSnapshotSent:
+		err = d.disks.startLockstep(false)
+	case lockstep.EventRestored:
+		err = d.disks.startLockstep(true)
+	default:
+		return
+	}
+	if err != nil {
+		d.addEvent("disk-error", e.Seq, e.Kind.String()+": "+err.Error())
+		d.log.Error("coserver: virtual disks", "event", e.Kind.String(), "err", err)
+	}
+}
