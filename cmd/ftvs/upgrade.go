@@ -153,6 +153,7 @@ func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want s
 	if _, err := n.wait(ctx, "be in sync with its peer", inSync); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	fmt.Fprintf(out, "CoServer %d: taking out of service\n", n.node)
 	if err := n.c.SetInService(ctx, n.node, false); err != nil {
 		return fmt.Errorf("take out of service: %w", err)
@@ -176,7 +177,7 @@ func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want s
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "CoServer %d: back in sync on %s\n", n.node, want)
+	fmt.Fprintf(out, "CoServer %d: back in sync on %s (%s out of the pair)\n", n.node, want, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
