@@ -90,6 +90,7 @@ type op struct {
 	seq  uint64
 	kind machine.InputKind
 	data []byte
+	now  int64 // apply: the input's virtual time
 }
 
 func (r *recorder) add(o op) {
@@ -186,7 +187,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 	rep := o.rep
 	if rep == nil {
 		rep = &toy{onStep: func(in machine.Input) {
-			e.rec.add(op{node: id, what: "apply", seq: in.Seq, kind: in.Kind, data: in.Payload})
+			e.rec.add(op{node: id, what: "apply", seq: in.Seq, kind: in.Kind, data: in.Payload, now: in.Now})
 		}}
 	}
 	s := &side{id: id, sess: sess, rep: rep, done: make(chan error, 1), events: make(chan Event, 1024)}

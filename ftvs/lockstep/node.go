@@ -168,6 +168,7 @@ type Node struct {
 	role        Role
 	seq         uint64
 	lastNow     int64
+	lastNowAt   int64 // secondary: Clock() when the input stamped lastNow arrived
 	hash        uint64
 	vbase       int64 // virtual clock = vbase + Clock() - cbase
 	cbase       int64
@@ -679,6 +680,7 @@ func (n *Node) maybeRestore() error {
 		return fmt.Errorf("snapshot at seq %d does not survive Restore/Snapshot unchanged (checksum %#x, want %#x)", m.seq, got, sum)
 	}
 	n.seq, n.lastNow, n.hash = m.seq, m.now, m.hash
+	n.lastNowAt = n.cfg.Clock()
 	n.role, n.following = RoleSecondary, true
 	n.send(msgAck, encU64s(m.gen, n.seq, n.hash))
 	n.event(Event{Kind: EventRestored, Seq: m.seq, Size: int(m.size)})
@@ -701,6 +703,7 @@ func (n *Node) onBatch(p []byte) error {
 			return fmt.Errorf("batch input seq %d after %d: gap in the log", in.Seq, n.seq)
 		}
 		n.apply(in)
+		n.lastNowAt = n.cfg.Clock()
 	}
 	if n.cfg.BeforeAck != nil {
 		if err := n.cfg.BeforeAck(n.seq); err != nil {
@@ -785,9 +788,15 @@ func (n *Node) peerSilent(why string) {
 			return
 		}
 		// Every message before the silence is applied already: the log we
-		// hold is finished. Continue the virtual clock from its last input.
+		// hold is finished. The virtual clock goes on from its last input
+		// plus the time since that input arrived: the silence counts, as it
+		// did on the primary's clock, so the VS's retransmission timers for
+		// what the dead primary never sent are due now, not a full RTO
+		// after go-live. Time still enters the replica only through the
+		// Input.Now this node stamps, and it never goes back.
+		now := n.cfg.Clock()
 		n.role, n.peer, n.eligible, n.following = RolePrimary, PeerNone, false, false
-		n.vbase, n.cbase = n.lastNow, n.cfg.Clock()
+		n.vbase, n.cbase = n.lastNow+max(now-n.lastNowAt, 0), now
 		n.stamp(machine.InCommand, machine.GratuitousARPCommand())
 		n.event(Event{Kind: EventGoLive, Seq: n.seq, Reason: why})
 	}

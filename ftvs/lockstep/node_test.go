@@ -101,14 +101,25 @@ func TestGoLiveWhenPrimaryDies(t *testing.T) {
 	live := b.waitEvent(t, EventGoLive)
 	ops := e.rec.snapshot()
 	// The go-live input is the gratuitous ARP command, right after the log.
-	var garp *op
+	var garp, last *op
 	for i := range ops {
 		if ops[i].node == 2 && ops[i].what == "apply" && ops[i].seq == live.Seq {
 			garp = &ops[i]
 		}
+		if ops[i].node == 2 && ops[i].what == "apply" && ops[i].seq == live.Seq-1 {
+			last = &ops[i]
+		}
 	}
 	if garp == nil || garp.kind != machine.InCommand || !bytes.Equal(garp.data, machine.GratuitousARPCommand()) {
 		t.Fatalf("go-live input at seq %d is %+v, want the gratuitous ARP command", live.Seq, garp)
+	}
+	// The virtual clock counted the silence: the survivor declared the peer
+	// silent PeerTimeout after it last heard it, so the go-live input is
+	// about that much later in virtual time than the last log input (less
+	// the survivor's lag in applying that input, hence the half); a clock
+	// restarted at the last input would put it microseconds later.
+	if last == nil || garp.now-last.now < int64(e.peerTimeout()/2) {
+		t.Errorf("go-live input at virtual time %d, last log input %+v: the silence (%v) is not counted", garp.now, last, e.peerTimeout())
 	}
 	// Nothing the dead primary released is unknown to the survivor.
 	checkOutputRule(t, ops, 1, 2, synced.Seq)
