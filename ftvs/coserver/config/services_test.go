@@ -1,0 +1,70 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// withStorage adds an FTP section with users, NBD and one disk to the example.
+func withStorage(t *testing.T) string {
+	t.Helper()
+	good := example(t)
+	src := strings.Replace(good, "  content: .", `  content: .
+  disks:
+    - {name: data, path: /dev/vg0/data, export: data, resync_rate: 100000000}
+    - {name: boot, path: /dev/vg0/boot}`, 1)
+	src = strings.Replace(src, "  services:\n", `  services:
+    nbd: {}
+    ftp:
+      port: 2121
+      anonymous: false
+      pasv_ports: 31000-31009
+      users:
+        - {name: alice, password: secret, write: true}
+`, 1)
+	if src == good {
+		t.Fatal("example has no content line")
+	}
+	return src
+}
+
+func TestStorageSectionsDecode(t *testing.T) {
+	c, err := Parse("node1.yaml", []byte(withStorage(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.VS.Services.FTP
+	if f == nil || f.Port != 2121 || f.AnonymousOK() || f.PasvMin != 31000 || f.PasvMax != 31009 || len(f.Users) != 1 || !f.Users[0].Write {
+		t.Fatalf("ftp %+v", f)
+	}
+	if n := c.VS.Services.NBD; n == nil || n.Port != 10809 {
+		t.Fatalf("nbd %+v", n)
+	}
+	if len(c.VS.Disks) != 2 || c.VS.Disks[0].Export != "data" || c.VS.Disks[0].ResyncRate != 100000000 || c.VS.Disks[1].Path != "/dev/vg0/boot" {
+		t.Fatalf("disks %+v", c.VS.Disks)
+	}
+}
+
+func TestBadStorageNamesLineAndField(t *testing.T) {
+	good := withStorage(t)
+	cases := []struct{ name, from, to, want string }{
+		{"pasv", "pasv_ports: 31000-31009", "pasv_ports: 31009-31000", "field vs.services.ftp.pasv_ports: \"31009-31000\" is not a port range"},
+		{"user no password", "password: secret, ", "", "field vs.services.ftp.users[0]: needs exactly one of password and password_sha256"},
+		{"anonymous user", "name: alice", "name: ftp", "field vs.services.ftp.users[0].name"},
+		{"disk path", "path: /dev/vg0/boot", "path: \"\"", "field vs.disks[1].path: is missing"},
+		{"disk twice", "name: boot", "name: data", "field vs.disks[1].name: \"data\" is given twice"},
+		{"nbd without export", "export: data, ", "", "field vs.services.nbd: is enabled but no vs.disks entry names an export"},
+		{"export without nbd", "    nbd: {}\n", "", "field vs.disks: names NBD exports but vs.services.nbd is not enabled"},
+		{"rate", "resync_rate: 100000000", "resync_rate: -1", "field vs.disks[0].resync_rate"},
+	}
+	for _, c := range cases {
+		src := strings.Replace(good, c.from, c.to, 1)
+		if src == good {
+			t.Fatalf("%s: replacement %q not found", c.name, c.from)
+		}
+		_, err := Parse("node1.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "node1.yaml:") {
+			t.Errorf("%s: err = %v\n want it to contain %q and a line", c.name, err, c.want)
+		}
+	}
+}
