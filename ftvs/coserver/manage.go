@@ -21,6 +21,7 @@ import (
 	"github.com/ftvs/ftvs/ftvs/manager"
 	"github.com/ftvs/ftvs/ftvs/manager/feed"
 	"github.com/ftvs/ftvs/ftvs/manager/state"
+	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
 
 // OutOfServiceFile, in the config's state_dir, keeps a CoServer out of
@@ -139,9 +140,10 @@ type controller struct {
 	cfg *config.Config
 	o   ManageOptions
 	d   *Daemon // nil while out of service
-}
 
-var errNotAvailable = errors.New("not available in this build: the virtual disk mirror is not wired into the daemon yet")
+	mu        sync.Mutex
+	verifying map[string]bool // disks with a verify running
+}
 
 func (c *controller) local(node int, what string) error {
 	if node != c.cfg.Node {
@@ -275,8 +277,61 @@ func (c *controller) StopVS(ctx context.Context) error {
 	return errors.New("stop VS: not available yet; take both CoServers out of service to stop it")
 }
 
-func (c *controller) StartResync(ctx context.Context, disk string) error { return errNotAvailable }
-func (c *controller) StartVerify(ctx context.Context, disk string) error { return errNotAvailable }
+// StartResync: a copy resynchronises when its CoServer rejoins the pair
+// (ftvs/mirror's Connect on peer-up); there is no resync on demand yet.
+func (c *controller) StartResync(ctx context.Context, disk string) error {
+	return fmt.Errorf("resync of %s: not available on demand; a copy resynchronises when its CoServer rejoins (take it out of service and back)", disk)
+}
+
+// StartVerify compares this CoServer's copy of disk with the peer's by
+// per-region checksums while the VS runs; the result is an event
+// (verify-done, or verify-mismatch with the differing ranges).
+func (c *controller) StartVerify(ctx context.Context, disk string) error {
+	d := c.d
+	if d == nil {
+		return errors.New("verify: this CoServer is out of service")
+	}
+	idx := -1
+	var names []string
+	for i, dc := range d.cfg.VS.Disks {
+		names = append(names, dc.Name)
+		if dc.Name == disk {
+			idx = i
+		}
+	}
+	if idx < 0 || d.disks == nil || idx >= len(d.disks.ms) {
+		return fmt.Errorf("verify: no disk %q in vs.disks (have %v)", disk, names)
+	}
+	m := d.disks.ms[idx]
+	if m.Detached() {
+		return fmt.Errorf("verify %s: this CoServer's copy is detached", disk)
+	}
+	c.mu.Lock()
+	if c.verifying == nil {
+		c.verifying = map[string]bool{}
+	}
+	busy := c.verifying[disk]
+	c.verifying[disk] = true
+	c.mu.Unlock()
+	if busy {
+		return fmt.Errorf("verify %s: already running", disk)
+	}
+	d.addEvent("verify-start", 0, disk)
+	go func() {
+		defer func() { c.mu.Lock(); delete(c.verifying, disk); c.mu.Unlock() }()
+		t0 := time.Now()
+		diff, err := m.Verify(context.Background(), vdisk.VerifyOptions{})
+		switch {
+		case err != nil:
+			d.addEvent("verify-failed", 0, disk+": "+err.Error())
+		case len(diff) == 0:
+			d.addEvent("verify-done", 0, fmt.Sprintf("%s: copies identical (%d bytes in %s)", disk, m.Size(), time.Since(t0).Round(time.Millisecond)))
+		default:
+			d.addEvent("verify-mismatch", 0, fmt.Sprintf("%s: %d ranges differ, first at byte %d (%d bytes)", disk, len(diff), diff[0].Off, diff[0].Len))
+		}
+	}()
+	return nil
+}
 
 // ResolveSplitBrain: the node that is not the survivor drops its VS and
 // rejoins from the survivor's snapshot (a re-execution, as back into

@@ -24,7 +24,11 @@ func (p *pair) managed(t *testing.T, bin string) (token string) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		cfg := p.config(i) + fmt.Sprintf("manager: {listen: \"10.98.0.%d:7444\", token_file: %s, poll: 200ms}\n", i, token)
+		cur, err := os.ReadFile(p.cfgPath(i)) // as newPair (or withDisks) wrote it
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := string(cur) + fmt.Sprintf("manager: {listen: \"10.98.0.%d:7444\", token_file: %s, poll: 200ms}\n", i, token)
 		if err := os.WriteFile(p.cfgPath(i), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
