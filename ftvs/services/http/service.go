@@ -360,7 +360,7 @@ func (s *Service) respond(c *conn, req *Request, now int64) {
 		}
 	}
 	if req.Method != "GET" && !head {
-		s.errorResponse(c, 405, false, "Allow: GET, HEAD\r\n")
+		s.errorResponse(c, 405, false, s.allowHeader())
 		return
 	}
 	name := strings.Trim(req.Path, "/")

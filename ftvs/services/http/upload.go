@@ -42,6 +42,14 @@ func (s *Service) uploadsOn() bool {
 	return ok && s.cfg.UploadPrefix != ""
 }
 
+// allowHeader names the methods served (RFC 9110 15.5.6: a 405 lists them).
+func (s *Service) allowHeader() string {
+	if s.uploadsOn() {
+		return "Allow: GET, HEAD, PUT\r\n"
+	}
+	return "Allow: GET, HEAD\r\n"
+}
+
 // underUploadPrefix says whether the cleaned request path lies under the
 // prefix (a path equal to the prefix's directory itself is not a file).
 func (s *Service) underUploadPrefix(p string) bool {

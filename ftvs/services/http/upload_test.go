@@ -90,6 +90,7 @@ func TestPutRefusals(t *testing.T) {
 		{"a directory", put("/up/d", []byte("x"), ""), "409"},
 		{"chunked", "PUT /up/a HTTP/1.1\r\nHost: vs\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n", "501"},
 		{"escape", put("/up/../hello.txt", []byte("x"), ""), "403"},
+		{"DELETE lists PUT", "DELETE /up/a HTTP/1.1\r\nHost: vs\r\n\r\n", "405"},
 	} {
 		svc, fn, w := uploadService(t, Config{MaxUploadBytes: 1000}, 1<<20)
 		w.Mkdir("up/d", modTime)
@@ -98,6 +99,9 @@ func TestPutRefusals(t *testing.T) {
 		out := string(fn.drain(svc, id, 0))
 		if !strings.HasPrefix(out, "HTTP/1.1 "+c.want+" ") {
 			t.Errorf("%s: %q, want %s", c.name, out, c.want)
+		}
+		if c.want == "405" && !strings.Contains(out, "Allow: GET, HEAD, PUT\r\n") {
+			t.Errorf("%s: %q lacks PUT in Allow", c.name, out)
 		}
 		if got := fileBytes(t, w, "hello.txt"); string(got) != "hello, world\n" {
 			t.Errorf("%s: hello.txt changed to %q", c.name, got)
