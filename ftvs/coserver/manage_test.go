@@ -67,6 +67,11 @@ func TestManagerControlsAndAlerts(t *testing.T) {
 	p := newPair(t, pairOpts{prefix: "fu8", sizeMiB: 8})
 	hook := newWebhookSink(t, p)
 	p.extra += fmt.Sprintf("alerts: {webhooks: [{url: \"http://%s/alert\"}]}\n", hook.addr)
+	for i := 1; i <= 2; i++ {
+		if err := os.WriteFile(p.cfgPath(i), []byte(p.config(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	token := p.managed(t, ftvsBin)
 	p.startPair()
 	api2 := []string{"--addr", "10.98.0.2:7444", "--ca", p.apiCA(2)}
