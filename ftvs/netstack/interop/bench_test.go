@@ -46,32 +46,32 @@ func BenchmarkCurlStack(b *testing.B) {
 	b.ReportMetric(float64(benchSize)*8*float64(b.N)/sec/1e6, "Mbit/s")
 }
 
-// BenchmarkCurlKernel: the same download from a Linux kernel TCP server
-// (Go, serving the same bytes) across a veth pair between two namespaces.
-func BenchmarkCurlKernel(b *testing.B) {
-	needB(b)
+// kernelBlast starts a Linux kernel TCP server (Go, serving the blast bytes)
+// in one namespace and returns a second namespace joined to it by a veth
+// pair, and the server's address.
+func kernelBlast(tb testing.TB) (cliNS, addr string) {
 	n := envSeq.Add(1)
 	srvNS := fmt.Sprintf("fn2-k%d-%d", n, 1)
-	cliNS := fmt.Sprintf("fn2-k%d-%d", n, 2)
+	cliNS = fmt.Sprintf("fn2-k%d-%d", n, 2)
 	for _, ns := range []string{srvNS, cliNS} {
-		runB(b, "ip", "netns", "add", ns)
-		defer exec.Command("ip", "netns", "del", ns).Run()
+		runB(tb, "ip", "netns", "add", ns)
+		tb.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 	}
 	va, vb := fmt.Sprintf("fn2ka%d", n), fmt.Sprintf("fn2kb%d", n)
-	runB(b, "ip", "link", "add", va, "netns", srvNS, "type", "veth", "peer", "name", vb, "netns", cliNS)
-	runB(b, "ip", "-n", srvNS, "addr", "add", "10.78.0.1/24", "dev", va)
-	runB(b, "ip", "-n", cliNS, "addr", "add", "10.78.0.2/24", "dev", vb)
-	runB(b, "ip", "-n", srvNS, "link", "set", va, "up")
-	runB(b, "ip", "-n", cliNS, "link", "set", vb, "up")
+	runB(tb, "ip", "link", "add", va, "netns", srvNS, "type", "veth", "peer", "name", vb, "netns", cliNS)
+	runB(tb, "ip", "-n", srvNS, "addr", "add", "10.78.0.1/24", "dev", va)
+	runB(tb, "ip", "-n", cliNS, "addr", "add", "10.78.0.2/24", "dev", vb)
+	runB(tb, "ip", "-n", srvNS, "link", "set", va, "up")
+	runB(tb, "ip", "-n", cliNS, "link", "set", vb, "up")
 	var ln net.Listener
 	if err := inNS(srvNS, func() error {
 		var err error
 		ln, err = net.Listen("tcp", "10.78.0.1:80")
 		return err
 	}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer ln.Close()
+	tb.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -81,6 +81,14 @@ func BenchmarkCurlKernel(b *testing.B) {
 			go serveBlast(c)
 		}
 	}()
+	return cliNS, "10.78.0.1"
+}
+
+// BenchmarkCurlKernel: the same download from a Linux kernel TCP server
+// (Go, serving the same bytes) across a veth pair between two namespaces.
+func BenchmarkCurlKernel(b *testing.B) {
+	needB(b)
+	cliNS, _ := kernelBlast(b)
 	b.SetBytes(benchSize)
 	b.ResetTimer()
 	var sec float64
@@ -129,7 +137,7 @@ func needB(b *testing.B) {
 	}
 }
 
-func runB(b *testing.B, args ...string) {
+func runB(b testing.TB, args ...string) {
 	b.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
