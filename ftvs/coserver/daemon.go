@@ -348,6 +348,9 @@ func (d *Daemon) control(ctx context.Context) error {
 				d.relay.fromPeer(d, dl.Payload)
 			default:
 				if d.node.Load() != nil {
+					if d.disks.holdJoin(ctx, dl) {
+						continue // until the disks met the peer's
+					}
 					select {
 					case d.nodeCh <- dl:
 					case <-ctx.Done():

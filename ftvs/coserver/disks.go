@@ -29,9 +29,12 @@ type disks struct {
 
 	mu        sync.Mutex
 	connected chan struct{} // closed when Connect returned on every mirror since the last peer-up
-	connGen   uint64
+	running   bool          // a Connect round runs
+	again     bool          // a peer-up came during it: run another
 	connCtx   context.Context
-	alone     atomic.Bool
+	// stale: this node's lockstep ran (or it went on alone) since the last
+	// Connect round: a join must meet the peer's disks again first.
+	stale atomic.Bool
 }
 
 // linkSend is the mirrors' view of the link: sends only; the daemon's
@@ -112,47 +115,77 @@ func (ds *disks) route(dl link.Delivery) bool {
 	return false
 }
 
-// peerUp runs Connect on every mirror, off the delivery loop; a joiner's
-// join request waits for it (awaitConnected).
-func (ds *disks) peerUp() {
+// peerUp runs Connect on every mirror, off the delivery loop (a peer-up
+// during a round runs another after it: the round may have failed on the
+// flap); a joiner's join request waits for it (awaitConnected).
+func (ds *disks) peerUp() { ds.connect(true) }
+
+// ensureConnect starts a Connect round unless one runs: before a join
+// after this node's lockstep ran (stale), on either side.
+func (ds *disks) ensureConnect() { ds.connect(false) }
+
+func (ds *disks) connect(again bool) {
 	if len(ds.ms) == 0 {
 		return
 	}
 	ds.mu.Lock()
-	ds.connGen++
-	gen, ctx := ds.connGen, ds.connCtx
+	defer ds.mu.Unlock()
+	if ds.running {
+		ds.again = ds.again || again
+		return
+	}
+	ds.running = true
 	select {
 	case <-ds.connected:
 		ds.connected = make(chan struct{})
 	default:
 	}
-	done := ds.connected
-	ds.mu.Unlock()
+	ctx := ds.connCtx
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	go func() {
-		for i, m := range ds.ms {
-			dec, err := m.Connect(ctx)
-			if err != nil {
-				ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %v", ds.d.cfg.VS.Disks[i].Name, err))
-				ds.d.log.Warn("coserver: virtual disk connect failed", "disk", ds.d.cfg.VS.Disks[i].Name, "err", err)
-				return // retried at the next peer-up; a joiner keeps waiting
-			}
-			ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %+v", ds.d.cfg.VS.Disks[i].Name, dec))
-		}
-		ds.mu.Lock()
-		if gen == ds.connGen {
-			close(done)
-		}
-		ds.mu.Unlock()
-	}()
+	go ds.rounds(ctx)
 }
 
-// awaitConnected blocks until the mirrors met the peer (or ctx ends).
+// rounds runs Connect rounds until one ends with no peer-up during it.
+func (ds *disks) rounds(ctx context.Context) {
+	for {
+		ok := true
+		for i, m := range ds.ms {
+			dec, err := m.Connect(ctx)
+			name := ds.d.cfg.VS.Disks[i].Name
+			if err != nil {
+				ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %v", name, err))
+				ds.d.log.Warn("coserver: virtual disk connect failed", "disk", name, "err", err)
+				ok = false // retried at the next peer-up; a joiner keeps waiting
+				break
+			}
+			ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %+v", name, dec))
+		}
+		ds.mu.Lock()
+		if ds.again && ctx.Err() == nil {
+			ds.again = false
+			ds.mu.Unlock()
+			continue
+		}
+		ds.running = false
+		if ok {
+			ds.stale.Store(false)
+			close(ds.connected)
+		}
+		ds.mu.Unlock()
+		return
+	}
+}
+
+// awaitConnected blocks until the mirrors met the peer (or ctx ends); a
+// stale node starts a Connect round first.
 func (ds *disks) awaitConnected(ctx context.Context) error {
 	if len(ds.ms) == 0 {
 		return nil
+	}
+	if ds.stale.Load() {
+		ds.ensureConnect()
 	}
 	ds.mu.Lock()
 	c := ds.connected
@@ -259,12 +292,15 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 	var err error
 	switch e.Kind {
 	case lockstep.EventGoLive:
+		d.disks.stale.Store(true)
 		err = d.disks.goAlone()
 	case lockstep.EventPeerLost:
+		d.disks.stale.Store(true)
 		err = d.disks.peerLost()
 	case lockstep.EventSnapshotSent:
 		err = d.disks.startLockstep(false)
 	case lockstep.EventRestored:
+		d.disks.stale.Store(true)
 		err = d.disks.startLockstep(true)
 	default:
 		return
@@ -273,4 +309,29 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 		d.addEvent("disk-error", e.Seq, e.Kind.String()+": "+err.Error())
 		d.log.Error("coserver: virtual disks", "event", e.Kind.String(), "err", err)
 	}
+}
+
+// holdJoin: on the primary, a joiner's request waits while a Connect round
+// runs or this node went on alone since the last one (its resync bulk must
+// be done before the snapshot); it is then handed to the node.
+func (ds *disks) holdJoin(ctx context.Context, dl link.Delivery) bool {
+	if len(ds.ms) == 0 || dl.Event != nil || dl.Type != lockstepMsgJoin {
+		return false
+	}
+	ds.mu.Lock()
+	busy := ds.running
+	ds.mu.Unlock()
+	if !busy && !ds.stale.Load() {
+		return false
+	}
+	go func() {
+		if ds.awaitConnected(ctx) != nil {
+			return
+		}
+		select {
+		case ds.d.nodeCh <- dl:
+		case <-ctx.Done():
+		}
+	}()
+	return true
 }

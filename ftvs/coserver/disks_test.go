@@ -134,8 +134,14 @@ func TestNBDFioFrozenSecondary(t *testing.T) {
 	t.Logf("fio passed verification:\n%s", lastLines(string(out), 3))
 }
 
+// lastLines keeps fio's run status lines (n bounds them).
 func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var l []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, "READ:") || strings.Contains(line, "WRITE:") || strings.Contains(line, "err=") {
+			l = append(l, strings.TrimSpace(line))
+		}
+	}
 	if len(l) > n {
 		l = l[len(l)-n:]
 	}
