@@ -61,6 +61,12 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 			}
 			f.PasvMin, f.PasvMax = uint16(a), uint16(b)
 		}
+		// Each node serves its own vs.content directory: an upload would
+		// change one node's copy only (a resync does not carry it), so
+		// writing waits for the mirrored boot disk.
+		if f.AnonymousWrite {
+			return d.Errorf("vs.services.ftp.anonymous_write", "is not supported by the pair yet: vs.content is served read-only")
+		}
 		names := map[string]bool{}
 		for i, u := range f.Users {
 			field := fmt.Sprintf("vs.services.ftp.users[%d]", i)
@@ -78,6 +84,9 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 				if b, err := hex.DecodeString(u.PasswordSHA256); err != nil || len(b) != 32 {
 					return d.Errorf(field+".password_sha256", "is not 64 hex digits")
 				}
+			}
+			if u.Write {
+				return d.Errorf(field+".write", "is not supported by the pair yet: vs.content is served read-only")
 			}
 			names[u.Name] = true
 		}

@@ -20,7 +20,7 @@ func withStorage(t *testing.T) string {
       anonymous: false
       pasv_ports: 31000-31009
       users:
-        - {name: alice, password: secret, write: true}
+        - {name: alice, password: secret}
 `, 1)
 	if src == good {
 		t.Fatal("example has no content line")
@@ -34,7 +34,7 @@ func TestStorageSectionsDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := c.VS.Services.FTP
-	if f == nil || f.Port != 2121 || f.AnonymousOK() || f.PasvMin != 31000 || f.PasvMax != 31009 || len(f.Users) != 1 || !f.Users[0].Write {
+	if f == nil || f.Port != 2121 || f.AnonymousOK() || f.PasvMin != 31000 || f.PasvMax != 31009 || len(f.Users) != 1 || f.Users[0].Write {
 		t.Fatalf("ftp %+v", f)
 	}
 	if n := c.VS.Services.NBD; n == nil || n.Port != 10809 {
@@ -49,12 +49,13 @@ func TestBadStorageNamesLineAndField(t *testing.T) {
 	good := withStorage(t)
 	cases := []struct{ name, from, to, want string }{
 		{"pasv", "pasv_ports: 31000-31009", "pasv_ports: 31009-31000", "field vs.services.ftp.pasv_ports: \"31009-31000\" is not a port range"},
-		{"user no password", "password: secret, ", "", "field vs.services.ftp.users[0]: needs exactly one of password and password_sha256"},
+		{"user no password", ", password: secret}", "}", "field vs.services.ftp.users[0]: needs exactly one of password and password_sha256"},
 		{"anonymous user", "name: alice", "name: ftp", "field vs.services.ftp.users[0].name"},
 		{"disk path", "path: /dev/vg0/boot", "path: \"\"", "field vs.disks[1].path: is missing"},
 		{"disk twice", "name: boot", "name: data", "field vs.disks[1].name: \"data\" is given twice"},
 		{"nbd without export", "export: data, ", "", "field vs.services.nbd: is enabled but no vs.disks entry names an export"},
 		{"export without nbd", "    nbd: {}\n", "", "field vs.disks: names NBD exports but vs.services.nbd is not enabled"},
+		{"user write", "password: secret}", "password: secret, write: true}", "field vs.services.ftp.users[0].write: is not supported"},
 		{"rate", "resync_rate: 100000000", "resync_rate: -1", "field vs.disks[0].resync_rate"},
 	}
 	for _, c := range cases {
