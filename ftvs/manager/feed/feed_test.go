@@ -1,4 +1,4 @@
-package feed
+package feed_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/manager/feed"
 	"github.com/ftvs/ftvs/ftvs/manager/state"
 )
 
@@ -36,7 +37,7 @@ func TestPollerMapsTheDaemonsStatus(t *testing.T) {
 		Redirected: coserver.PortStatus{Interface: "eth1", Carrier: true}}}
 	s1, s2 := httptest.NewServer(one), httptest.NewServer(two)
 	defer s1.Close()
-	p := NewPoller(strings.TrimPrefix(s1.URL, "http://"), strings.TrimPrefix(s2.URL, "http://"))
+	p := feed.NewPoller(strings.TrimPrefix(s1.URL, "http://"), strings.TrimPrefix(s2.URL, "http://"))
 	snap := p.Snapshot()
 	if c := snap.CoServer(1); c.Role != "primary" || c.Health != state.OK {
 		t.Fatalf("node 1 %+v", c)
@@ -90,10 +91,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"node":1,"events":[{"time":"2026-01-01T00:00:00Z","kind":"x"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		st, err := Decode(bytes.NewReader(b))
+		st, err := feed.Decode(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
-		_ = Snapshot(st, st) // the mapping must take whatever decodes
+		_ = feed.Snapshot(st, st) // the mapping must take whatever decodes
 	})
 }
