@@ -49,6 +49,7 @@ func TestNBDFioThroughFailovers(t *testing.T) {
 	fio := p.cli.Cmd(ctx, "fio", "--name=fw5", "--ioengine=nbd", "--uri=nbd://"+vsIP+"/data",
 		"--rw=randwrite", "--bs=4k", "--size=96M", "--iodepth=16", "--rate=3m",
 		"--verify=crc32c", "--verify_fatal=1", "--do_verify=1")
+	fio.Dir = p.dir // fio saves its verify state in the working directory
 	done := make(chan error, 1)
 	var out []byte
 	go func() { b, err := fio.CombinedOutput(); out = b; done <- err }()
@@ -111,6 +112,7 @@ func TestNBDFioFrozenSecondary(t *testing.T) {
 	fio := p.cli.Cmd(ctx, "fio", "--name=fw5", "--ioengine=nbd", "--uri=nbd://"+vsIP+"/data",
 		"--rw=randwrite", "--bs=4k", "--size=48M", "--iodepth=16", "--rate=3m",
 		"--verify=crc32c", "--verify_fatal=1", "--do_verify=1")
+	fio.Dir = p.dir // fio saves its verify state in the working directory
 	done := make(chan error, 1)
 	var out []byte
 	go func() { b, err := fio.CombinedOutput(); out = b; done <- err }()

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,6 +11,14 @@ import (
 func withStorage(t *testing.T) string {
 	t.Helper()
 	good := example(t)
+	src := addStorage(good)
+	if src == good {
+		t.Fatal("example has no content line")
+	}
+	return src
+}
+
+func addStorage(good string) string {
 	src := strings.Replace(good, "  content: .", `  content: .
   disks:
     - {name: data, path: /dev/vg0/data, export: data, resync_rate: 100000000}
@@ -22,9 +32,6 @@ func withStorage(t *testing.T) string {
       users:
         - {name: alice, password: secret}
 `, 1)
-	if src == good {
-		t.Fatal("example has no content line")
-	}
 	return src
 }
 
@@ -68,4 +75,17 @@ func TestBadStorageNamesLineAndField(t *testing.T) {
 			t.Errorf("%s: err = %v\n want it to contain %q and a line", c.name, err, c.want)
 		}
 	}
+}
+
+// FuzzParseStorage starts from the example with the storage sections, so
+// mutations reach their validation.
+func FuzzParseStorage(f *testing.F) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "coserver", "node1.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(addStorage(string(b))))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Parse("fuzz.yaml", b)
+	})
 }
