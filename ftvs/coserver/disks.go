@@ -31,6 +31,7 @@ type disks struct {
 	connected chan struct{} // closed when Connect returned on every mirror since the last peer-up
 	running   bool          // a Connect round runs
 	again     bool          // a peer-up came during it: run another
+	joinHeld  bool          // the primary holds a join request until the disks met
 	connCtx   context.Context
 	// stale: this node's lockstep ran (or it went on alone) since the last
 	// Connect round: a join must meet the peer's disks again first.
@@ -298,6 +299,12 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 		d.disks.stale.Store(true)
 		err = d.disks.peerLost()
 	case lockstep.EventSnapshotSent:
+		// Any later join needs the disks to meet again: the writes from
+		// here on are on the new secondary's disk only if it follows.
+		d.disks.stale.Store(true)
+		d.disks.mu.Lock()
+		d.disks.joinHeld = false
+		d.disks.mu.Unlock()
 		err = d.disks.startLockstep(false)
 	case lockstep.EventRestored:
 		d.disks.stale.Store(true)
@@ -319,11 +326,22 @@ func (ds *disks) holdJoin(ctx context.Context, dl link.Delivery) bool {
 		return false
 	}
 	ds.mu.Lock()
-	busy := ds.running
+	busy, held := ds.running, ds.joinHeld
+	if busy || ds.stale.Load() {
+		ds.joinHeld = true
+	}
 	ds.mu.Unlock()
+	if held {
+		// A joiner repeats its request (peer-up, stale role): a second
+		// snapshot right after the first would skip the writes between
+		// them on the joiner's disk. One held request is enough.
+		return true
+	}
 	if !busy && !ds.stale.Load() {
 		return false
 	}
+	// joinHeld stays set until the node sent the snapshot (diskEvent):
+	// requests that come meanwhile are repeats of this one.
 	go func() {
 		if ds.awaitConnected(ctx) != nil {
 			return
