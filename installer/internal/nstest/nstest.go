@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,29 @@ func newTopology(prefix string) *Topology {
 	}
 }
 
+// sweepOrphans removes namespaces under prefix whose creating process (its
+// ID in base 36 between the prefix and the one-letter role) is gone: the
+// leftovers of a killed test run. Namespaces of live processes are left alone.
+func sweepOrphans(prefix string) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) || len(f[0]) < len(prefix)+2 {
+			continue
+		}
+		pid, err := strconv.ParseInt(f[0][len(prefix):len(f[0])-1], 36, 64)
+		if err != nil || pid == int64(os.Getpid()) {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); os.IsNotExist(err) {
+			exec.Command("ip", "netns", "del", f[0]).Run()
+		}
+	}
+}
+
 // RequireRoot skips when not root or when ip is missing (the tool is truly absent).
 func RequireRoot(t testing.TB) {
 	t.Helper()
@@ -70,10 +94,15 @@ func run(t testing.TB, args ...string) {
 func Build(t testing.TB, prefix string) *Topology {
 	t.Helper()
 	RequireRoot(t)
+	sweepOrphans(prefix)
+	// Test packages run in parallel (go test -p 2) and several build this
+	// topology: the process ID in every name keeps them apart, also for the
+	// temporary veth names, which share the root namespace.
+	prefix += strconv.FormatInt(int64(os.Getpid()), 36)
 	tp := newTopology(prefix)
 	all := []string{tp.NodeA, tp.NodeB, tp.Prod, tp.Mgmt}
 	for _, ns := range all {
-		exec.Command("ip", "netns", "del", ns).Run() // leftovers of a killed run
+		exec.Command("ip", "netns", "del", ns).Run() // a previous test of this process
 	}
 	t.Cleanup(func() {
 		for _, ns := range all {
