@@ -396,9 +396,7 @@ func (t transport) Send(typ uint8, p []byte) error {
 	if typ == lockstepMsgJoin {
 		// A joiner asks for the snapshot only once its disks met the
 		// peer's (resync bulk done): ftvs/mirror's hand-over order.
-		if err := t.d.disks.awaitConnected(context.Background()); err != nil {
-			return err
-		}
+		return t.d.disks.sendJoin(context.Background(), func() error { return t.d.sess.Send(typ, p) })
 	}
 	return t.d.sess.Send(typ, p)
 }

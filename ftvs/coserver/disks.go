@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
 	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
@@ -32,6 +33,7 @@ type disks struct {
 	running   bool          // a Connect round runs
 	again     bool          // a peer-up came during it: run another
 	joinHeld  bool          // the primary holds a join request until the disks met
+	joinSent  time.Time     // the joiner's outstanding join request (zero: none)
 	connCtx   context.Context
 	// stale: this node's lockstep ran (or it went on alone) since the last
 	// Connect round: a join must meet the peer's disks again first.
@@ -308,6 +310,9 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 		err = d.disks.startLockstep(false)
 	case lockstep.EventRestored:
 		d.disks.stale.Store(true)
+		d.disks.mu.Lock()
+		d.disks.joinSent = time.Time{}
+		d.disks.mu.Unlock()
 		err = d.disks.startLockstep(true)
 	default:
 		return
@@ -352,4 +357,28 @@ func (ds *disks) holdJoin(ctx context.Context, dl link.Delivery) bool {
 		}
 	}()
 	return true
+}
+
+// joinRepeat is how long a joiner's join request stays outstanding before
+// lockstep may repeat it.
+const joinRepeat = 2 * time.Second
+
+// sendJoin gates the joiner's join request: it waits for the disks, and a
+// repeat while one is outstanding is dropped (each join is a snapshot, and
+// a second one a few inputs later would skip their writes on this disk).
+func (ds *disks) sendJoin(ctx context.Context, send func() error) error {
+	if len(ds.ms) == 0 {
+		return send()
+	}
+	if err := ds.awaitConnected(ctx); err != nil {
+		return err
+	}
+	ds.mu.Lock()
+	if !ds.joinSent.IsZero() && time.Since(ds.joinSent) < joinRepeat {
+		ds.mu.Unlock()
+		return nil
+	}
+	ds.joinSent = time.Now()
+	ds.mu.Unlock()
+	return send()
 }
