@@ -165,6 +165,7 @@ func newEnv(t testing.TB) *pairEnv {
 type sideOpts struct {
 	diverge   func(*machine.Input)
 	mayGoLive func() bool
+	mayAlone  func() bool
 	rep       Replica
 	released  chan uint64 // if set, gets the Seq of every released output
 	onEmit    func(machine.Output)
@@ -211,7 +212,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 			default:
 			}
 		},
-		Diverge: o.diverge, MayGoLive: o.mayGoLive, Log: quiet})
+		Diverge: o.diverge, MayGoLive: o.mayGoLive, MayGoOnAlone: o.mayAlone, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,12 @@ type Config struct {
 	// MayGoLive is asked before a secondary goes live (split-brain guard:
 	// management network, LAN watch, witness). Default: yes.
 	MayGoLive func() bool
+	// MayGoOnAlone is asked on the primary when its peer falls silent while
+	// outputs wait for that peer's ack (split-brain guard: may the peer be
+	// alive and about to take over with a log that lacks them?). Until it
+	// says yes the primary holds its outputs and stamps nothing; Reconsider
+	// asks again. Default: yes.
+	MayGoOnAlone func() bool
 	// BeforeAck, if set, runs on a secondary after it applied a batch and
 	// before it acks it: the mirrored disks' deferred flushes go here, so
 	// the primary releases a FLUSH/FUA reply only once both copies are
@@ -140,6 +146,9 @@ type Status struct {
 	Snapshots     int
 	LastPause     time.Duration
 	SubmitDropped uint64
+	// Halted: a primary whose peer fell silent and whose MayGoOnAlone hook
+	// has not said yes: outputs held, nothing stamped.
+	Halted bool
 }
 
 // ErrNotPrimary is returned by Submit on a node that does not stamp inputs.
@@ -198,8 +207,13 @@ type Node struct {
 	snapGen   uint64
 	snapEnd   *[2]uint64 // gen, checksum, when SnapEnd came before the last chunk
 	following bool
+	// peerGone: the link reported the peer silent (or closed) and has not
+	// seen it come back; Reconsider acts only then.
+	peerGone bool
+	halted   bool
 
 	probes chan chan [2]uint64
+	reask  chan struct{}
 
 	mu     sync.Mutex
 	status Status
@@ -236,6 +250,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.submit = make(chan submission, n.cfg.SubmitQueue)
 	n.probes = make(chan chan [2]uint64)
+	n.reask = make(chan struct{}, 1)
 	n.snapSum = make(chan [2]uint64, 1)
 	n.cbase = n.cfg.Clock()
 	n.publish()
@@ -272,6 +287,17 @@ func (n *Node) StateHash(ctx context.Context) (seq, hash uint64, err error) {
 	return v[0], v[1], nil
 }
 
+// Reconsider asks the node to decide again what a silent peer means: a
+// halted primary asks MayGoOnAlone, a secondary refused by MayGoLive asks
+// it again (the peer may have died since). It does nothing while the link
+// hears the peer. It does not block.
+func (n *Node) Reconsider() {
+	select {
+	case n.reask <- struct{}{}:
+	default: // one request pending is enough
+	}
+}
+
 // Status reports the node's state.
 func (n *Node) Status() Status {
 	n.mu.Lock()
@@ -284,6 +310,7 @@ func (n *Node) publish() {
 	s := &n.status
 	s.Role, s.Peer, s.Seq, s.PeerApplied = n.role, n.peer, n.seq, n.applied
 	s.LogEntries, s.HeldOutputs = len(n.entries), n.held
+	s.Halted = n.halted
 	n.mu.Unlock()
 }
 
@@ -315,7 +342,8 @@ func (n *Node) Run(ctx context.Context) error {
 	in := n.cfg.Link.Incoming()
 	for {
 		var tick <-chan time.Time
-		if n.role == RolePrimary {
+		stamping := n.role == RolePrimary && !n.halted
+		if stamping {
 			if d := n.rep.NextDeadline(); d != 0 {
 				wait := time.Duration(d - n.vnow())
 				if wait <= 0 {
@@ -328,7 +356,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 		var sub chan submission
-		if n.role == RolePrimary {
+		if stamping {
 			sub = n.submit
 		}
 		var retry <-chan time.Time
@@ -359,8 +387,13 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-tick:
 		case r := <-n.probes:
 			r <- [2]uint64{n.seq, n.rep.StateHash()}
+		case <-n.reask:
+			if n.peerGone {
+				n.peerSilent("asked again")
+			}
 		case d, ok := <-in:
 			if !ok {
+				n.peerGone = true
 				n.peerSilent("link closed")
 				in = nil
 				break
@@ -512,9 +545,11 @@ func (n *Node) handle(d link.Delivery) {
 	if e := d.Event; e != nil {
 		switch e.Kind {
 		case link.EventPeerSilent:
+			n.peerGone = true
 			n.peerSilent("peer silent on every link")
 		case link.EventPeerUp:
-			if n.role == RolePrimary && n.peer != PeerNone {
+			n.peerGone = false
+			if n.role == RolePrimary && n.peer != PeerNone && !n.halted {
 				// The link stream was reset (restart): our log did not reach it.
 				n.dropPeer("peer restarted")
 			}
@@ -758,11 +793,12 @@ func (n *Node) onAck(p []byte) error {
 	clear(n.entries[:k])
 	n.entries = n.entries[k:]
 	n.applied, n.appliedHash = a.applied, a.hash
+	n.halted = false // the peer is back and follows this generation
 	if n.peer == PeerJoining {
 		// The peer holds the snapshot; once every input stamped so far is
 		// in the stream ahead of msgSynced, gate from here.
 		n.flush()
-		n.peer = PeerSynced
+		n.peer, n.halted = PeerSynced, false // a halted primary's peer is back and follows
 		n.send(msgSynced, encU64s(n.gen, n.seq+1))
 		n.event(Event{Kind: EventPeerSynced, Seq: n.seq + 1})
 	}
@@ -773,11 +809,20 @@ func (n *Node) onAck(p []byte) error {
 func (n *Node) peerSilent(why string) {
 	switch n.role {
 	case RolePrimary:
-		if n.peer != PeerNone {
-			n.releaseAll()
-			n.peer, n.snapImg = PeerNone, nil
-			n.event(Event{Kind: EventPeerLost, Seq: n.seq, Reason: why})
+		if n.peer == PeerNone {
+			return
 		}
+		if n.cfg.MayGoOnAlone != nil && !n.cfg.MayGoOnAlone() {
+			if !n.halted {
+				n.halted = true
+				n.event(Event{Kind: EventNoGoLive, Seq: n.seq, Reason: why + ": may not go on alone; outputs held"})
+			}
+			return
+		}
+		n.halted = false
+		// dropPeer: release what waited, new generation, drop notice (it
+		// reaches the peer if the link comes back before a snapshot).
+		n.dropPeer(why)
 	case RoleSecondary, RoleJoining:
 		if !n.eligible {
 			n.event(Event{Kind: EventNoGoLive, Seq: n.seq, Reason: why + ": not in sync with the primary's log"})
