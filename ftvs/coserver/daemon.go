@@ -224,6 +224,11 @@ func (d *Daemon) control(ctx context.Context) error {
 	}
 	nodeDone := make(chan error, 1)
 	joinAsked := false
+	// When this node starts while the peer is a secondary whose primary is
+	// gone (this node, restarted), the peer holds the VS and is about to go
+	// live: wait for it rather than start a second, fresh VS. Bounded, so a
+	// secondary that may never go live does not keep the pair down forever.
+	var waitSecondarySince time.Time
 	start := func(r lockstep.Role, why string) error {
 		if d.node.Load() != nil {
 			return nil
@@ -320,6 +325,9 @@ func (d *Daemon) control(ctx context.Context) error {
 						err = start(lockstep.RolePrimary, "fresh pair, node 1")
 					case pr == 0:
 						err = start(lockstep.RoleJoining, "fresh pair, node 2")
+					case pr == int32(lockstep.RoleSecondary) && waitSecondaryFor(&waitSecondarySince, d.secondaryGoLiveBound()):
+						d.addEvent("role", 0, "waiting: the peer runs as secondary and will go live")
+						continue
 					default:
 						err = start(lockstep.RolePrimary, "the peer runs as "+lockstep.Role(pr).String()+" with no primary")
 					}
@@ -555,4 +563,26 @@ func (d *Daemon) submitFrame(f []byte) {
 		}
 	}
 	d.stats.submitDrop.Add(1)
+}
+
+// waitSecondaryFor reports whether to keep waiting for a secondary peer to go
+// live: true from the first sighting (recorded in *since) until bound passed.
+func waitSecondaryFor(since *time.Time, bound time.Duration) bool {
+	if since.IsZero() {
+		*since = time.Now()
+		return true
+	}
+	return time.Since(*since) < bound
+}
+
+// secondaryGoLiveBound is how long a secondary peer may take to go live:
+// its silence detection, its guard (management probe and LAN watch, or the
+// witness lease) and a few role repetitions.
+func (d *Daemon) secondaryGoLiveBound() time.Duration {
+	t := d.cfg.Timeouts
+	b := t.PeerDead + t.Management + t.SplitBrain + 2*time.Second
+	if d.cfg.Witness != "" {
+		b += 5 * time.Second
+	}
+	return b
 }
