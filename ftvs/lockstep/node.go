@@ -549,6 +549,13 @@ func (n *Node) handle(d link.Delivery) {
 			n.peerSilent("peer silent on every link")
 		case link.EventPeerUp:
 			n.peerGone = false
+			if n.role == RoleSecondary && e.Restarted {
+				// A new incarnation of the peer: the primary we followed is
+				// gone even though its silence was not timed out yet (a
+				// quick restart). We hold the VS: go live as on silence,
+				// rather than drop the state and leave the pair with none.
+				n.peerSilent("peer restarted: the primary's process is gone")
+			}
 			if n.role == RolePrimary && n.peer != PeerNone && !n.halted {
 				// The link stream was reset (restart): our log did not reach it.
 				n.dropPeer("peer restarted")

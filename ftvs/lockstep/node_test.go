@@ -150,6 +150,26 @@ func TestGoLiveWhenPrimaryDies(t *testing.T) {
 	sameState(t, a2, b)
 }
 
+// TestGoLiveWhenPrimaryRestartsQuickly: the primary's process dies and a new
+// one connects before the secondary's silence timeout. The secondary holds
+// the VS: it must go live (and the new process join it), not give up its
+// state and wait for a snapshot nobody can send.
+func TestGoLiveWhenPrimaryRestartsQuickly(t *testing.T) {
+	e := newEnv(t)
+	a := e.start(1, RolePrimary, sideOpts{})
+	b := e.start(2, RoleJoining, sideOpts{})
+	synced := a.waitEvent(t, EventPeerSynced)
+	submitN(t, a, 0, 50)
+	a.waitFor(t, "acked", func(st Status) bool { return st.PeerApplied >= synced.Seq+50 })
+	a.kill()
+	a2 := e.start(1, RoleJoining, sideOpts{})
+	live := b.waitEvent(t, EventGoLive)
+	a2.waitEvent(t, EventRestored)
+	submitN(t, b, 50, 50)
+	b.quiet(t, live.Seq+50)
+	sameState(t, a2, b)
+}
+
 func TestPrimarySoloWhenSecondaryDies(t *testing.T) {
 	e := newEnv(t)
 	a := e.start(1, RolePrimary, sideOpts{})
