@@ -182,27 +182,32 @@ func (inv *Inventory) unread(path, format string, args ...any) {
 // always serialises to the same bytes.
 func (inv *Inventory) Normalize() {
 	if inv.CPU != nil {
-		sort.SliceStable(inv.CPU.Sockets, func(i, j int) bool { return inv.CPU.Sockets[i].ID < inv.CPU.Sockets[j].ID })
+		sortBy(inv.CPU.Sockets, func(s Socket) int { return s.ID })
 		for i := range inv.CPU.Sockets {
 			sort.Strings(inv.CPU.Sockets[i].Flags)
 		}
 	}
 	if inv.Memory != nil {
-		sort.SliceStable(inv.Memory.DIMMs, func(i, j int) bool { return inv.Memory.DIMMs[i].Key() < inv.Memory.DIMMs[j].Key() })
+		sortBy(inv.Memory.DIMMs, DIMM.Key)
 	}
 	if inv.Network != nil {
-		sort.SliceStable(inv.Network.NICs, func(i, j int) bool { return inv.Network.NICs[i].Slot < inv.Network.NICs[j].Slot })
+		sortBy(inv.Network.NICs, func(n NIC) string { return n.Slot })
 	}
 	if inv.Storage != nil {
-		sort.SliceStable(inv.Storage.Controllers, func(i, j int) bool {
-			return inv.Storage.Controllers[i].Address < inv.Storage.Controllers[j].Address
-		})
-		sort.SliceStable(inv.Storage.Disks, func(i, j int) bool { return inv.Storage.Disks[i].Name < inv.Storage.Disks[j].Name })
+		sortBy(inv.Storage.Controllers, pciAddress)
+		sortBy(inv.Storage.Disks, func(d Disk) string { return d.Name })
 	}
 	if inv.PCI != nil {
-		sort.SliceStable(inv.PCI.Devices, func(i, j int) bool { return inv.PCI.Devices[i].Address < inv.PCI.Devices[j].Address })
+		sortBy(inv.PCI.Devices, pciAddress)
 	}
-	sort.SliceStable(inv.Unreadable, func(i, j int) bool { return inv.Unreadable[i].Path < inv.Unreadable[j].Path })
+	sortBy(inv.Unreadable, func(u Unreadable) string { return u.Path })
+}
+
+func pciAddress(d PCIDevice) string { return d.Address }
+
+// sortBy stably sorts l by the key each element maps to.
+func sortBy[T any, K int | string](l []T, key func(T) K) {
+	sort.SliceStable(l, func(i, j int) bool { return key(l[i]) < key(l[j]) })
 }
 
 // Key is the DIMM's matching key: its locator (the SMBIOS reader qualifies
