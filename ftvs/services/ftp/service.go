@@ -190,22 +190,18 @@ func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
 }
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
-	for {
-		id, ok := sk.Accept(s.lis.ID)
-		if !ok {
-			return
-		}
+	svcutil.AcceptAll(sk, s.lis.ID, func(id sockapi.SockID) {
 		if len(s.ctls) >= s.cfg.MaxConns {
 			s.ctr.RefusedConns++
 			_, _ = sk.Write(id, []byte("421 Too many connections, try later.\r\n"))
 			_ = sk.Close(id)
-			continue
+			return
 		}
 		s.ctr.Accepted++
 		c := &ctl{sock: id, cwd: "/", lastActive: now, out: []byte("220 ftvs FTP server ready.\r\n")}
 		s.ctls[id] = c
 		s.pump(sk, c, now)
-	}
+	})
 }
 
 // acceptData takes the data connection of a passive listener: the first one
@@ -282,14 +278,7 @@ func (c *ctl) deadline(cfg *Config) int64 {
 
 // NextDeadline is the earliest timeout, 0 with no connections.
 func (s *Service) NextDeadline() int64 {
-	var d int64
-	//detcheck:orderless: a minimum
-	for _, c := range s.ctls {
-		if t := c.deadline(&s.cfg); d == 0 || t < d {
-			d = t
-		}
-	}
-	return d
+	return svcutil.EarliestDeadline(s.ctls, func(c *ctl) int64 { return c.deadline(&s.cfg) })
 }
 
 // Timer gives up stalled transfers (426) and closes idle sessions (421).
@@ -452,11 +441,7 @@ func (s *Service) pumpData(sk sockapi.Sockets, c *ctl, now int64) (moved, ok boo
 	case xRetr:
 		for x.left > 0 {
 			p := s.buf()
-			if space := sk.SendSpace(c.data); space < len(p) {
-				// Only a Write that falls short arms EvWritable:
-				// with no space, try one byte.
-				p = p[:max(space, 1)]
-			}
+			p = svcutil.SendChunk(sk, c.data, p)
 			if int64(len(p)) > x.left {
 				p = p[:x.left]
 			}

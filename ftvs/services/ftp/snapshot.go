@@ -23,9 +23,7 @@ func (s *Service) Snapshot() []byte {
 	w.Section("ftp", snapVersion, func(w *snap.Writer) {
 		s.lis.Encode(w)
 		w.U16(s.nextPasv)
-		for _, f := range s.ctr.fields() {
-			w.U64(*f)
-		}
+		svcutil.EncodeCounters(w, s.ctr.fields())
 		ids := svcutil.SortedIDs(s.ctls)
 		w.U32(uint32(len(ids)))
 		for _, id := range ids {
@@ -96,12 +94,9 @@ func (s *Service) Restore(b []byte) error {
 	r.Section("ftp", snapVersion, func(r *snap.Reader, version uint16) {
 		lis = svcutil.DecodeListener(r)
 		nextPasv = r.U16()
-		for _, f := range ctr.fields() {
-			*f = r.U64()
-		}
-		n := int(r.U32())
-		if r.Err() == nil && n > s.cfg.MaxConns {
-			r.Fail(fmt.Errorf("%d connections exceed MaxConns %d", n, s.cfg.MaxConns))
+		svcutil.DecodeCounters(r, ctr.fields())
+		n, ok := svcutil.DecodeConnCount(r, s.cfg.MaxConns)
+		if !ok {
 			return
 		}
 		for i := 0; i < n && r.Err() == nil; i++ {

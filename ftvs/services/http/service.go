@@ -98,49 +98,35 @@ func (s *Service) Owns(l sockapi.SockID) bool { return s.lis.Is(l) }
 
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
-	switch ev.Kind {
-	case sockapi.EvAccept:
-		s.accept(sk, now)
-	case sockapi.EvReadable, sockapi.EvWritable:
-		if c := s.conns[ev.Sock]; c != nil {
+	svcutil.Dispatch(ev, func() { s.accept(sk, now) }, func(id sockapi.SockID) {
+		if c := s.conns[id]; c != nil {
 			s.pump(sk, c, now)
 		}
-	case sockapi.EvClosed:
-		if _, ok := s.conns[ev.Sock]; ok {
+	}, func(id sockapi.SockID) {
+		if _, ok := s.conns[id]; ok {
 			s.ctr.Resets++
-			delete(s.conns, ev.Sock)
+			delete(s.conns, id)
 		}
-	}
+	})
 }
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
-	for {
-		id, ok := sk.Accept(s.lis.ID)
-		if !ok {
-			return
-		}
+	svcutil.AcceptAll(sk, s.lis.ID, func(id sockapi.SockID) {
 		if len(s.conns) >= s.cfg.MaxConns {
 			s.ctr.RefusedConns++
 			sk.Abort(id)
-			continue
+			return
 		}
 		s.ctr.Accepted++
 		c := &conn{sock: id, lastActive: now}
 		s.conns[id] = c
 		s.pump(sk, c, now)
-	}
+	})
 }
 
 // NextDeadline is the earliest idle timeout, 0 with no connections.
 func (s *Service) NextDeadline() int64 {
-	var d int64
-	//detcheck:orderless: a minimum
-	for _, c := range s.conns {
-		if t := c.deadline(&s.cfg); d == 0 || t < d {
-			d = t
-		}
-	}
-	return d
+	return svcutil.EarliestDeadline(s.conns, func(c *conn) int64 { return c.deadline(&s.cfg) })
 }
 
 // Timer closes connections idle for IdleTimeout or slow to send a request
@@ -292,11 +278,7 @@ func (s *Service) write(sk sockapi.Sockets, c *conn) (wrote, ok bool) {
 	c.out = nil
 	for c.fileLeft > 0 {
 		p := s.buf()
-		if space := sk.SendSpace(c.sock); space < len(p) {
-			// With no space at all, a one-byte Write still has to be
-			// tried: only a Write that falls short arms EvWritable.
-			p = p[:max(space, 1)]
-		}
+		p = svcutil.SendChunk(sk, c.sock, p)
 		if int64(len(p)) > c.fileLeft {
 			p = p[:c.fileLeft]
 		}

@@ -20,9 +20,7 @@ func (s *Service) Snapshot() []byte {
 	w := snap.NewWriter(256 + 128*len(s.conns))
 	w.Section("http", snapVersion, func(w *snap.Writer) {
 		s.lis.Encode(w)
-		for _, f := range s.ctr.fields() {
-			w.U64(*f)
-		}
+		svcutil.EncodeCounters(w, s.ctr.fields())
 		ids := svcutil.SortedIDs(s.conns)
 		w.U32(uint32(len(ids)))
 		for _, id := range ids {
@@ -65,12 +63,9 @@ func (s *Service) Restore(b []byte) error {
 	)
 	r.Section("http", snapVersion, func(r *snap.Reader, version uint16) {
 		lis = svcutil.DecodeListener(r)
-		for _, f := range ctr.fields() {
-			*f = r.U64()
-		}
-		n := int(r.U32())
-		if r.Err() == nil && n > s.cfg.MaxConns {
-			r.Fail(fmt.Errorf("%d connections exceed MaxConns %d", n, s.cfg.MaxConns))
+		svcutil.DecodeCounters(r, ctr.fields())
+		n, ok := svcutil.DecodeConnCount(r, s.cfg.MaxConns)
+		if !ok {
 			return
 		}
 		for i := 0; i < n && r.Err() == nil; i++ {

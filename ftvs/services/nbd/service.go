@@ -136,31 +136,24 @@ func (s *Service) Owns(l sockapi.SockID) bool { return s.lis.Is(l) }
 
 // Handle reacts to one socket event.
 func (s *Service) Handle(sk sockapi.Sockets, ev sockapi.Event, now int64) {
-	switch ev.Kind {
-	case sockapi.EvAccept:
-		s.accept(sk, now)
-	case sockapi.EvReadable, sockapi.EvWritable:
-		if c := s.conns[ev.Sock]; c != nil {
+	svcutil.Dispatch(ev, func() { s.accept(sk, now) }, func(id sockapi.SockID) {
+		if c := s.conns[id]; c != nil {
 			s.pump(sk, c, now)
 		}
-	case sockapi.EvClosed:
-		if _, ok := s.conns[ev.Sock]; ok {
+	}, func(id sockapi.SockID) {
+		if _, ok := s.conns[id]; ok {
 			s.ctr.Resets++
-			delete(s.conns, ev.Sock)
+			delete(s.conns, id)
 		}
-	}
+	})
 }
 
 func (s *Service) accept(sk sockapi.Sockets, now int64) {
-	for {
-		id, ok := sk.Accept(s.lis.ID)
-		if !ok {
-			return
-		}
+	svcutil.AcceptAll(sk, s.lis.ID, func(id sockapi.SockID) {
 		if len(s.conns) >= s.cfg.MaxConns {
 			s.ctr.RefusedConns++
 			sk.Abort(id)
-			continue
+			return
 		}
 		s.ctr.Accepted++
 		c := &conn{sock: id, lastActive: now}
@@ -171,7 +164,7 @@ func (s *Service) accept(sk sockapi.Sockets, now int64) {
 		c.replies = append(c.replies, reply{head: g})
 		s.conns[id] = c
 		s.pump(sk, c, now)
-	}
+	})
 }
 
 func (c *conn) deadline(cfg *Config) int64 {
@@ -645,11 +638,7 @@ func (s *Service) write(sk sockapi.Sockets, c *conn) (wrote, ok bool) {
 		}
 		for r.left > 0 {
 			p := s.buf()
-			if space := sk.SendSpace(c.sock); space < len(p) {
-				// Only a Write that falls short arms EvWritable:
-				// with no space, try one byte.
-				p = p[:max(space, 1)]
-			}
+			p = svcutil.SendChunk(sk, c.sock, p)
 			if int64(len(p)) > r.left {
 				p = p[:r.left]
 			}
