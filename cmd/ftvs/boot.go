@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/ftvs/ftvs/images/bootcfg"
 )
@@ -46,6 +47,7 @@ when this build has the installer, and otherwise returns to u-root's shell.`,
 
 func runBoot(cmd *cobra.Command, cmdlinePath, embedded string) error {
 	out := cmd.OutOrStdout()
+	defer drainConsole(out)
 	fmt.Fprintf(out, "\n%s (ftvs %s)\n", BootBanner, version)
 	fmt.Fprintf(out, "ftvs installer: network interfaces: %s\n", deviceList("/sys/class/net", "lo"))
 	fmt.Fprintf(out, "ftvs installer: disks: %s\n", deviceList("/sys/block", "loop", "ram"))
@@ -81,6 +83,20 @@ func runBoot(cmd *cobra.Command, cmdlinePath, embedded string) error {
 		fmt.Fprintf(out, "ftvs installer: install failed: %v; dropping to the u-root shell\n", err)
 	}
 	return nil
+}
+
+// drainConsole waits until the console has transmitted what we wrote. When
+// the installer (u-root's uinit, a session leader on the console) exits,
+// the kernel hangs the terminal up and discards output still queued in the
+// serial driver: under a slow emulated UART that was the last line, the
+// one saying why the install stopped.
+func drainConsole(w io.Writer) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return
+	}
+	// TCSBRK with a non-zero argument is tcdrain(3); not a terminal: ENOTTY.
+	_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
 }
 
 // findBootConfig resolves and loads the config named on the command line,
