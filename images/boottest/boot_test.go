@@ -212,6 +212,27 @@ func TestISOUnderSeaBIOS(t *testing.T) {
 	v.waitFor(t, "dropping to the u-root shell", 30*time.Second)
 }
 
+// TestISOAsUSBStick writes the (isohybrid) ISO to a USB stick, as an
+// operator does with dd, and boots it under SeaBIOS (the isolinux MBR) and
+// OVMF (the ESP partition over the EFI image).
+func TestISOAsUSBStick(t *testing.T) {
+	needSetup(t)
+	img := buildISO(t)
+	stick := []string{"-device", "qemu-xhci", "-drive", "if=none,id=stick,format=raw,file=" + img,
+		"-device", "usb-storage,drive=stick,bootindex=1", "-nic", "none"}
+	t.Run("SeaBIOS", func(t *testing.T) {
+		v := startVM(t, append(baseArgs(), stick...)...)
+		d := v.waitFor(t, banner, bootTimeout)
+		t.Logf("ISO on a USB stick under SeaBIOS: QEMU start to installer banner %v", d.Round(time.Millisecond))
+	})
+	t.Run("OVMF", func(t *testing.T) {
+		fw := ovmfArgs(t)
+		v := startVM(t, append(append(baseArgs(), fw...), stick...)...)
+		d := v.waitFor(t, banner, bootTimeout)
+		t.Logf("ISO on a USB stick under OVMF: QEMU start to installer banner %v", d.Round(time.Millisecond))
+	})
+}
+
 func buildPXE(t *testing.T, cmdline string) string {
 	t.Helper()
 	ukiPath := buildUKI(t, cmdline)

@@ -1,8 +1,10 @@
 // Package iso writes the installer ISO: ISO 9660 with Rock Ridge and two
 // El Torito entries, BIOS (Debian's isolinux, booting vmlinuz + initrd with
 // the command line) and UEFI (a FAT image holding the unified kernel image
-// at /EFI/BOOT/BOOTX64.EFI). It is not isohybrid: write the USB image to a
-// stick, burn or attach the ISO as a CD/virtual medium.
+// at /EFI/BOOT/BOOTX64.EFI). It is isohybrid (hybrid.go): the same file
+// boots as a CD or virtual medium and, written to a USB stick with dd, as a
+// disk under BIOS (the isolinux MBR) and UEFI (an EFI System Partition over
+// the EFI image).
 package iso
 
 import (
@@ -46,7 +48,9 @@ type Options struct {
 	Config   string // optional unattended config -> /ftvs/install.conf
 	Isolinux string // "" means DefaultIsolinux
 	Ldlinux  string // "" means DefaultLdlinux
-	Out      string
+	// HybridMBR is the isohybrid MBR boot code; "" means DefaultHybridMBR.
+	HybridMBR string
+	Out       string
 }
 
 // IsolinuxConfig renders the BIOS boot menu: one entry, no prompt.
@@ -64,9 +68,14 @@ func Build(o Options) error {
 	if ldlinux == "" {
 		ldlinux = DefaultLdlinux
 	}
+	hybridMBR := o.HybridMBR
+	if hybridMBR == "" {
+		hybridMBR = DefaultHybridMBR
+	}
 	for _, p := range []struct{ what, path string }{
 		{"unified kernel image", o.UKI}, {"kernel", o.Vmlinuz}, {"initramfs", o.Initrd},
 		{"isolinux.bin (Debian package isolinux)", isolinux}, {"ldlinux.c32 (Debian package syslinux-common)", ldlinux},
+		{"isohybrid MBR isohdpfx.bin (Debian package isolinux)", hybridMBR},
 	} {
 		if _, err := os.Stat(p.path); err != nil {
 			return fmt.Errorf("iso: %s: %w", p.what, err)
@@ -152,6 +161,13 @@ func Build(o Options) error {
 	}
 	closed = true
 	if err := d.Close(); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	efiSt, err := os.Stat(efiImg)
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	if err := makeHybrid(out, hybridMBR, efiSt.Size()); err != nil {
 		return fmt.Errorf("iso: %w", err)
 	}
 	if err := os.Rename(out, o.Out); err != nil {

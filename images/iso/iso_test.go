@@ -129,6 +129,34 @@ func TestStructureReadBack(t *testing.T) {
 		t.Fatalf("EFI entry does not point at a FAT32 image")
 	}
 
+	// isohybrid: MBR boot code, isolinux.bin's LBA in 512-byte sectors, an
+	// active partition over the whole (cylinder-padded) image and an ESP
+	// over the EFI image.
+	mbr := raw[:512]
+	code, _ := os.ReadFile(DefaultHybridMBR)
+	if !bytes.Equal(mbr[:432], code[:432]) || mbr[510] != 0x55 || mbr[511] != 0xaa {
+		t.Fatal("no isohybrid MBR in sector 0")
+	}
+	if got := binary.LittleEndian.Uint32(mbr[432:]); got != biosLBA*4 {
+		t.Errorf("MBR points at sector %d, isolinux.bin is at %d", got, biosLBA*4)
+	}
+	if len(raw)%(1<<20) != 0 {
+		t.Errorf("image is %d bytes, not whole 1 MiB cylinders", len(raw))
+	}
+	p1, p2 := mbr[446:462], mbr[462:478]
+	if p1[0] != 0x80 || p1[4] != 0x17 || binary.LittleEndian.Uint32(p1[8:]) != 0 || int(binary.LittleEndian.Uint32(p1[12:]))*512 != len(raw) {
+		t.Errorf("partition 1 is not the active whole image: % x", p1)
+	}
+	if p2[4] != 0xef || binary.LittleEndian.Uint32(p2[8:]) != efiLBA*4 || binary.LittleEndian.Uint32(p2[12:]) == 0 {
+		t.Errorf("partition 2 is not an ESP over the EFI image at %d: % x", efiLBA*4, p2)
+	}
+	if sfdisk, err := exec.LookPath("sfdisk"); err == nil {
+		out, err := exec.Command(sfdisk, "--dump", o.Out).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "type=ef") || !strings.Contains(string(out), "bootable") {
+			t.Errorf("sfdisk --dump does not see the hybrid partitions: %v\n%s", err, out)
+		}
+	}
+
 	// The EFI image holds the UKI at the removable-media path and passes fsck.
 	f, err := fs.OpenFile(EFIImage, os.O_RDONLY)
 	if err != nil {
@@ -186,5 +214,25 @@ func TestBadInputsWriteNothing(t *testing.T) {
 		if strings.HasPrefix(e.Name(), ".iso-") {
 			t.Errorf("leftover %s", e.Name())
 		}
+	}
+}
+
+// TestHybridRefusesNonISO: the isohybrid step reads the boot catalog before
+// it changes anything, so a file that is not our ISO is left as it was.
+func TestHybridRefusesNonISO(t *testing.T) {
+	if _, err := os.Stat(DefaultHybridMBR); err != nil {
+		t.Skipf("%s missing (Debian package isolinux)", DefaultHybridMBR)
+	}
+	p := filepath.Join(t.TempDir(), "not.iso")
+	junk := bytes.Repeat([]byte{0xA5}, 40*2048)
+	if err := os.WriteFile(p, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := makeHybrid(p, DefaultHybridMBR, 1<<20)
+	if err == nil || !strings.Contains(err.Error(), "El Torito") {
+		t.Fatalf("makeHybrid on junk: %v, want an El Torito error", err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, junk) {
+		t.Error("the refused file was changed")
 	}
 }
