@@ -17,6 +17,7 @@ import (
 
 	"github.com/ftvs/ftvs/ftvs/coserver/config"
 	"github.com/ftvs/ftvs/ftvs/dirstore"
+	"github.com/ftvs/ftvs/ftvs/fsapi"
 	"github.com/ftvs/ftvs/ftvs/link"
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -47,7 +48,8 @@ type Daemon struct {
 	mac  net.HardwareAddr
 	vsIP [4]byte
 
-	store  *dirstore.Store
+	store  *dirstore.Store // vs.content (labs), or nil
+	boot   *bootFiles      // the boot disk (vs.disks[].boot), or nil
 	port   port.Port
 	portMu sync.Mutex
 	sess   *link.Session
@@ -92,8 +94,10 @@ func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
 	}
 	d.mac = net.HardwareAddr(d.mcfg.MAC[:])
 	d.vsIP = d.mcfg.IP
-	if d.store, err = dirstore.New(cfg.VS.Content, 0); err != nil {
-		return nil, fmt.Errorf("vs.content: %w", err)
+	if cfg.VS.Content != "" {
+		if d.store, err = dirstore.New(cfg.VS.Content, 0); err != nil {
+			return nil, fmt.Errorf("vs.content: %w", err)
+		}
 	}
 	if d.port, err = port.Open(port.Config{Kind: port.Kind(cfg.Redirected.Port), Iface: cfg.Redirected.Interface, MAC: d.mac}); err != nil {
 		return nil, fmt.Errorf("redirected.interface %s: %w", cfg.Redirected.Interface, err)
@@ -122,6 +126,10 @@ func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
 	}
 	if d.disks, err = openDisks(d); err != nil {
 		return nil, err
+	}
+	if i := cfg.BootDisk(); i >= 0 {
+		dk := cfg.VS.Disks[i]
+		d.boot = newBootFiles(d.disks.ms[i], dk.Name, dk.ServeDir)
 	}
 	return d, nil
 }
@@ -160,13 +168,16 @@ func machineConfig(cfg *config.Config) (machine.Config, error) {
 	copy(mc.ISNKey[:], mac.Sum(nil))
 	mc.TSOMax, mc.ChecksumOffload = tsoMax, true
 	if h := cfg.VS.Services.HTTP; h != nil {
-		mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(h.Port)}}
+		mc.HTTP = machine.HTTPConfig{Enabled: true, Config: httpsvc.Config{Port: uint16(h.Port),
+			UploadPrefix: h.UploadPrefix, MaxUploadBytes: h.MaxUploadBytes}}
 	}
 	serviceConfigs(cfg, &mc)
 	return mc, mc.Validate()
 }
 
-// Close releases what New opened.
+// Close releases what New opened. The boot disk's store keeps nothing
+// unwritten between operations: the mirrors' Flush here is its Sync, and
+// CloseClean records the clean shutdown, as `ftvs vs run --boot-disk` does.
 func (d *Daemon) Close() error {
 	var errs []error
 	if d.disks != nil {
@@ -414,15 +425,37 @@ const lockstepMsgJoin = 6
 
 func (t transport) Incoming() <-chan link.Delivery { return t.d.nodeCh }
 
+// files is the store HTTP and FTP serve: the boot disk, else vs.content.
+func (d *Daemon) files() fsapi.FileStore {
+	switch {
+	case d.boot != nil:
+		return d.boot
+	case d.store != nil:
+		return d.store
+	}
+	return nil
+}
+
 func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
-	m, err := machine.NewEnv(d.mcfg, machine.Env{Files: d.store, Disks: d.disks.devices(exported(d.cfg))})
+	if d.boot != nil {
+		// A primary runs on its own copy as it is now; a joiner's copy is
+		// still being resynchronised: it loads at Restore (resyncingReplica).
+		if r == lockstep.RolePrimary {
+			if err := d.boot.load(); err != nil {
+				return nil, fmt.Errorf("vs: %w", err)
+			}
+		} else {
+			d.boot.forget()
+		}
+	}
+	m, err := machine.NewEnv(d.mcfg, machine.Env{Files: d.files(), Disks: d.disks.devices(exported(d.cfg))})
 	if err != nil {
 		return nil, fmt.Errorf("vs: %w", err)
 	}
 	var rep lockstep.Replica = m
 	var beforeAck func(uint64) error
 	if len(d.disks.ms) > 0 {
-		rep, beforeAck = resyncingReplica{m, d.disks}, d.disks.beforeAck
+		rep, beforeAck = resyncingReplica{m, d.disks, d.boot}, d.disks.beforeAck
 	}
 	return lockstep.New(lockstep.Config{
 		Start: r, Replica: rep, Link: transport{d}, BeforeAck: beforeAck,

@@ -270,10 +270,25 @@ func (ds *disks) close() error {
 }
 
 // resyncingReplica is the machine as lockstep's Replica: a snapshot for a
-// joiner first finishes the mirrors' resync (final pass while paused).
+// joiner first finishes the mirrors' resync (final pass while paused); a
+// restore first reloads the boot disk's store (bootFiles), whose copy the
+// resync just brought to the snapshot's point.
 type resyncingReplica struct {
 	*machine.Machine
-	ds *disks
+	ds   *disks
+	boot *bootFiles // nil: no boot disk
+}
+
+// Restore reloads the boot disk before the machine's state: the services'
+// restore may read it, and the store's caches must be the disk's, exactly
+// as on the primary, for the replicas' outputs to stay identical.
+func (r resyncingReplica) Restore(b []byte) error {
+	if r.boot != nil {
+		if err := r.boot.load(); err != nil {
+			return err
+		}
+	}
+	return r.Machine.Restore(b)
 }
 
 func (r resyncingReplica) Snapshot() []byte {

@@ -25,7 +25,7 @@ func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir, content st
 		Redirected: cscfg.Redirected{Interface: p.Roles.Redirected().Name, Port: "afpacket"},
 		Management: cscfg.Management{Listen: addrPort(p.Management.Addr(), ManagementPort)},
 		VS: cscfg.VS{MAC: p.VS.MAC.String(), IP: p.VS.IP.String(), Content: content,
-			Services: cscfg.Services{HTTP: &cscfg.Service{Port: 80}}},
+			Services: cscfg.Services{HTTP: &cscfg.HTTPService{Service: cscfg.Service{Port: 80}}}},
 		StateDir: stateDir,
 		Timeouts: cscfg.Timeouts{Heartbeat: cfg.Runtime.Heartbeat, PeerDead: cfg.Runtime.PeerDead, LinkDead: cfg.Runtime.LinkDead,
 			SplitBrain: cfg.Runtime.SplitBrain, Reintegrate: cfg.Runtime.Reintegrate, Management: cfg.Runtime.Management},

@@ -67,15 +67,18 @@ type VS struct {
 	Gateway  string   `yaml:"gateway"`
 	MTU      int      `yaml:"mtu"`
 	Services Services `yaml:"services"`
-	Content  string   `yaml:"content"` // directory served by HTTP (and FTP later)
-	Disks    []Disk   `yaml:"disks"`   // mirrored virtual disks (services.go)
+	// Content is a directory each node serves on its own (labs): not
+	// mirrored, so nothing may write it in a pair. The product serves the
+	// boot disk instead (a vs.disks entry with boot: true); give one.
+	Content string `yaml:"content"`
+	Disks   []Disk `yaml:"disks"` // mirrored virtual disks (services.go)
 }
 
 // Services turns the VS's services on.
 type Services struct {
-	HTTP *Service    `yaml:"http"`
-	FTP  *FTPService `yaml:"ftp"` // see services.go
-	NBD  *Service    `yaml:"nbd"` // exports the vs.disks that name an export
+	HTTP *HTTPService `yaml:"http"` // see services.go
+	FTP  *FTPService  `yaml:"ftp"`  // see services.go
+	NBD  *Service     `yaml:"nbd"`  // exports the vs.disks that name an export
 }
 
 // Service is one listening service.
@@ -266,7 +269,10 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 	if c.VS.Services.HTTP == nil && c.VS.Services.FTP == nil && c.VS.Services.NBD == nil {
 		return d.Errorf("vs.services", "names no service; enable http, ftp or nbd")
 	}
-	var ftp *Service
+	var http, ftp *Service
+	if c.VS.Services.HTTP != nil {
+		http = &c.VS.Services.HTTP.Service
+	}
 	if c.VS.Services.FTP != nil {
 		ftp = &c.VS.Services.FTP.Service
 	}
@@ -274,7 +280,7 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 		name string
 		s    *Service
 		def  int
-	}{{"http", c.VS.Services.HTTP, 80}, {"ftp", ftp, 21}, {"nbd", c.VS.Services.NBD, 10809}} {
+	}{{"http", http, 80}, {"ftp", ftp, 21}, {"nbd", c.VS.Services.NBD, 10809}} {
 		if sv.s == nil {
 			continue
 		}
@@ -284,11 +290,10 @@ func (c *Config) validateVS(d *yamlconf.Doc) error {
 			sv.s.Port = sv.def
 		}
 	}
-	if c.VS.Content == "" {
-		return d.Errorf("vs.content", "is missing: the directory the VS serves")
-	}
-	if st, err := os.Stat(c.VS.Content); err != nil || !st.IsDir() {
-		return d.Errorf("vs.content", "%q is not a readable directory", c.VS.Content)
+	if c.VS.Content != "" {
+		if st, err := os.Stat(c.VS.Content); err != nil || !st.IsDir() {
+			return d.Errorf("vs.content", "%q is not a readable directory", c.VS.Content)
+		}
 	}
 	return c.validateStorage(d)
 }

@@ -3,11 +3,23 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 
 	"github.com/ftvs/ftvs/internal/yamlconf"
 )
+
+// HTTPService configures the VS's HTTP service.
+type HTTPService struct {
+	Service `yaml:",inline"`
+	// UploadPrefix turns PUT (upload) on for paths under it, like
+	// "/upload/"; it needs the boot disk (the served store must be
+	// mirrored to be written). "" refuses PUT.
+	UploadPrefix string `yaml:"upload_prefix"`
+	// MaxUploadBytes bounds one PUT body (0: 4 GiB - 1, FAT32's largest file).
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+}
 
 // FTPService configures the VS's FTP service (passive and active mode).
 type FTPService struct {
@@ -44,12 +56,43 @@ type Disk struct {
 	ReadOnly bool   `yaml:"read_only"`
 	// ResyncRate limits the resync stream in bytes/s (0: unlimited).
 	ResyncRate int64 `yaml:"resync_rate"`
+	// Boot makes this disk the VS boot disk: its data area holds a FAT32
+	// filesystem that HTTP and FTP serve (and write: uploads), read and
+	// written by the VS through the mirror like any VS write. At most one.
+	Boot bool `yaml:"boot"`
+	// ServeDir is the boot disk's directory HTTP and FTP serve, like
+	// "/www" (default "/": the whole filesystem). Only with boot.
+	ServeDir string `yaml:"serve_dir"`
+}
+
+// BootDisk is the index into VS.Disks of the boot disk, or -1.
+func (c *Config) BootDisk() int {
+	for i, dk := range c.VS.Disks {
+		if dk.Boot {
+			return i
+		}
+	}
+	return -1
 }
 
 // maxDisks: each disk takes two link message types from 0xB0 up.
 const maxDisks = 16
 
 func (c *Config) validateStorage(d *yamlconf.Doc) error {
+	hasBoot := c.BootDisk() >= 0
+	if h := c.VS.Services.HTTP; h != nil {
+		if h.UploadPrefix != "" {
+			if !strings.HasPrefix(h.UploadPrefix, "/") || strings.Contains(h.UploadPrefix, "..") {
+				return d.Errorf("vs.services.http.upload_prefix", "%q is not an absolute path like /upload/", h.UploadPrefix)
+			}
+			if !hasBoot {
+				return d.Errorf("vs.services.http.upload_prefix", "needs the boot disk (a vs.disks entry with boot: true): vs.content is served read-only")
+			}
+		}
+		if h.MaxUploadBytes < 0 {
+			return d.Errorf("vs.services.http.max_upload_bytes", "is %d; must not be negative", h.MaxUploadBytes)
+		}
+	}
 	if f := c.VS.Services.FTP; f != nil {
 		f.PasvMin, f.PasvMax = 30000, 30099
 		if f.PasvPorts != "" {
@@ -63,9 +106,9 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 		}
 		// Each node serves its own vs.content directory: an upload would
 		// change one node's copy only (a resync does not carry it), so
-		// writing waits for the mirrored boot disk.
-		if f.AnonymousWrite {
-			return d.Errorf("vs.services.ftp.anonymous_write", "is not supported by the pair yet: vs.content is served read-only")
+		// only the mirrored boot disk may be written.
+		if f.AnonymousWrite && !hasBoot {
+			return d.Errorf("vs.services.ftp.anonymous_write", "needs the boot disk (a vs.disks entry with boot: true): vs.content is served read-only")
 		}
 		names := map[string]bool{}
 		for i, u := range f.Users {
@@ -85,8 +128,8 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 					return d.Errorf(field+".password_sha256", "is not 64 hex digits")
 				}
 			}
-			if u.Write {
-				return d.Errorf(field+".write", "is not supported by the pair yet: vs.content is served read-only")
+			if u.Write && !hasBoot {
+				return d.Errorf(field+".write", "needs the boot disk (a vs.disks entry with boot: true): vs.content is served read-only")
 			}
 			names[u.Name] = true
 		}
@@ -94,7 +137,7 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 	if len(c.VS.Disks) > maxDisks {
 		return d.Errorf("vs.disks", "has %d entries; at most %d", len(c.VS.Disks), maxDisks)
 	}
-	names, exports := map[string]bool{}, 0
+	names, exports, boot := map[string]bool{}, 0, -1
 	for i, dk := range c.VS.Disks {
 		field := fmt.Sprintf("vs.disks[%d]", i)
 		switch {
@@ -111,12 +154,49 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 		if dk.Export != "" {
 			exports++
 		}
+		if err := checkBoot(d, field, dk, i, &boot); err != nil {
+			return err
+		}
+	}
+	web := c.VS.Services.HTTP != nil || c.VS.Services.FTP != nil
+	switch {
+	case boot >= 0 && c.VS.Content != "":
+		return d.Errorf("vs.content", "is given together with a boot disk (vs.disks[%d]); HTTP and FTP serve one store: drop one", boot)
+	case boot < 0 && c.VS.Content == "" && web:
+		return d.Errorf("vs.content", "is missing: HTTP and FTP need a boot disk (a vs.disks entry with boot: true) or a content directory")
 	}
 	if exports > 0 && c.VS.Services.NBD == nil {
 		return d.Errorf("vs.disks", "names NBD exports but vs.services.nbd is not enabled")
 	}
 	if c.VS.Services.NBD != nil && exports == 0 {
 		return d.Errorf("vs.services.nbd", "is enabled but no vs.disks entry names an export")
+	}
+	return nil
+}
+
+// checkBoot validates one disk's boot fields; *boot is the boot disk's
+// index so far (-1: none yet).
+func checkBoot(d *yamlconf.Doc, field string, dk Disk, i int, boot *int) error {
+	if !dk.Boot {
+		if dk.ServeDir != "" {
+			return d.Errorf(field+".serve_dir", "is only for the boot disk (boot: true)")
+		}
+		return nil
+	}
+	if *boot >= 0 {
+		return d.Errorf(field+".boot", "vs.disks[%d] is the boot disk already; a VS has one", *boot)
+	}
+	*boot = i
+	// NBD clients writing the FAT32 would change it under the VS's own
+	// reader (HTTP, FTP): exporting it is for inspection only.
+	if dk.Export != "" && !dk.ReadOnly {
+		return d.Errorf(field+".export", "exports the boot disk read-write; HTTP and FTP write its FAT32: add read_only: true or export another disk")
+	}
+	if dk.ServeDir != "" {
+		clean := path.Clean(dk.ServeDir)
+		if !strings.HasPrefix(dk.ServeDir, "/") || strings.TrimSuffix(dk.ServeDir, "/") != strings.TrimSuffix(clean, "/") {
+			return d.Errorf(field+".serve_dir", "%q is not a clean absolute path like /www", dk.ServeDir)
+		}
 	}
 	return nil
 }
