@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
-	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
 	"github.com/ftvs/ftvs/ftvs/link"
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
@@ -24,7 +23,7 @@ import (
 // BeforeAck and go-live guard, going alone, peer back, hand-over, stop.
 type disks struct {
 	d    *Daemon
-	devs []*filedev.Dev
+	devs []copyDev
 	vds  []*vdisk.Disk
 	ms   []*mirror.Mirror
 
@@ -57,13 +56,10 @@ func newGen() uint64 {
 func openDisks(d *Daemon) (*disks, error) {
 	ds := &disks{d: d, connected: make(chan struct{})}
 	for i, dc := range d.cfg.VS.Disks {
-		dev, err := filedev.Open(dc.Path, filedev.Options{Direct: true, Lock: true, Exclusive: true})
+		dev, err := openCopy(dc)
 		if err != nil {
-			// tmpfs refuses O_DIRECT: fall back to buffered I/O (flushes still fsync).
-			if dev, err = filedev.Open(dc.Path, filedev.Options{Lock: true, Exclusive: true}); err != nil {
-				ds.close()
-				return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
-			}
+			ds.close()
+			return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
 		}
 		ds.devs = append(ds.devs, dev)
 		vd, err := vdisk.Open(dev)

@@ -50,8 +50,13 @@ func (f *FTPService) AnonymousOK() bool { return f.Anonymous == nil || *f.Anonym
 // `ftvs vdisk create`; both nodes' copies of disk i form one mirror) and,
 // when Export is set, the NBD export that serves it.
 type Disk struct {
-	Name     string `yaml:"name"`
-	Path     string `yaml:"path"`   // this node's copy: block device or file
+	Name string `yaml:"name"`
+	Path string `yaml:"path"` // this node's copy: block device or file
+	// Offset and Size place the copy inside path (a whole disk: the
+	// installer's partition, with no partition device needed), in bytes,
+	// sector-aligned; Size 0 runs to the end. Default: all of path.
+	Offset   int64  `yaml:"offset"`
+	Size     int64  `yaml:"size"`
 	Export   string `yaml:"export"` // NBD export name; "" serves it not
 	ReadOnly bool   `yaml:"read_only"`
 	// ResyncRate limits the resync stream in bytes/s (0: unlimited).
@@ -149,6 +154,10 @@ func (c *Config) validateStorage(d *yamlconf.Doc) error {
 			return d.Errorf(field+".path", "is missing: this node's copy (ftvs vdisk create)")
 		case dk.ResyncRate < 0:
 			return d.Errorf(field+".resync_rate", "is %d; must not be negative", dk.ResyncRate)
+		case dk.Offset < 0 || dk.Offset%512 != 0:
+			return d.Errorf(field+".offset", "is %d; must be a non-negative multiple of 512", dk.Offset)
+		case dk.Size < 0 || dk.Size%512 != 0:
+			return d.Errorf(field+".size", "is %d; must be a non-negative multiple of 512 (0: to the end)", dk.Size)
 		}
 		names[dk.Name] = true
 		if dk.Export != "" {
