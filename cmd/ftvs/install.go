@@ -17,8 +17,8 @@ import (
 )
 
 type installFlags struct {
-	config, inventory, stateDir, bootFiles, save string
-	dryRun, allNICs, wizard                      bool
+	config, inventory, stateDir, bootFiles, vsFiles, save string
+	dryRun, allNICs, wizard                               bool
 }
 
 func newInstallCmd() *cobra.Command {
@@ -56,8 +56,9 @@ the runtime is not part of this build.`,
 	fl.BoolVar(&f.wizard, "wizard", false, "run the wizard even if stdin is not a terminal")
 	fl.StringVar(&f.save, "save", "", "wizard: also write the answers as a config file")
 	fl.StringVar(&f.inventory, "inventory", "", "use this inventory (snapshot tarball or JSON) instead of the live one")
-	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/ftvs", "where the runtime config and VS content are written for launch")
+	fl.StringVar(&f.stateDir, "state-dir", "/var/lib/ftvs", "where the runtime config is written for launch")
 	fl.StringVar(&f.bootFiles, "boot-files", "", "directory copied into the ESP (the CoServer's kernel and loader)")
+	fl.StringVar(&f.vsFiles, "vs-files", "", "directory copied into the VS boot disk's www/ (default: STATE-DIR/vs-content when it exists)")
 	fl.BoolVar(&f.allNICs, "all-nics", false, "consider virtual NICs (veth...) too: labs and tests")
 	return cmd
 }
@@ -98,7 +99,7 @@ func runInstall(cmd *cobra.Command, f installFlags) error {
 	}
 	o := install.Options{
 		Config: cfg, ConfigRaw: raw, Inventory: f.inventory, DryRun: f.dryRun,
-		StateDir: f.stateDir, BootFiles: f.bootFiles, Out: out, ConfirmPlan: confirm,
+		StateDir: f.stateDir, BootFiles: f.bootFiles, VSFiles: f.vsFiles, Out: out, ConfirmPlan: confirm,
 	}
 	if runtime, _, err := cmd.Root().Find([]string{"coserver"}); err == nil && runtime != cmd.Root() {
 		o.Launch = func(path string) error {

@@ -3,8 +3,6 @@ package install
 import (
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +40,8 @@ func TestRuntimeConfigIsAcceptedByTheRuntime(t *testing.T) {
 	c, err := config.Parse("c.yaml", []byte(`version: 1
 addresses: {management: [10.0.0.11/24, 10.0.0.12/24]}
 disk: {target: /dev/null}
-virtual_disks: [{name: boot, size: 100MiB}]
-vs: {mac: "02:f7:00:00:00:01", ip: 192.168.50.10/24, gateway: 192.168.50.1, services: [{name: http, port: 8080}, ftp]}
+virtual_disks: [{name: boot, size: 100MiB}, {name: data, size: 60MiB}]
+vs: {mac: "02:f7:00:00:00:01", ip: 192.168.50.10/24, gateway: 192.168.50.1, services: [{name: http, port: 8080}, ftp, nbd]}
 runtime: {timeouts: {heartbeat: 100ms, peer_dead: 2s}}
 `))
 	if err != nil {
@@ -56,11 +54,8 @@ runtime: {timeouts: {heartbeat: 100ms, peer_dead: 2s}}
 	links, _ := linkAddrs(c.Addresses.CoServer, prop.CoServer(), 1)
 	lay, _ := layout.PlanFor(c)
 	p := &Plan{Node: 1, Roles: prop, Links: links, Management: c.Addresses.Management[0],
-		PeerMgmt: c.Addresses.Management[1].Addr(), VS: c.VS, Layout: lay}
-	dir := t.TempDir()
-	content := filepath.Join(dir, "vs-content")
-	os.Mkdir(content, 0o755)
-	b, err := runtimeConfig(p, c, make([]byte, 32), dir, content)
+		PeerMgmt: c.Addresses.Management[1].Addr(), VS: c.VS, Layout: lay, Disk: host.Disk{Path: "/dev/sdz"}}
+	b, err := runtimeConfig(p, c, make([]byte, 32), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +68,21 @@ runtime: {timeouts: {heartbeat: 100ms, peer_dead: 2s}}
 		rc.VS.Services.HTTP.Port != 8080 || rc.VS.Gateway != "192.168.50.1" || len(rc.Key()) != 32 ||
 		rc.Timeouts.Heartbeat != 100*time.Millisecond || rc.Timeouts.PeerDead != 2*time.Second || rc.Timeouts.LinkDead != 120*time.Millisecond {
 		t.Fatalf("runtime config:\n%s", b)
+	}
+	// The layout's virtual disks by byte range on the target: the first is
+	// the boot disk HTTP and FTP serve, the second the NBD export.
+	if len(rc.VS.Disks) != 2 || rc.BootDisk() != 0 || rc.VS.Content != "" {
+		t.Fatalf("runtime disks %+v:\n%s", rc.VS.Disks, b)
+	}
+	for i, dk := range rc.VS.Disks {
+		pt := lay.Parts[2+i]
+		if dk.Path != "/dev/sdz" || dk.Offset != int64(pt.Start)*layout.SectorSize || dk.Size != int64(pt.Size) || dk.Name != pt.VDName {
+			t.Errorf("vs.disks[%d] %+v, partition %+v", i, dk, pt)
+		}
+	}
+	if rc.VS.Disks[0].ServeDir != "/www" || rc.VS.Disks[0].Export != "" || rc.VS.Disks[1].Export != "data" ||
+		rc.VS.Services.FTP == nil || rc.VS.Services.FTP.Port != 21 || rc.VS.Services.NBD == nil {
+		t.Fatalf("runtime VS:\n%s", b)
 	}
 	if !strings.Contains(p.Text(), "coserver link 2  nic3  169.254.77.5/30, peer 169.254.77.6") {
 		t.Fatalf("plan text:\n%s", p.Text())

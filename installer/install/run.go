@@ -36,9 +36,13 @@ type Options struct {
 	// the live inventory (tests, or a machine whose DMI is read elsewhere).
 	Inventory string
 	DryRun    bool
-	StateDir  string // where the runtime config and VS content go for launch
+	StateDir  string // where the runtime config goes for launch
 	BootFiles string // directory copied into the ESP ("" = none)
-	Out       io.Writer
+	// VSFiles is a directory copied into the VS boot disk's www/ (what
+	// HTTP and FTP serve) next to the index page; "" takes
+	// StateDir/vs-content when it exists (files staged in the image).
+	VSFiles string
+	Out     io.Writer
 	// Launch execs the runtime with the config file; nil when the runtime
 	// is not part of this build.
 	Launch func(configPath string) error
@@ -200,11 +204,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 		fmt.Fprint(o.Out, indent(p.Text()))
 	}
 	wipe := cfg.Wipe
-	contentDir := filepath.Join(o.StateDir, "vs-content")
-	if err := os.MkdirAll(contentDir, 0o755); err != nil {
-		return out, err
-	}
-	rc, err := runtimeConfig(p, cfg, key, o.StateDir, contentDir)
+	rc, err := runtimeConfig(p, cfg, key, o.StateDir)
 	if err != nil {
 		return out, err
 	}
@@ -218,7 +218,7 @@ func Run(ctx context.Context, o Options) (*Outcome, error) {
 	r.say("      written and verified by reading back: GPT, ESP, system partition, %d virtual disk(s) (at %.1fs)", len(cfg.VirtualDisks), time.Since(r.start).Seconds())
 
 	r.begin("runtime config")
-	path, err := r.writeState(cfg, rc, content)
+	path, err := r.writeState(rc)
 	if err != nil {
 		return out, err
 	}
@@ -321,48 +321,49 @@ func (r *runner) content(cfg *config.Config, inv *inventory.Inventory, rc, key [
 	}
 	c.System["logs/install.log"] = bytes.Clone(r.log.Bytes())
 	if r.o.BootFiles != "" {
-		err := filepath.WalkDir(r.o.BootFiles, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(r.o.BootFiles, p)
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			c.ESP[filepath.ToSlash(rel)] = b
-			return nil
-		})
-		if err != nil {
+		if err := addTree(c.ESP, "", r.o.BootFiles); err != nil {
 			return c, fmt.Errorf("boot files: %w", err)
+		}
+	}
+	vs := r.o.VSFiles
+	if vs == "" {
+		vs = filepath.Join(r.o.StateDir, "vs-content")
+		if _, err := os.Stat(vs); err != nil {
+			vs = ""
+		}
+	}
+	if vs != "" {
+		if err := addTree(c.VSBoot, "www/", vs); err != nil {
+			return c, fmt.Errorf("VS files: %w", err)
 		}
 	}
 	return c, nil
 }
 
-// writeState writes what the runtime needs to start now: its config, the
-// pair key and the VS content, under the state directory.
-func (r *runner) writeState(cfg *config.Config, rc []byte, c layout.Content) (string, error) {
-	dir := r.o.StateDir
-	for name, data := range c.VSBoot {
-		if !strings.HasPrefix(name, "www/") {
-			continue
+// addTree adds every regular file under dir to files, named prefix plus
+// its slash path relative to dir.
+func addTree(files layout.Files, prefix, dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		p := filepath.Join(dir, "vs-content", strings.TrimPrefix(name, "www/"))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
+		rel, _ := filepath.Rel(dir, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
 		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return "", err
-		}
-		// The VS sees file times (HTTP Last-Modified): both nodes must
-		// show the same, not the second each installer wrote the file.
-		epoch := time.Unix(layout.StampEpoch, 0)
-		if err := os.Chtimes(p, epoch, epoch); err != nil {
-			return "", err
-		}
+		files[prefix+filepath.ToSlash(rel)] = b
+		return nil
+	})
+}
+
+// writeState writes what the runtime needs to start now: its config (the
+// VS's content is on the boot disk, which the runtime serves).
+func (r *runner) writeState(rc []byte) (string, error) {
+	if err := os.MkdirAll(r.o.StateDir, 0o755); err != nil {
+		return "", err
 	}
-	path := filepath.Join(dir, "coserver.yaml")
+	path := filepath.Join(r.o.StateDir, "coserver.yaml")
 	if err := os.WriteFile(path, rc, 0o600); err != nil {
 		return "", err
 	}

@@ -11,22 +11,29 @@ import (
 	cscfg "github.com/ftvs/ftvs/ftvs/coserver/config"
 	"github.com/ftvs/ftvs/ftvs/link"
 	"github.com/ftvs/ftvs/installer/config"
+	"github.com/ftvs/ftvs/installer/layout"
 )
 
 // ManagementPort is where the runtime serves status and control.
 const ManagementPort = 7443
 
+// ServeDir is the boot disk's directory HTTP and FTP serve (the layout
+// puts the VS's web content under www/, its config under ftvs/).
+const ServeDir = "/www"
+
 // runtimeConfig is the `ftvs coserver` config for this node, in the
-// runtime's own format (ftvs/coserver/config), checked by its parser.
-func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir, content string) ([]byte, error) {
+// runtime's own format (ftvs/coserver/config), checked by its parser. The
+// virtual disks are the layout's partitions, named by their byte range on
+// the target disk (no partition device needed); the first is the boot
+// disk HTTP and FTP serve, the others are NBD exports when nbd is on.
+func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir string) ([]byte, error) {
 	rc := cscfg.Config{
 		Node:       p.Node,
 		PairKey:    hex.EncodeToString(key),
 		Redirected: cscfg.Redirected{Interface: p.Roles.Redirected().Name, Port: "afpacket"},
 		Management: cscfg.Management{Listen: addrPort(p.Management.Addr(), ManagementPort)},
-		VS: cscfg.VS{MAC: p.VS.MAC.String(), IP: p.VS.IP.String(), Content: content,
-			Services: cscfg.Services{HTTP: &cscfg.HTTPService{Service: cscfg.Service{Port: 80}}}},
-		StateDir: stateDir,
+		VS:         cscfg.VS{MAC: p.VS.MAC.String(), IP: p.VS.IP.String()},
+		StateDir:   stateDir,
 		Timeouts: cscfg.Timeouts{Heartbeat: cfg.Runtime.Heartbeat, PeerDead: cfg.Runtime.PeerDead, LinkDead: cfg.Runtime.LinkDead,
 			SplitBrain: cfg.Runtime.SplitBrain, Reintegrate: cfg.Runtime.Reintegrate, Management: cfg.Runtime.Management},
 	}
@@ -36,10 +43,34 @@ func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir, content st
 	if p.VS.Gateway.IsValid() {
 		rc.VS.Gateway = p.VS.Gateway.String()
 	}
+	nbd := false
 	for _, s := range cfg.VS.Services {
-		if s.Name == "http" {
-			rc.VS.Services.HTTP.Port = int(s.Port)
+		switch s.Name {
+		case "http":
+			rc.VS.Services.HTTP = &cscfg.HTTPService{Service: cscfg.Service{Port: int(s.Port)}}
+		case "ftp": // anonymous, read-only: write access needs users (a runtime config edit)
+			rc.VS.Services.FTP = &cscfg.FTPService{Service: cscfg.Service{Port: int(s.Port)}}
+		case "nbd":
+			nbd = true
+			rc.VS.Services.NBD = &cscfg.Service{Port: int(s.Port)}
 		}
+	}
+	exports := 0
+	for _, pt := range p.Layout.Parts {
+		if pt.Kind != layout.KindVDisk {
+			continue
+		}
+		dk := cscfg.Disk{Name: pt.VDName, Path: p.Disk.Path, Offset: int64(pt.Start) * layout.SectorSize, Size: int64(pt.Size)}
+		if len(rc.VS.Disks) == 0 {
+			dk.Boot, dk.ServeDir = true, ServeDir
+		} else if nbd {
+			dk.Export = pt.VDName
+			exports++
+		}
+		rc.VS.Disks = append(rc.VS.Disks, dk)
+	}
+	if exports == 0 {
+		rc.VS.Services.NBD = nil // only the boot disk: nothing to export
 	}
 	for _, l := range p.Links {
 		rc.Links = append(rc.Links, cscfg.Link{Interface: l.NIC.Name,
