@@ -139,7 +139,8 @@ func checkEmbedded(path string) error {
 }
 
 // vsContentDir is where `ftvs install` (run by `ftvs boot`, default state
-// directory) keeps the VS's web content; the runtime serves it.
+// directory) takes files staged for the VS from: it copies them onto the VS
+// boot disk (www/), which the runtime serves.
 const vsContentDir = "var/lib/ftvs/vs-content"
 
 // withContent writes base followed by a second gzip'd newc archive holding
