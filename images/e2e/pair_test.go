@@ -32,6 +32,7 @@ const (
 	bootTimeout    = 4 * time.Minute // power-on to the pairing verdict
 	installTimeout = 3 * time.Minute // verdict to launch
 	serveTimeout   = 3 * time.Minute // launch to the VS answering
+	syncTimeout    = 4 * time.Minute // VS answering to the pair in lockstep
 )
 
 // machine is one QEMU CoServer of the pair.
@@ -155,6 +156,18 @@ func TestPairInstallAndFailover(t *testing.T) {
 			victim = m
 		}
 	}
+	// The pair is in lockstep only once the joiner's virtual disks met the
+	// primary's: the initial full sync of the mirrored disks (the boot disk
+	// the VS serves from and the data disk; checksums skip what matches)
+	// comes before the joiner's snapshot.
+	tSync := time.Now()
+	for lastLockstep(victim.vm.Console()) != "peer-synced" {
+		if time.Since(tSync) > syncTimeout {
+			t.Fatalf("the pair was not in lockstep %s after the VS served (last lockstep event %q)", syncTimeout, lastLockstep(victim.vm.Console()))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("stage %-28s %6.1fs after power-on (initial sync of the mirrored disks, then the snapshot)", "pair in lockstep:", time.Since(t0).Seconds())
 	t.Logf("roles: a %q, b %q; killing %s", lastRole(ms[0].vm.Console()), lastRole(ms[1].vm.Console()), victim.vm.Name)
 
 	// A rate-limited download: the kill lands mid-transfer.
