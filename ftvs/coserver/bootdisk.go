@@ -32,7 +32,10 @@ type bootFiles struct {
 	st   *vbootdisk.Store
 }
 
-var _ fsapi.WritableFileStore = (*bootFiles)(nil)
+var (
+	_ fsapi.WritableFileStore = (*bootFiles)(nil)
+	_ fsapi.Syncer            = (*bootFiles)(nil)
+)
 
 func newBootFiles(dev blockdev.Device, name, serveDir string) *bootFiles {
 	return &bootFiles{dev: dev, name: name, dir: strings.Trim(serveDir, "/")}
@@ -62,6 +65,16 @@ func (b *bootFiles) load() error {
 
 // forget drops the store: a joining machine waits for its snapshot.
 func (b *bootFiles) forget() { b.st = nil }
+
+// Sync makes the completed changes durable on both copies (the mirror's
+// Flush: on a secondary deferred to the ack of the input, so the reply
+// that follows leaves the primary only then).
+func (b *bootFiles) Sync() error {
+	if b.st == nil {
+		return errNotLoaded
+	}
+	return b.st.Sync()
+}
 
 var errNotLoaded = fmt.Errorf("%w: the boot disk is not loaded (waiting for the snapshot)", fsapi.ErrInvalid)
 

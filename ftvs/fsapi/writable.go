@@ -37,3 +37,20 @@ type WritableFileStore interface {
 	// Rmdir removes an empty directory (ErrNotEmpty otherwise).
 	Rmdir(path string, mtime int64) error
 }
+
+// Syncer is a store that can make its completed changes durable (the VS
+// boot disk: in a pair, on both CoServers' copies, the secondary's before
+// its ack, so before the reply that follows leaves the primary). The
+// services call it before they report an upload complete.
+type Syncer interface {
+	Sync() error
+}
+
+// Sync makes fs's completed changes durable when fs is a Syncer; other
+// stores have nothing to do.
+func Sync(fs FileStore) error {
+	if s, ok := fs.(Syncer); ok {
+		return s.Sync()
+	}
+	return nil
+}

@@ -486,6 +486,11 @@ func (s *Service) pumpData(sk sockapi.Sockets, c *ctl, now int64) (moved, ok boo
 			case errors.Is(err, sockapi.ErrWouldBlock):
 				return moved, true
 			case errors.Is(err, sockapi.ErrEOF):
+				// 226 tells the client its file is safe: durable first.
+				if serr := fsapi.Sync(s.files); serr != nil {
+					s.endTransfer(sk, c, false, "451 Could not make the file durable; transfer aborted.")
+					return true, true
+				}
 				s.endTransfer(sk, c, true, "226 Transfer complete.")
 				return true, true
 			default:

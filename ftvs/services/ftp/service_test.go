@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -410,4 +411,48 @@ func TestActiveMode(t *testing.T) {
 	code(t, f.cmd(svc, c, "PASV", sec), "227")
 	code(t, f.cmd(svc, c, "ABOR", sec), "226")
 	code(t, f.cmd(svc, c, "RETR big.bin", sec), "425")
+}
+
+// syncingStore is the test store with a Sync hook: the count of syncs, and
+// an error to return.
+type syncingStore struct {
+	*dirstore.Writable
+	syncs int
+	fail  error
+}
+
+func (s *syncingStore) Sync() error { s.syncs++; return s.fail }
+
+// A completed upload is made durable (fsapi.Syncer) before 226; a store
+// that cannot make it durable gets 451, not 226.
+func TestUploadSyncsBefore226(t *testing.T) {
+	st, _ := testStore(t)
+	ss := &syncingStore{Writable: st}
+	svc, err := New(Config{PasvMin: 30000, PasvMax: 30002,
+		Users: []User{{Name: "alice", PasswordSHA256: HashPassword("secret"), Write: true}}}, ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeNet(1 << 20)
+	if err := svc.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	c := login(t, svc, f, "alice", "secret")
+	now := int64(1750000000) * sec
+	for _, tc := range []struct {
+		fail error
+		want string
+	}{{nil, "226"}, {errors.New("disk gone"), "451"}} {
+		ss.fail = tc.fail
+		before := ss.syncs
+		d := pasv(t, svc, f, c, true)
+		f.socks[d].in = []byte("payload")
+		f.socks[d].eof = true
+		f.socks[c].in = append(f.socks[c].in, "STOR s.bin\r\n"...)
+		f.run(svc, now)
+		code(t, f.take(c), tc.want)
+		if ss.syncs != before+1 {
+			t.Fatalf("sync error %v: %d syncs for one upload", tc.fail, ss.syncs-before)
+		}
+	}
 }

@@ -171,10 +171,17 @@ func (s *Service) putBody(c *conn, now int64) bool {
 	return true
 }
 
-// finishPut answers a complete upload.
+// finishPut answers a complete upload, once it is durable (a 2xx tells
+// the client its file is safe).
 func (s *Service) finishPut(c *conn) {
 	u := c.upload
 	c.upload = nil
+	if err := fsapi.Sync(s.files); err != nil {
+		s.up.UploadErrors++
+		c.closeAfter = true
+		s.errorResponse(c, 500, false, "")
+		return
+	}
 	s.up.Uploads++
 	if u.created {
 		body := "201 Created\n"

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"errors"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,4 +229,39 @@ func encodeV2(s *Service) []byte {
 		}
 	})
 	return w.Bytes()
+}
+
+// syncingFS is the test store with a Sync hook (fsapi.Syncer).
+type syncingFS struct {
+	memfs.Writable
+	syncs int
+	fail  error
+}
+
+func (s *syncingFS) Sync() error { s.syncs++; return s.fail }
+
+// A complete PUT is made durable before its 2xx; a store that cannot make
+// it durable answers 500 and counts an upload error.
+func TestPutSyncsBeforeReply(t *testing.T) {
+	fs := testFS()
+	fs.Mkdir("up", modTime)
+	ss := &syncingFS{Writable: memfs.Writable{FS: fs}}
+	svc := New(Config{UploadPrefix: "/up/"}, ss)
+	fn := newFakeNet(1 << 20)
+	if err := svc.Start(fn); err != nil {
+		t.Fatal(err)
+	}
+	id := fn.connect(t, svc, 0)
+	fn.send(svc, id, put("/up/a.bin", []byte("durable"), ""), 1)
+	if out := string(fn.drain(svc, id, 1)); !strings.HasPrefix(out, "HTTP/1.1 201 Created\r\n") || ss.syncs != 1 {
+		t.Fatalf("PUT: %d syncs, %q", ss.syncs, out)
+	}
+	ss.fail = errors.New("disk gone")
+	fn.send(svc, id, put("/up/a.bin", []byte("lost"), ""), 2)
+	if out := string(fn.drain(svc, id, 2)); !strings.HasPrefix(out, "HTTP/1.1 500 ") || ss.syncs != 2 {
+		t.Fatalf("PUT with a failing sync: %d syncs, %q", ss.syncs, out)
+	}
+	if u := svc.UploadCounters(); u.Uploads != 1 || u.UploadErrors != 1 {
+		t.Fatalf("counters %+v", u)
+	}
 }
