@@ -187,7 +187,7 @@ func bootFileSum(t *testing.T, copy, path string) (string, int64) {
 // HTTP PUT goes through the pair, and once both stop, `ftvs vdisk verify`
 // finds the two copies identical and each FAT32 holds the uploads.
 func TestBootDiskPair(t *testing.T) {
-	p := newPair(t, pairOpts{sizeMiB: 48, prefix: "fbd", timeouts: os.Getenv("FBD_TIMEOUTS")})
+	p := newPair(t, pairOpts{sizeMiB: 48, prefix: "fbd"})
 	copies := p.withBootDisk(t, 160)
 	p.startPair()
 	if out := p.cli.MustRun("curl", "-sS", "--fail", "--max-time", "20", "http://"+vsIP+"/index.html"); !strings.Contains(out, "mirrored boot disk") {
