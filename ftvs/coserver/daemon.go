@@ -332,10 +332,13 @@ func (d *Daemon) control(ctx context.Context) error {
 					switch {
 					case pr == int32(lockstep.RolePrimary):
 						err = start(lockstep.RoleJoining, "the peer runs as primary")
-					case pr == 0 && d.cfg.Node == 1:
-						err = start(lockstep.RolePrimary, "fresh pair, node 1")
 					case pr == 0:
-						err = start(lockstep.RoleJoining, "fresh pair, node 2")
+						r, why, ok := d.disks.freshPairRole(d.cfg.Node)
+						if !ok {
+							d.addEvent("role", 0, "waiting: "+why)
+							continue
+						}
+						err = start(r, why)
 					case pr == int32(lockstep.RoleSecondary) && waitSecondaryFor(&waitSecondarySince, d.secondaryGoLiveBound()):
 						d.addEvent("role", 0, "waiting: the peer runs as secondary and will go live")
 						continue

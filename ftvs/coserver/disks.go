@@ -62,7 +62,17 @@ func openDisks(d *Daemon) (*disks, error) {
 			return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
 		}
 		ds.devs = append(ds.devs, dev)
-		vd, err := vdisk.Open(dev)
+		var bd blockdev.Device = dev
+		if trigger, err := diskFaultFromEnv(dc.Name); err != nil {
+			ds.close()
+			return nil, err
+		} else if trigger != "" {
+			if bd, err = newFaultSwitch(dev, trigger); err != nil {
+				ds.close()
+				return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
+			}
+		}
+		vd, err := vdisk.Open(bd)
 		if err != nil {
 			ds.close()
 			return nil, fmt.Errorf("vs.disks[%d] %s: %w", i, dc.Path, err)
@@ -203,6 +213,44 @@ func (ds *disks) devices(cfgIdx []int) []blockdev.Device {
 		out = append(out, ds.ms[i])
 	}
 	return out
+}
+
+// freshPairRole picks this node's role when both nodes are deciding (a
+// cold start of the pair). Without disks node 1 is primary. With disks the
+// VS must start on the newer copies: a node whose copy is a resync source
+// is primary at once; a node whose copy became a resync target joins; when
+// the copies are in sync, node 1. Until the disks' Connect round says which
+// (ok false), the node waits: starting the VS on a stale copy would serve
+// stale data and write over what the peer holds.
+func (ds *disks) freshPairRole(node int) (lockstep.Role, string, bool) {
+	byNode := func(why string) (lockstep.Role, string, bool) {
+		if node == 1 {
+			return lockstep.RolePrimary, "fresh pair, node 1" + why, true
+		}
+		return lockstep.RoleJoining, "fresh pair, node 2" + why, true
+	}
+	if len(ds.ms) == 0 {
+		return byNode("")
+	}
+	for _, m := range ds.ms {
+		if m.Resyncing() {
+			return lockstep.RolePrimary, "fresh pair: this node holds the newer copies (resync source)", true
+		}
+	}
+	ds.mu.Lock()
+	c := ds.connected
+	ds.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		return 0, "fresh pair: the disks are meeting the peer's to learn which copies are newer", false
+	}
+	for i, m := range ds.ms {
+		if st := m.Disk().Metadata().State; st != vdisk.UpToDate {
+			return lockstep.RoleJoining, fmt.Sprintf("fresh pair: disk %s is %s (the peer's copy is newer)", ds.d.cfg.VS.Disks[i].Name, st), true
+		}
+	}
+	return byNode(", disks in sync")
 }
 
 func (ds *disks) beforeAck(uint64) error {

@@ -3,10 +3,17 @@ package coserver
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/ftvs/ftvs/ftvs/blockdev"
+	"github.com/ftvs/ftvs/ftvs/blockdev/faultdev"
 	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
 
 // Test-only fault injection. Two environment variables must both be set, one
@@ -59,3 +66,80 @@ func arpRequest(src []byte, sender, target [4]byte) []byte {
 	a = append(a, target[:]...)
 	return append(a, make([]byte, 60-len(a))...)
 }
+
+// diskFaultEnv names a virtual disk and a trigger file ("data=/run/x"):
+// once the file exists, every read and write of that disk's data area on
+// this node fails (ftvs/blockdev/faultdev), as a dying disk would; the
+// metadata area keeps working so the copy can be marked detached. Needs
+// faultEnvAck like the other hooks.
+const diskFaultEnv = "FTVS_TEST_DISK_FAULT"
+
+// diskFaultFromEnv returns the trigger file for disk name, or "".
+func diskFaultFromEnv(name string) (string, error) {
+	v := os.Getenv(diskFaultEnv)
+	if v == "" {
+		return "", nil
+	}
+	if os.Getenv(faultEnvAck) != faultAck {
+		return "", fmt.Errorf("%s is set but %s is not %q: refusing to start with a fault hook", diskFaultEnv, faultEnvAck, faultAck)
+	}
+	disk, trigger, ok := strings.Cut(v, "=")
+	if !ok || disk == "" || !filepath.IsAbs(trigger) {
+		return "", fmt.Errorf("%s=%q: want DISK=/absolute/trigger/file", diskFaultEnv, v)
+	}
+	if disk != name {
+		return "", nil
+	}
+	return trigger, nil
+}
+
+// faultSwitch passes I/O through until its trigger file appears, then
+// fails the data area's reads and writes through a faultdev.
+type faultSwitch struct {
+	inner blockdev.Device
+	armed atomic.Bool
+	mu    sync.Mutex // faultdev is plain data
+	fd    *faultdev.Dev
+}
+
+func newFaultSwitch(inner blockdev.Device, trigger string) (*faultSwitch, error) {
+	md, _, _, err := vdisk.ReadMetadata(inner)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", diskFaultEnv, err)
+	}
+	s := &faultSwitch{inner: inner, fd: faultdev.New(inner)}
+	s.fd.Add(faultdev.Rule{Ops: faultdev.Read | faultdev.Write, Off: md.DataOffset, Len: md.DataSize})
+	go func() {
+		for {
+			if _, err := os.Stat(trigger); err == nil {
+				fmt.Fprintf(os.Stderr, "ftvs: TEST FAULT HOOK: %s exists: the data area of this copy fails from now on\n", trigger)
+				s.armed.Store(true)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return s, nil
+}
+
+func (s *faultSwitch) ReadAt(p []byte, off int64) (int, error) {
+	if !s.armed.Load() {
+		return s.inner.ReadAt(p, off)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fd.ReadAt(p, off)
+}
+
+func (s *faultSwitch) WriteAt(p []byte, off int64) (int, error) {
+	if !s.armed.Load() {
+		return s.inner.WriteAt(p, off)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fd.WriteAt(p, off)
+}
+
+func (s *faultSwitch) Flush() error    { return s.inner.Flush() }
+func (s *faultSwitch) Size() int64     { return s.inner.Size() }
+func (s *faultSwitch) SectorSize() int { return s.inner.SectorSize() }
