@@ -37,6 +37,9 @@ type disks struct {
 	// stale: this node's lockstep ran (or it went on alone) since the last
 	// Connect round: a join must meet the peer's disks again first.
 	stale atomic.Bool
+	// diverged: lockstep found the secondary diverged; the snapshot that
+	// follows first brings its disks to this node's content.
+	diverged atomic.Bool
 }
 
 // linkSend is the mirrors' view of the link: sends only; the daemon's
@@ -336,6 +339,19 @@ func (r resyncingReplica) Restore(b []byte) error {
 }
 
 func (r resyncingReplica) Snapshot() []byte {
+	if r.ds.diverged.Swap(false) {
+		for i, m := range r.ds.ms {
+			name := r.ds.d.cfg.VS.Disks[i].Name
+			t0 := time.Now()
+			st, err := m.ResyncDiverged(context.Background())
+			detail := fmt.Sprintf("%s: after a divergence: %d bytes compared equal, %d copied in %s", name, st.Skipped, st.Copied, time.Since(t0).Round(time.Millisecond))
+			if err != nil {
+				detail = fmt.Sprintf("%s: %v", name, err)
+				r.ds.d.log.Warn("coserver: resync after a divergence", "disk", name, "err", err)
+			}
+			r.ds.d.addEvent("disk-resync-diverged", 0, detail)
+		}
+	}
 	for i, m := range r.ds.ms {
 		if err := m.FinishResync(context.Background()); err != nil {
 			r.ds.d.addEvent("disk-resync", 0, fmt.Sprintf("%s: finish: %v", r.ds.d.cfg.VS.Disks[i].Name, err))
@@ -367,6 +383,11 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 		d.disks.joinHeld = false
 		d.disks.mu.Unlock()
 		err = d.disks.startLockstep(false)
+	case lockstep.EventDivergence:
+		// The snapshot about to be taken resynchronises the disks first
+		// (resyncingReplica.Snapshot).
+		d.disks.diverged.Store(true)
+		return
 	case lockstep.EventRestored:
 		d.disks.stale.Store(true)
 		d.disks.mu.Lock()

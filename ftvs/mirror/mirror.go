@@ -461,6 +461,10 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	m.mu.Lock()
 	det, ls := m.detached, m.lockstep
 	m.mu.Unlock()
+	if !det && ls && m.divergedTarget() {
+		m.count(func(s *Stats) { s.SkippedWrites++ }) // ResyncDiverged
+		return len(p), nil
+	}
 	if !det {
 		n, err := m.disk.WriteAt(p, off)
 		if err == nil {
