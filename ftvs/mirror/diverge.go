@@ -15,8 +15,9 @@ import (
 // replica no longer shares. So every region is compared by checksum and
 // the differing ones are copied from this copy. The peer's copy is
 // Inconsistent from BeginResync until FinishResync (the caller's next
-// step, in the same pause) ends the resync; meanwhile its diverged replica's
-// writes are not applied (WriteAt), so they cannot land behind the copy.
+// step, in the same pause) ends the resync; until its replica is restored
+// from the snapshot, the diverged replica's writes are dropped (WriteAt),
+// so they cannot land behind the copy.
 func (m *Mirror) ResyncDiverged(ctx context.Context) (vdisk.ResyncStats, error) {
 	m.mu.Lock()
 	ls, det := m.lockstep, m.detached
@@ -43,7 +44,7 @@ func (m *Mirror) ResyncDiverged(ctx context.Context) (vdisk.ResyncStats, error) 
 	if err := m.disk.Update(func(x *vdisk.Metadata) { *x = nsrc }); err != nil {
 		return vdisk.ResyncStats{}, fmt.Errorf("mirror node %d: resync after a divergence: begin: %w", m.node, err)
 	}
-	if err := m.setPeerMeta(ctx, ndst); err != nil {
+	if _, err := m.ep.call(ctx, Request{Op: OpSetMeta, Count: divergedMark, Data: ndst.Encode()}); err != nil {
 		return vdisk.ResyncStats{}, fmt.Errorf("mirror node %d: resync after a divergence: begin on the peer: %w", m.node, err)
 	}
 	m.mu.Lock()
@@ -72,9 +73,26 @@ func (m *Mirror) ResyncDiverged(ctx context.Context) (vdisk.ResyncStats, error) 
 	return st, nil
 }
 
-// divergedTarget: in lockstep, this copy is the target of a resync after a
-// divergence (Inconsistent): the diverged replica's writes are dropped; the
-// snapshot that follows replaces the replica.
+// divergedMark, as the Count of OpSetMeta (unused otherwise), tells the peer that
+// the BeginResync comes from ResyncDiverged: its running replica is
+// diverged and its writes must not land behind the copy.
+const divergedMark = 0xD1
+
+// divergedTarget: this copy is the target of ResyncDiverged and the
+// snapshot has not been restored yet.
 func (m *Mirror) divergedTarget() bool {
-	return m.disk.Metadata().State == vdisk.Inconsistent
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.divTarget
+}
+
+// dropDivergedWrite drops a diverged replica's write (the snapshot that
+// follows replaces the replica) but marks its range, so that a resync that
+// fails half-way still covers it next time.
+func (m *Mirror) dropDivergedWrite(p []byte, off int64) (int, error) {
+	m.count(func(s *Stats) { s.SkippedWrites++ })
+	if err := m.disk.MarkRanges([][2]int64{{off, int64(len(p))}}); err != nil {
+		return 0, fmt.Errorf("mirror node %d: mark a dropped diverged write: %w", m.node, err)
+	}
+	return len(p), nil
 }

@@ -86,6 +86,7 @@ type Mirror struct {
 	mu         sync.Mutex
 	lockstep   bool   // the peer runs the VS too and applies the writes itself
 	detached   bool   // local copy failed: I/O goes to the peer
+	divTarget  bool   // lockstep secondary resynchronised after a divergence: drop the replica's writes until the restore
 	deferFlush bool   // secondary: Flush only notes; FlushPending does it before the ack
 	pendFlush  bool   // a deferred flush is owed
 	blocked    string // split brain / refusal: no go-live, no resync
@@ -232,6 +233,7 @@ func (m *Mirror) StartLockstep() error {
 	m.mu.Lock()
 	det := m.detached
 	m.lockstep, m.compared = true, true
+	m.divTarget = false // the restored replica's writes count again
 	// Both replicas start counting at the same input (the snapshot).
 	m.writes, m.flushed, m.histNext, m.histBytes = 0, 0, 0, 0
 	clear(m.hist)
@@ -462,8 +464,7 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	det, ls := m.detached, m.lockstep
 	m.mu.Unlock()
 	if !det && ls && m.divergedTarget() {
-		m.count(func(s *Stats) { s.SkippedWrites++ }) // ResyncDiverged
-		return len(p), nil
+		return m.dropDivergedWrite(p, off)
 	}
 	if !det {
 		n, err := m.disk.WriteAt(p, off)

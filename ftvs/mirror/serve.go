@@ -58,6 +58,11 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 		md := m.disk.Metadata()
 		return append(md.Encode(), m.disk.OnDiskMarks().Bytes()...), nil
 	case OpSetMeta:
+		if r.Count == divergedMark {
+			m.mu.Lock()
+			m.divTarget = m.lockstep // ResyncDiverged's BeginResync
+			m.mu.Unlock()
+		}
 		return nil, m.setMetaFromPeer(r.Data)
 	case OpClearMarks:
 		return nil, m.disk.ClearAllMarks()
