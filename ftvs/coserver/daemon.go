@@ -327,18 +327,27 @@ func (d *Daemon) control(ctx context.Context) error {
 				pr := int32(dl.Payload[0])
 				d.peerRole.Store(pr)
 				n := d.node.Load()
+				if n == nil && pr == 0 {
+					// A fresh pair with disks starts the VS on the newer copies.
+					if r, why, wait := d.disks.freshPairRole(); wait {
+						d.addEvent("role", 0, "waiting: "+why)
+						continue
+					} else if r != 0 {
+						if err := start(r, why); err != nil {
+							return err
+						}
+						continue
+					}
+				}
 				if n == nil {
 					var err error
 					switch {
 					case pr == int32(lockstep.RolePrimary):
 						err = start(lockstep.RoleJoining, "the peer runs as primary")
+					case pr == 0 && d.cfg.Node == 1:
+						err = start(lockstep.RolePrimary, "fresh pair, node 1")
 					case pr == 0:
-						r, why, ok := d.disks.freshPairRole(d.cfg.Node)
-						if !ok {
-							d.addEvent("role", 0, "waiting: "+why)
-							continue
-						}
-						err = start(r, why)
+						err = start(lockstep.RoleJoining, "fresh pair, node 2")
 					case pr == int32(lockstep.RoleSecondary) && waitSecondaryFor(&waitSecondarySince, d.secondaryGoLiveBound()):
 						d.addEvent("role", 0, "waiting: the peer runs as secondary and will go live")
 						continue

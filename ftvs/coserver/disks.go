@@ -219,25 +219,20 @@ func (ds *disks) devices(cfgIdx []int) []blockdev.Device {
 }
 
 // freshPairRole picks this node's role when both nodes are deciding (a
-// cold start of the pair). Without disks node 1 is primary. With disks the
-// VS must start on the newer copies: a node whose copy is a resync source
-// is primary at once; a node whose copy became a resync target joins; when
-// the copies are in sync, node 1. Until the disks' Connect round says which
-// (ok false), the node waits: starting the VS on a stale copy would serve
-// stale data and write over what the peer holds.
-func (ds *disks) freshPairRole(node int) (lockstep.Role, string, bool) {
-	byNode := func(why string) (lockstep.Role, string, bool) {
-		if node == 1 {
-			return lockstep.RolePrimary, "fresh pair, node 1" + why, true
-		}
-		return lockstep.RoleJoining, "fresh pair, node 2" + why, true
-	}
+// cold start of the pair) and the copies say which: the VS must start on
+// the newer copies. A node whose copy is a resync source is primary at
+// once; a node whose copy became a resync target joins. wait: the disks'
+// Connect round has not told yet (starting the VS on a stale copy would
+// serve stale data and write over what the peer holds); a split brain
+// keeps it waiting for the operator. Role 0 and no wait: no disks, or the
+// copies are in sync: the pair's usual rule decides.
+func (ds *disks) freshPairRole() (r lockstep.Role, why string, wait bool) {
 	if len(ds.ms) == 0 {
-		return byNode("")
+		return 0, "", false
 	}
 	for _, m := range ds.ms {
 		if m.Resyncing() {
-			return lockstep.RolePrimary, "fresh pair: this node holds the newer copies (resync source)", true
+			return lockstep.RolePrimary, "fresh pair: this node holds the newer copies (resync source)", false
 		}
 	}
 	ds.mu.Lock()
@@ -246,14 +241,14 @@ func (ds *disks) freshPairRole(node int) (lockstep.Role, string, bool) {
 	select {
 	case <-c:
 	default:
-		return 0, "fresh pair: the disks are meeting the peer's to learn which copies are newer", false
+		return 0, "fresh pair: the disks are meeting the peer's to learn which copies are newer", true
 	}
 	for i, m := range ds.ms {
 		if st := m.Disk().Metadata().State; st != vdisk.UpToDate {
-			return lockstep.RoleJoining, fmt.Sprintf("fresh pair: disk %s is %s (the peer's copy is newer)", ds.d.cfg.VS.Disks[i].Name, st), true
+			return lockstep.RoleJoining, fmt.Sprintf("fresh pair: disk %s is %s (the peer's copy is newer)", ds.d.cfg.VS.Disks[i].Name, st), false
 		}
 	}
-	return byNode(", disks in sync")
+	return 0, "", false
 }
 
 func (ds *disks) beforeAck(uint64) error {
