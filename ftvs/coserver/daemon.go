@@ -29,7 +29,7 @@ import (
 
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
-	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState)
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1)
 )
 
 // Options are the daemon's knobs beyond the config file.
@@ -68,7 +68,9 @@ type Daemon struct {
 	dropped  atomic.Bool // the primary went on without us: our log is stale until a snapshot
 	drops    dropState
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
-	started  time.Time
+
+	behaviour behaviourState
+	started   time.Time
 
 	events eventRing
 	stats  struct {
@@ -326,6 +328,7 @@ func (d *Daemon) control(ctx context.Context) error {
 				}
 				pr := int32(dl.Payload[0])
 				d.peerRole.Store(pr)
+				d.peerBehaviour(dl.Payload)
 				n := d.node.Load()
 				if n == nil {
 					var err error
@@ -384,6 +387,7 @@ func (d *Daemon) control(ctx context.Context) error {
 func (d *Daemon) linkEvent(e *link.Event) {
 	switch e.Kind {
 	case link.EventPeerUp:
+		d.behaviour.peerMax.Store(0) // unknown until its role message
 		d.peerUp.Store(true)
 		d.retryGo.Store(false)
 		d.addEvent("peer-up", 0, fmt.Sprintf("restarted=%v", e.Restarted))
@@ -404,7 +408,7 @@ func (d *Daemon) sendRole() {
 		st := n.Status()
 		r, p = byte(st.Role), byte(st.Peer)
 	}
-	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p})
+	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p, byte(machine.MaxBehaviour)})
 }
 
 // transport is the lockstep node's view of the link: sends go straight to
@@ -487,6 +491,8 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 		d.dropped.Store(false)
 	case lockstep.EventPeerLost:
 		go d.sendDrop(e.Seq)
+	case lockstep.EventPeerSynced:
+		go d.raiseBehaviour()
 	}
 	text := e.Reason
 	if e.Kind == lockstep.EventSnapshotSent {
