@@ -170,7 +170,7 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 			return nil // already in service
 		}
 		if err := c.startCheck(ctx); err != nil {
-			return fmt.Errorf("bring back into service: staying out of service: %w", err)
+			return fmt.Errorf("staying out of service: %w", err)
 		}
 		if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("bring back into service: %w", err)
