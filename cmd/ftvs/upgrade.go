@@ -252,15 +252,29 @@ func (n *upgradeNode) rollBack(out io.Writer, prev, old string, cause error) err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// The node is out of service (start check refused), running the new
-	// executable but not in sync, or gone (its supervisor restarts it on
-	// the old executable): take it out (a no-op when out) and back in.
-	_ = n.c.SetInService(ctx, n.node, false)
-	_, _ = n.wait(ctx, "be out of service", func(s *state.Snapshot) bool {
-		c := s.CoServer(n.node)
-		return c != nil && !c.InService
-	})
-	if err := n.c.SetInService(ctx, n.node, true); err != nil {
+	// The node is out of service (its start check refused the new
+	// executable), runs the new one without getting in sync, or is gone
+	// (it died after the exec; its supervisor restarts it, on the old
+	// executable now).
+	sctx, scancel := context.WithTimeout(ctx, n.startTimeout)
+	s, err := n.wait(sctx, "answer", func(*state.Snapshot) bool { return true })
+	scancel()
+	if err != nil {
+		return fmt.Errorf("%w; rolled back the executable, but CoServer %d does not answer (%v): restart its daemon, it runs %s again", cause, n.node, err, old)
+	}
+	if c := s.CoServer(n.node); c != nil && c.InService && c.Version != old {
+		// Running the new executable: out of service re-executes the old.
+		if err := n.c.SetInService(ctx, n.node, false); err != nil {
+			return fmt.Errorf("%w; rolled back the executable, but taking CoServer %d out failed: %v", cause, n.node, err)
+		}
+		if _, err := n.wait(ctx, "be out of service", func(s *state.Snapshot) bool {
+			c := s.CoServer(n.node)
+			return c != nil && !c.InService
+		}); err != nil {
+			return fmt.Errorf("%w; rolled back the executable: %v", cause, err)
+		}
+	}
+	if err := n.c.SetInService(ctx, n.node, true); err != nil { // a no-op when in service
 		return fmt.Errorf("%w; rolled back the executable, but bringing CoServer %d back failed: %v", cause, n.node, err)
 	}
 	if _, err := n.wait(ctx, "rejoin on "+old, func(s *state.Snapshot) bool {

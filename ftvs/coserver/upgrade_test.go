@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,7 +113,7 @@ type upgradeRun struct {
 	maxGap     time.Duration
 }
 
-func (p *pair) rollingUpgrade(t *testing.T, token, newBin string) *upgradeRun {
+func (p *pair) rollingUpgrade(t *testing.T, token, newBin string, extra ...string) *upgradeRun {
 	t.Helper()
 	if !netnstest.WaitFor(20*time.Second, func() bool { _, err := p.apiStatus(1, token); return err == nil }) {
 		t.Fatal("node 1's manager API does not answer")
@@ -148,9 +149,10 @@ func (p *pair) rollingUpgrade(t *testing.T, token, newBin string) *upgradeRun {
 			}
 		}
 	}()
-	r.out, r.err = p.cs[1].Run(ftvsBin, "upgrade", "--binary", newBin, "--token-file", token, "--timeout", "150s",
+	args := append([]string{"upgrade", "--binary", newBin, "--token-file", token, "--timeout", "150s",
 		"--addr", "10.98.0.1:7444", "--exe", p.bin[1], "--ca", p.apiCA(1),
-		"--addr", "10.98.0.2:7444", "--exe", p.bin[2], "--ca", p.apiCA(2))
+		"--addr", "10.98.0.2:7444", "--exe", p.bin[2], "--ca", p.apiCA(2)}, extra...)
+	r.out, r.err = p.cs[1].Run(ftvsBin, args...)
 	close(stop)
 	<-watched
 	t.Logf("ftvs upgrade (err %v):\n%s", r.err, r.out)
@@ -326,30 +328,69 @@ func (p *pair) countMarked(t *testing.T) func() int {
 }
 
 // TestRollingUpgradeRollback offers an executable that reports a version
-// but exits at once when run as a daemon: the upgrade stops with exit
-// status 1, the CoServer it tried is back on the old executable (the file
-// and the process), and the pair serves on the old version throughout.
+// but exits at once when run as a daemon: the daemon's start check refuses
+// it, the upgrade stops with exit status 1, the CoServer it tried is back on
+// the old executable (the file and the process), and the pair serves on the
+// old version throughout.
 func TestRollingUpgradeRollback(t *testing.T) {
+	testRollback(t, "fu8r", "#!/bin/sh\nif [ \"$1\" = version ]; then echo 'ftvs fu8-broken'; exit 0; fi\necho 'cannot start' >&2\nexit 3\n", false)
+}
+
+// TestRollingUpgradeRollbackAfterExec offers an executable that passes
+// the start check but dies once the daemon re-executed it: the command
+// gives up after --start-timeout, renames the old executable back, and
+// the daemon's supervisor (here the test, as systemd's Restart= would)
+// restarts it on the old executable; the pair is in sync on the old
+// version again and the download never noticed.
+func TestRollingUpgradeRollbackAfterExec(t *testing.T) {
+	testRollback(t, "fu8x", "#!/bin/sh\nif [ \"$1\" = version ]; then echo 'ftvs fu8-broken'; exit 0; fi\n"+
+		"for a; do [ \"$a\" = --check ] && exit 0; done\necho 'dies after the exec' >&2\nexit 3\n", true)
+}
+
+func testRollback(t *testing.T, prefix, script string, supervise bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
 	broken := filepath.Join(t.TempDir(), "ftvs-broken")
-	if err := os.WriteFile(broken, []byte("#!/bin/sh\nif [ \"$1\" = version ]; then echo 'ftvs fu8-broken'; exit 0; fi\necho 'cannot start' >&2\nexit 3\n"), 0o755); err != nil {
+	if err := os.WriteFile(broken, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := newPair(t, pairOpts{prefix: "fu8r", sizeMiB: 32, timeouts: upgradeTimeouts})
+	p := newPair(t, pairOpts{prefix: prefix, sizeMiB: 32, timeouts: upgradeTimeouts})
 	token := p.managed(t, ftvsBin)
 	p.startPair()
 	want, err := os.ReadFile(ftvsBin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := p.rollingUpgrade(t, token, broken)
-	if r.err == nil || !strings.Contains(r.out, "rolled back") {
+	var restarts atomic.Int32
+	if supervise {
+		// Node 2 (the secondary, upgraded first) dies after the exec; like
+		// systemd's Restart=always, RestartSec=1, restart it each time,
+		// until the test ends.
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		go func() {
+			for pr := p.procs[2]; ; pr = p.procs[2] {
+				_ = pr.Wait()
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Second):
+				}
+				restarts.Add(1)
+				p.start(2)
+			}
+		}()
+	}
+	r := p.rollingUpgrade(t, token, broken, "--start-timeout", "10s")
+	if r.err == nil || !strings.Contains(r.out, "rolled back: in sync on") {
 		t.Fatalf("ftvs upgrade with a broken binary: err %v, want exit status 1 and a rollback", r.err)
 	}
 	if !strings.Contains(r.err.Error(), "exit status 1") {
 		t.Errorf("ftvs upgrade: %v, want exit status 1", r.err)
+	}
+	if supervise && restarts.Load() == 0 {
+		t.Fatal("node 2 did not die after the exec of the broken executable")
 	}
 	p.check(r.d, "download across the failed upgrade")
 	if r.maxGap > 3*time.Second {
