@@ -29,7 +29,8 @@ func newUpgradeCmd() *cobra.Command {
 meanwhile), then the other:
   1. waits until the pair is in sync;
   2. takes the CoServer out of service through its manager API (the peer
-     carries on alone; the VS never stops);
+     carries on alone; the VS never stops; a leaving secondary tells the
+     primary first, so it does not wait for the peer timeout);
   3. keeps the old executable as EXE.ftvs-prev and renames FILE over the
      executable the daemon runs from (--exe, the same order as --addr; the
      path must be reachable from here, e.g. run on a CoServer with the

@@ -30,6 +30,9 @@ import (
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
 	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1)
+	// msgLeaving (empty): this secondary leaves the pair on purpose (out
+	// of service); see leave.go.
+	msgLeaving = 65
 )
 
 // Options are the daemon's knobs beyond the config file.
@@ -70,6 +73,7 @@ type Daemon struct {
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 
 	behaviour behaviourState
+	leaving   atomic.Bool // told the primary we leave (leave.go)
 	started   time.Time
 
 	events eventRing
@@ -321,6 +325,8 @@ func (d *Daemon) control(ctx context.Context) error {
 				}
 			}
 			switch {
+			case dl.Event == nil && dl.Type == msgLeaving:
+				d.peerLeaving()
 			case dl.Event == nil && dl.Type == msgRole:
 				if len(dl.Payload) < 2 {
 					d.addEvent("protocol", 0, "short role message")
@@ -416,6 +422,9 @@ func (d *Daemon) sendRole() {
 type transport struct{ d *Daemon }
 
 func (t transport) Send(typ uint8, p []byte) error {
+	if typ == lockstepMsgJoin && t.d.leaving.Load() {
+		return nil // about to leave the pair: no snapshot for us
+	}
 	if typ == lockstepMsgJoin {
 		// A joiner asks for the snapshot only once its disks met the
 		// peer's (resync bulk done): ftvs/mirror's hand-over order.

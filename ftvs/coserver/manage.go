@@ -195,6 +195,9 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 	// Answer the API call first, then replace the process.
 	go func() {
 		time.Sleep(200 * time.Millisecond)
+		if c.d != nil {
+			c.d.leave()
+		}
 		c.o.Log.Warn("coserver: re-executing", "exe", c.o.Exe, "in_service", in)
 		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
 		c.o.Log.Error("coserver: re-exec failed; exiting so a supervisor restarts it", "err", err)

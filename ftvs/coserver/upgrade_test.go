@@ -202,6 +202,16 @@ func count(evs []coserver.Event, kinds ...string) int {
 	return n
 }
 
+// first returns the first event of kind (nil if absent).
+func first(evs []coserver.Event, kind string) *coserver.Event {
+	for i := range evs {
+		if evs[i].Kind == kind {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
 // after returns the events after the last one of kind (none if absent).
 func after(evs []coserver.Event, kind string) []coserver.Event {
 	for i := len(evs) - 1; i >= 0; i-- {
@@ -397,6 +407,12 @@ func testRollback(t *testing.T, prefix, script string, supervise bool) {
 		t.Errorf("no node was an unfenced primary for %s during the failed upgrade", r.maxGap)
 	}
 	evs := p.logNodes(t)
+	// Node 2, the secondary, told node 1 it was leaving: node 1 dropped it
+	// at once instead of holding outputs for the 1 s peer timeout.
+	leaving, lost := first(evs[1], "peer-leaving"), first(evs[1], "peer-lost")
+	if leaving == nil || lost == nil || lost.Time.Sub(leaving.Time) > 200*time.Millisecond {
+		t.Errorf("node 1: peer-leaving %+v, peer-lost %+v: want the secondary dropped at once on its leave notice", leaving, lost)
+	}
 	for i := 1; i <= 2; i++ {
 		s, err := p.apiStatus(i, token)
 		if err != nil {
