@@ -31,8 +31,9 @@ import (
 const (
 	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1)
 	// msgLeaving (empty): this secondary leaves the pair on purpose (out
-	// of service); see leave.go.
-	msgLeaving = 65
+	// of service); see leave.go. (relay.go has 65 and 66, the mirrors
+	// 0xB0 on.)
+	msgLeaving = 67
 )
 
 // Options are the daemon's knobs beyond the config file.
