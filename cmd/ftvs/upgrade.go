@@ -46,10 +46,12 @@ on it, and the upgrade stops (exit status 1) with the pair serving on the
 old version. A daemon that died after the re-execution comes back on the old
 executable when its supervisor (systemd) restarts it.
 Compatibility window: one version. The new build reads the old build's
-snapshots and runs the VS it restored with the old VS behaviour level until
+snapshots and runs the VS it restored at the old VS behaviour level (a build
+that changes what the VS emits puts the change under a new level) until
 both CoServers run the new build; then the primary raises the level through
 the log (both apply it at the same input), so a mixed-version pair never
-diverges. Skip a version only by upgrading through the one between.
+diverges. From then on the old build can no longer join (going back needs
+the VS restarted). Never skip a version: upgrade through each one.
 Exit status: 1 failed (rolled back, or the pair is left as it was at the
 failing step), 2 bad usage.`,
 		Args: cobra.NoArgs,
