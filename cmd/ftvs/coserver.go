@@ -22,16 +22,18 @@ import (
 
 func newCoserverCmd() *cobra.Command {
 	var cfgPath string
-	var verbose bool
+	var verbose, check bool
 	cmd := &cobra.Command{
-		Use:   "coserver --config FILE",
+		Use:   "coserver --config FILE [--check]",
 		Short: "Run this CoServer of a fault-tolerant pair (the lockstep runtime)",
 		Long: `Runs one CoServer: the virtual server described in the config executes in
 lockstep with the peer CoServer's over the CoServer links; the primary's
 outputs leave on the redirected NIC only once the peer has applied their
 input. A fresh pair starts node 1 as primary and node 2 joining; a restarted
 node joins the running primary. Status is served as JSON on management.listen
-(see ftvs status). Stops on SIGINT or SIGTERM.
+(see ftvs status). Stops on SIGINT or SIGTERM. With --check it only loads
+and validates the config and exits (the start check a daemon runs on a new
+executable before re-executing it in a rolling upgrade).
 Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,6 +44,10 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 			diverge, err := coserver.DivergeFromEnv()
 			if err != nil {
 				return &exitError{2, err}
+			}
+			if check {
+				fmt.Fprintf(cmd.OutOrStdout(), "ftvs %s: config %s ok (node %d)\n", version, cfgPath, cfg.Node)
+				return nil
 			}
 			lvl := slog.LevelInfo
 			if verbose {
@@ -88,6 +94,7 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "the CoServer config file (YAML)")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "debug logging")
+	cmd.Flags().BoolVar(&check, "check", false, "load and validate the config, start nothing, exit 0 if it is usable")
 	_ = cmd.MarkFlagRequired("config")
 	cmd.AddCommand(newStallmeterCmd())
 	return cmd

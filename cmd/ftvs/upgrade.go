@@ -21,19 +21,39 @@ import (
 func newUpgradeCmd() *cobra.Command {
 	var binary, tokenFile string
 	var addrs, cas, exes []string
-	var timeout time.Duration
+	var timeout, startTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "upgrade --binary FILE --addr A1 --exe P1 --addr A2 --exe P2 [--ca C1 --ca C2] --token-file F",
 		Short: "Rolling upgrade: replace each CoServer's runtime in turn while the VS keeps serving",
-		Long: `For each CoServer in turn (the secondary first): waits until the pair is in
-sync, takes the CoServer out of service through its manager API (the peer
-carries on alone), renames FILE over the executable the daemon runs from
-(--exe, the same order as --addr; the path must be reachable from here, e.g.
-run on a CoServer with the other's path mounted, or one path per node on a
-test machine), brings it back into service (the daemon re-executes the new
-binary and rejoins from a snapshot of the running VS), and waits until it
-reports the new version and the pair is in sync again.
-Exit status: 1 failed (the pair is left as it was at the failing step), 2 bad usage.`,
+		Long: `For each CoServer in turn, the secondary first (the primary keeps the VS
+meanwhile), then the other:
+  1. waits until the pair is in sync;
+  2. takes the CoServer out of service through its manager API (the peer
+     carries on alone; the VS never stops; a leaving secondary tells the
+     primary first, so it does not wait for the peer timeout);
+  3. keeps the old executable as EXE.ftvs-prev and renames FILE over the
+     executable the daemon runs from (--exe, the same order as --addr; the
+     path must be reachable from here, e.g. run on a CoServer with the
+     other's path mounted, or one path per node on a test machine);
+  4. brings it back into service: the daemon first runs the new executable's
+     start check (coserver --check: loads the config, starts nothing) and only
+     then re-executes it; the node rejoins from a snapshot of the running VS;
+  5. waits until it reports FILE's version and the pair is in sync again.
+Rollback: if the new executable fails its start check, does not answer with
+its version within --start-timeout, or does not get in sync within
+--timeout, the old executable is renamed back, the CoServer is brought back
+on it, and the upgrade stops (exit status 1) with the pair serving on the
+old version. A daemon that died after the re-execution comes back on the old
+executable when its supervisor (systemd) restarts it.
+Compatibility window: one version. The new build reads the old build's
+snapshots and runs the VS it restored at the old VS behaviour level (a build
+that changes what the VS emits puts the change under a new level) until
+both CoServers run the new build; then the primary raises the level through
+the log (both apply it at the same input), so a mixed-version pair never
+diverges. From then on the old build can no longer join (going back needs
+the VS restarted). Never skip a version: upgrade through each one.
+Exit status: 1 failed (rolled back, or the pair is left as it was at the
+failing step), 2 bad usage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if binary == "" || len(addrs) != 2 || len(exes) != 2 || (len(cas) != 0 && len(cas) != 2) {
@@ -58,18 +78,30 @@ Exit status: 1 failed (the pair is left as it was at the failing step), 2 bad us
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			out := cmd.OutOrStdout()
-			// Learn which node each address is, and do the secondary first.
+			// Learn which node each address is, and do the secondary first:
+			// the primary keeps the VS while its peer is away.
+			var primary int
 			for _, n := range nodes {
-				s, err := n.wait(ctx, "answer", func(s *state.Snapshot) bool { return true })
+				s, err := n.wait(ctx, "be in sync with its peer", inSync)
 				if err != nil {
 					return &exitError{1, err}
 				}
 				n.node = s.LocalNode
+				for _, c := range s.CoServers {
+					if c.Role == "primary" {
+						primary = c.Node
+					}
+				}
 			}
-			if s, err := nodes[0].wait(ctx, "answer", func(*state.Snapshot) bool { return true }); err == nil && s.VS.PrimaryNode == nodes[0].node {
+			if nodes[0].node == nodes[1].node {
+				return &exitError{2, fmt.Errorf("--addr %s and --addr %s are the same CoServer (%d)", nodes[0].addr, nodes[1].addr, nodes[0].node)}
+			}
+			if nodes[0].node == primary {
 				nodes[0], nodes[1] = nodes[1], nodes[0]
 			}
+			fmt.Fprintf(out, "CoServer %d is the secondary: upgrading it first, then CoServer %d\n", nodes[0].node, nodes[1].node)
 			for _, n := range nodes {
+				n.startTimeout = startTimeout
 				if err := n.upgrade(ctx, out, binary, want); err != nil {
 					return &exitError{1, fmt.Errorf("upgrade CoServer %d (%s): %w", n.node, n.addr, err)}
 				}
@@ -83,7 +115,8 @@ Exit status: 1 failed (the pair is left as it was at the failing step), 2 bad us
 	cmd.Flags().StringArrayVar(&exes, "exe", nil, "the executable path that CoServer's daemon runs from (give twice)")
 	cmd.Flags().StringArrayVar(&cas, "ca", nil, "the server certificate to trust for that CoServer (give twice)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the API bearer token")
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up (and roll back the CoServer being upgraded) after this long")
+	cmd.Flags().DurationVar(&startTimeout, "start-timeout", 30*time.Second, "roll back when the new executable does not answer with its version within this long")
 	return cmd
 }
 
@@ -102,10 +135,11 @@ func binaryVersion(file string) (string, error) {
 }
 
 type upgradeNode struct {
-	c    *api.Client
-	addr string
-	exe  string
-	node int
+	c            *api.Client
+	addr         string
+	exe          string
+	node         int
+	startTimeout time.Duration
 }
 
 // wait polls the node's API (which is down while the daemon re-executes)
@@ -150,11 +184,16 @@ func inSync(s *state.Snapshot) bool {
 }
 
 func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want string) error {
-	if _, err := n.wait(ctx, "be in sync with its peer", inSync); err != nil {
+	s, err := n.wait(ctx, "be in sync with its peer", inSync)
+	if err != nil {
 		return err
 	}
+	old := "?"
+	if c := s.CoServer(n.node); c != nil {
+		old = c.Version
+	}
 	t0 := time.Now()
-	fmt.Fprintf(out, "CoServer %d: taking out of service\n", n.node)
+	fmt.Fprintf(out, "CoServer %d: taking out of service (runs %s)\n", n.node, old)
 	if err := n.c.SetInService(ctx, n.node, false); err != nil {
 		return fmt.Errorf("take out of service: %w", err)
 	}
@@ -164,21 +203,107 @@ func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want s
 	}); err != nil {
 		return err
 	}
+	prev, err := keepPrevious(n.exe)
+	if err != nil {
+		return n.bringBack(ctx, out, fmt.Errorf("keep the old executable: %w", err))
+	}
 	if err := replaceExecutable(binary, n.exe); err != nil {
-		return err
+		return n.bringBack(ctx, out, err)
 	}
 	fmt.Fprintf(out, "CoServer %d: runtime replaced (%s), bringing back\n", n.node, n.exe)
-	if err := n.c.SetInService(ctx, n.node, true); err != nil {
-		return fmt.Errorf("bring back into service: %w", err)
+	err = n.c.SetInService(ctx, n.node, true)
+	if err != nil {
+		err = fmt.Errorf("bring back into service: %w", err)
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, n.startTimeout)
+		_, err = n.wait(sctx, "answer as "+want, func(s *state.Snapshot) bool {
+			c := s.CoServer(n.node)
+			return c != nil && c.Version == want
+		})
+		cancel()
 	}
-	if _, err := n.wait(ctx, "rejoin on "+want, func(s *state.Snapshot) bool {
-		c := s.CoServer(n.node)
-		return c != nil && c.Version == want && inSync(s)
-	}); err != nil {
-		return err
+	if err == nil {
+		_, err = n.wait(ctx, "rejoin on "+want, func(s *state.Snapshot) bool {
+			c := s.CoServer(n.node)
+			return c != nil && c.Version == want && inSync(s)
+		})
 	}
+	if err != nil {
+		return n.rollBack(out, prev, old, err)
+	}
+	_ = os.Remove(prev)
 	fmt.Fprintf(out, "CoServer %d: back in sync on %s (%s out of the pair)\n", n.node, want, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// bringBack returns the node to service on the executable it has, after a
+// failure before the new one was in place.
+func (n *upgradeNode) bringBack(ctx context.Context, out io.Writer, cause error) error {
+	fmt.Fprintf(out, "CoServer %d: %v; bringing it back unchanged\n", n.node, cause)
+	if err := n.c.SetInService(ctx, n.node, true); err != nil {
+		return fmt.Errorf("%w; bringing it back failed too: %v", cause, err)
+	}
+	return cause
+}
+
+// rollBack renames the old executable back over the new one and brings the
+// node back on it. It has its own time budget: the upgrade's may be spent.
+func (n *upgradeNode) rollBack(out io.Writer, prev, old string, cause error) error {
+	fmt.Fprintf(out, "CoServer %d: the new runtime failed (%v); rolling back to %s\n", n.node, cause, old)
+	if err := os.Rename(prev, n.exe); err != nil {
+		return fmt.Errorf("%w; ROLLBACK FAILED: restore %s: %v", cause, n.exe, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// The node is out of service (its start check refused the new
+	// executable), runs the new one without getting in sync, or is gone
+	// (it died after the exec; its supervisor restarts it, on the old
+	// executable now).
+	sctx, scancel := context.WithTimeout(ctx, n.startTimeout)
+	s, err := n.wait(sctx, "answer", func(*state.Snapshot) bool { return true })
+	scancel()
+	if err != nil {
+		return fmt.Errorf("%w; rolled back the executable, but CoServer %d does not answer (%v): restart its daemon, it runs %s again", cause, n.node, err, old)
+	}
+	if c := s.CoServer(n.node); c != nil && c.InService && c.Version != old {
+		// Running the new executable: out of service re-executes the old.
+		if err := n.c.SetInService(ctx, n.node, false); err != nil {
+			return fmt.Errorf("%w; rolled back the executable, but taking CoServer %d out failed: %v", cause, n.node, err)
+		}
+		if _, err := n.wait(ctx, "be out of service", func(s *state.Snapshot) bool {
+			c := s.CoServer(n.node)
+			return c != nil && !c.InService
+		}); err != nil {
+			return fmt.Errorf("%w; rolled back the executable: %v", cause, err)
+		}
+	}
+	if err := n.c.SetInService(ctx, n.node, true); err != nil { // a no-op when in service
+		return fmt.Errorf("%w; rolled back the executable, but bringing CoServer %d back failed: %v", cause, n.node, err)
+	}
+	if _, err := n.wait(ctx, "rejoin on "+old, func(s *state.Snapshot) bool {
+		c := s.CoServer(n.node)
+		return c != nil && c.Version == old && inSync(s)
+	}); err != nil {
+		return fmt.Errorf("%w; rolled back the executable, but CoServer %d did not rejoin: %v", cause, n.node, err)
+	}
+	fmt.Fprintf(out, "CoServer %d: rolled back: in sync on %s again\n", n.node, old)
+	return fmt.Errorf("rolled back to %s (the pair serves on it): %w", old, cause)
+}
+
+// keepPrevious hard-links exe as exe.ftvs-prev (a copy where links fail),
+// for the rollback.
+func keepPrevious(exe string) (string, error) {
+	prev := exe + ".ftvs-prev"
+	if err := os.Remove(prev); err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if err := os.Link(exe, prev); err == nil {
+		return prev, nil
+	}
+	if err := replaceExecutable(exe, prev); err != nil {
+		return "", err
+	}
+	return prev, nil
 }
 
 // replaceExecutable copies src next to dst and renames it over dst, so the

@@ -29,7 +29,11 @@ import (
 
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
-	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState)
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1)
+	// msgLeaving (empty): this secondary leaves the pair on purpose (out
+	// of service); see leave.go. (relay.go has 65 and 66, the mirrors
+	// 0xB0 on.)
+	msgLeaving = 67
 )
 
 // Options are the daemon's knobs beyond the config file.
@@ -68,7 +72,10 @@ type Daemon struct {
 	dropped  atomic.Bool // the primary went on without us: our log is stale until a snapshot
 	drops    dropState
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
-	started  time.Time
+
+	behaviour behaviourState
+	leaving   atomic.Bool // told the primary we leave (leave.go)
+	started   time.Time
 
 	events eventRing
 	stats  struct {
@@ -319,6 +326,8 @@ func (d *Daemon) control(ctx context.Context) error {
 				}
 			}
 			switch {
+			case dl.Event == nil && dl.Type == msgLeaving:
+				d.peerLeaving()
 			case dl.Event == nil && dl.Type == msgRole:
 				if len(dl.Payload) < 2 {
 					d.addEvent("protocol", 0, "short role message")
@@ -326,6 +335,7 @@ func (d *Daemon) control(ctx context.Context) error {
 				}
 				pr := int32(dl.Payload[0])
 				d.peerRole.Store(pr)
+				d.peerBehaviour(dl.Payload)
 				n := d.node.Load()
 				if n == nil && pr == 0 {
 					// A fresh pair with disks starts the VS on the newer copies.
@@ -396,6 +406,7 @@ func (d *Daemon) control(ctx context.Context) error {
 func (d *Daemon) linkEvent(e *link.Event) {
 	switch e.Kind {
 	case link.EventPeerUp:
+		d.behaviour.peerMax.Store(0) // unknown until its role message
 		d.peerUp.Store(true)
 		d.retryGo.Store(false)
 		d.addEvent("peer-up", 0, fmt.Sprintf("restarted=%v", e.Restarted))
@@ -416,7 +427,7 @@ func (d *Daemon) sendRole() {
 		st := n.Status()
 		r, p = byte(st.Role), byte(st.Peer)
 	}
-	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p})
+	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p, byte(machine.MaxBehaviour)})
 }
 
 // transport is the lockstep node's view of the link: sends go straight to
@@ -424,6 +435,9 @@ func (d *Daemon) sendRole() {
 type transport struct{ d *Daemon }
 
 func (t transport) Send(typ uint8, p []byte) error {
+	if typ == lockstepMsgJoin && t.d.leaving.Load() {
+		return nil // about to leave the pair: no snapshot for us
+	}
 	if typ == lockstepMsgJoin {
 		// A joiner asks for the snapshot only once its disks met the
 		// peer's (resync bulk done): ftvs/mirror's hand-over order.
@@ -499,6 +513,8 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 		d.dropped.Store(false)
 	case lockstep.EventPeerLost:
 		go d.sendDrop(e.Seq)
+	case lockstep.EventPeerSynced:
+		go d.raiseBehaviour()
 	}
 	text := e.Reason
 	if e.Kind == lockstep.EventSnapshotSent {

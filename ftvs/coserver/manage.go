@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -167,6 +169,9 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 		if c.d != nil {
 			return nil // already in service
 		}
+		if err := c.startCheck(ctx); err != nil {
+			return fmt.Errorf("staying out of service: %w", err)
+		}
 		if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("bring back into service: %w", err)
 		}
@@ -190,12 +195,37 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 	// Answer the API call first, then replace the process.
 	go func() {
 		time.Sleep(200 * time.Millisecond)
+		if c.d != nil {
+			c.d.leave()
+		}
 		c.o.Log.Warn("coserver: re-executing", "exe", c.o.Exe, "in_service", in)
 		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
 		c.o.Log.Error("coserver: re-exec failed; exiting so a supervisor restarts it", "err", err)
 		os.Exit(1)
 	}()
 	return nil
+}
+
+// startCheck runs the executable this daemon is about to re-execute (a
+// rolling upgrade may have renamed a new one over it) with --check: a binary
+// that cannot start is refused here, while this process can still answer,
+// instead of leaving the CoServer dead after the exec.
+func (c *controller) startCheck(ctx context.Context) error {
+	if c.o.Exe == "" || len(os.Args) < 2 {
+		return errors.New("start check: the daemon's executable path is unknown")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, c.o.Exe, append(os.Args[1:], "--check")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("start check of %s failed (%w): %s", c.o.Exe, err, lastLine(out))
+	}
+	return nil
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }
 
 // MovePort sends the VS's frames out of node's redirected NIC. Only the

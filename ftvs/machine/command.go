@@ -13,6 +13,10 @@ const (
 	// OpGratuitousARP announces the VS's IP and MAC (sent at go-live so the
 	// LAN's switches and neighbours learn the port it now lives behind).
 	OpGratuitousARP uint8 = 1
+	// OpBehaviour raises the VS behaviour level (behaviour.go); argument
+	// the level, u16 little-endian. The primary sends it only when both
+	// CoServers' builds have that level.
+	OpBehaviour uint8 = 2
 )
 
 // GratuitousARPCommand is the payload of an InCommand that sends a
@@ -34,6 +38,11 @@ func (m *Machine) command(p []byte) error {
 		}
 		m.stack.GratuitousARP()
 		return nil
+	case OpBehaviour:
+		if len(args) != 2 {
+			return fmt.Errorf("behaviour command: %d argument bytes, want 2 (the level)", len(args))
+		}
+		return m.raiseBehaviour(uint16(args[0]) | uint16(args[1])<<8)
 	default:
 		return fmt.Errorf("unknown command opcode %d", op)
 	}

@@ -35,7 +35,11 @@ type Machine struct {
 	// joined from an older build's snapshot re-encodes it byte for byte
 	// and an older peer can still read what it sends (rolling upgrade).
 	snapVersion uint16
-	ctr         MachineCounters
+	// behaviour is the VS behaviour level the machine runs (behaviour.go):
+	// what a fresh machine of this build starts with, or what the snapshot
+	// it restored had, until an OpBehaviour command in the log raises it.
+	behaviour uint16
+	ctr       MachineCounters
 }
 
 // MachineCounters count what the machine itself did or refused.
@@ -107,7 +111,7 @@ func build(cfg Config, env Env) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("machine: network stack: %w", err)
 	}
-	m := &Machine{cfg: cfg, env: env, stack: st}
+	m := &Machine{cfg: cfg, env: env, stack: st, behaviour: MaxBehaviour}
 	if cfg.HTTP.Enabled {
 		m.http = httpsvc.New(cfg.HTTP.Config, env.Files)
 		m.services = append(m.services, m.http)
@@ -186,6 +190,7 @@ func (m *Machine) Step(in Input) []Output {
 
 	m.stack.DrainFrames(func(frame []byte, gso uint16) { // frame is ours to keep
 		m.ctr.FramesOut++
+		frame = behaviourFrame(m.behaviour, frame)
 		out = append(out, Output{Seq: in.Seq, Kind: OutFrame, GSO: gso, Payload: frame})
 	})
 	return out
@@ -267,10 +272,10 @@ func (m *Machine) Counters() Counters {
 // state (version 1 had no backlog flag).
 const minWriteVersion = 2
 
-// Version 2 added the backlog flag. machineVersion is set in
-// snapversion.go; the test-only build tag ftvs_snapbump makes it 3 (one
-// more field), so rolling-upgrade tests run two builds whose snapshot
-// versions differ.
+// Version 2 added the backlog flag, version 3 the VS behaviour level.
+// machineVersion is set in snapversion.go; the test-only build tag
+// ftvs_snapbump makes it 4 (one more field), so rolling-upgrade tests run
+// two builds whose snapshot versions differ.
 
 // Snapshot encodes the whole state: configuration, sequence and clock,
 // counters, the stack and every service.
@@ -287,6 +292,9 @@ func (m *Machine) Snapshot() []byte {
 		w.I64(m.now)
 		w.Bool(m.backlog)
 		if ver >= 3 {
+			w.U16(m.behaviour)
+		}
+		if ver >= 4 {
 			w.U64(snapBumpField)
 		}
 		c := &m.ctr
@@ -334,7 +342,15 @@ func (m *Machine) Restore(b []byte) error {
 		if version >= 2 {
 			nm.backlog = r.Bool()
 		}
+		nm.behaviour = 1 // versions before 3 knew only level 1
 		if version >= 3 {
+			nm.behaviour = r.U16()
+			if r.Err() == nil && (nm.behaviour == 0 || nm.behaviour > MaxBehaviour) {
+				r.Fail(fmt.Errorf("VS behaviour level %d: this build runs levels 1..%d (upgrade this CoServer first)", nm.behaviour, MaxBehaviour))
+				return
+			}
+		}
+		if version >= 4 {
 			_ = r.U64() // the test-only field of ftvs_snapbump builds
 		}
 		c := &nm.ctr

@@ -3,6 +3,6 @@
 package machine
 
 // machineVersion is the version of the "machine" snapshot section.
-const machineVersion = 2
+const machineVersion = 3
 
 const snapBumpField = 0

@@ -45,8 +45,9 @@ func Require(t testing.TB, tools ...string) {
 	}
 }
 
-// New starts an environment whose namespaces are named prefix + the test
-// process's PID (base 36) + "_" + a random 4-hex-digit suffix + "-" + name.
+// New starts an environment whose namespaces are named prefix + "." + the
+// test process's PID (base 36) + "_" + a random 4-hex-digit suffix + "-" +
+// name.
 // It first removes namespaces under prefix left by processes that no longer
 // exist (a test binary killed before its cleanup ran). It skips the test
 // when not root.
@@ -56,7 +57,7 @@ func New(t testing.TB, prefix string, tools ...string) *Env {
 	sweep(t, prefix)
 	var b [2]byte
 	_, _ = rand.Read(b[:])
-	return &Env{t: t, prefix: prefix + strconv.FormatInt(int64(os.Getpid()), 36) + "_" + hex.EncodeToString(b[:])}
+	return &Env{t: t, prefix: prefix + "." + strconv.FormatInt(int64(os.Getpid()), 36) + "_" + hex.EncodeToString(b[:])}
 }
 
 // sweep removes namespaces named by New for processes that are gone.
@@ -67,10 +68,13 @@ func sweep(t testing.TB, prefix string) {
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
+		// The dot ends the prefix: without it, prefix "fu8" read the
+		// live "fu8r" + PID names of another test as PID "r..." (base 36
+		// has letters), found no such process, and deleted them.
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix+".") {
 			continue
 		}
-		pid36, _, ok := strings.Cut(f[0][len(prefix):], "_")
+		pid36, _, ok := strings.Cut(f[0][len(prefix)+1:], "_")
 		if !ok {
 			continue
 		}

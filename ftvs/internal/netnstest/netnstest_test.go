@@ -102,12 +102,14 @@ func run(name string, args ...string) (string, error) {
 }
 
 // TestSweepRemovesOrphans: a namespace left by a dead process is removed by
-// the next New; one of a live process is not.
+// the next New; one of a live process is not, nor one of a live test whose
+// prefix extends this one ("fv4r" + PID once read as PID "r...").
 func TestSweepRemovesOrphans(t *testing.T) {
 	Require(t)
-	dead := "fv4zzzzzz_0000-orphan" // PID 2176782335 does not exist
-	live := "fv4" + strconv.FormatInt(int64(os.Getpid()), 36) + "_ffff-live"
-	for _, n := range []string{dead, live} {
+	dead := "fv4.zzzzzz_0000-orphan" // PID 2176782335 does not exist
+	live := "fv4." + strconv.FormatInt(int64(os.Getpid()), 36) + "_ffff-live"
+	longer := "fv4r." + strconv.FormatInt(int64(os.Getpid()), 36) + "_ffff-live"
+	for _, n := range []string{dead, live, longer} {
 		if out, err := osexec.Command("ip", "netns", "add", n).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -121,7 +123,7 @@ func TestSweepRemovesOrphans(t *testing.T) {
 	if strings.Contains(out, dead) {
 		t.Fatal("orphaned namespace survived")
 	}
-	if !strings.Contains(out, live) {
+	if !strings.Contains(out, live) || !strings.Contains(out, longer) {
 		t.Fatal("a live process's namespace was removed")
 	}
 }
