@@ -78,6 +78,7 @@ type Daemon struct {
 	started   time.Time
 
 	events eventRing
+	figs   figures // the manager's figures (figures.go)
 	stats  struct {
 		submitted, submitDrop, emitted, fencedDrop atomic.Uint64
 	}
@@ -485,8 +486,9 @@ func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
 	}
 	return lockstep.New(lockstep.Config{
 		Start: r, Replica: rep, Link: transport{d}, BeforeAck: beforeAck,
-		Emit:    d.emit,
-		OnEvent: d.nodeEvent,
+		Emit:       func(outs []machine.Output) { d.figs.noteServices(m); d.emit(outs) },
+		OutputHeld: d.figs.hold.observe,
+		OnEvent:    d.nodeEvent,
 		MayGoLive: func() bool {
 			ok, why := d.guard.check(false)
 			if ok {
@@ -509,6 +511,7 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 		d.retryGo.Store(strings.Contains(e.Reason, "guard refused"))
 	case lockstep.EventGoLive:
 		d.retryGo.Store(false)
+		d.figs.failovers.Add(1)
 	case lockstep.EventRestored:
 		d.dropped.Store(false)
 	case lockstep.EventPeerLost:

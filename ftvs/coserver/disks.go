@@ -85,6 +85,9 @@ func openDisks(d *Daemon) (*disks, error) {
 		m, err := mirror.New(mirror.Config{Disk: vd, Link: linkSend{d}, TypeBase: mirror.DefaultTypeBase + uint8(2*i),
 			NewGen: newGen, ResyncRate: dc.ResyncRate,
 			OnEvent: func(e mirror.Event) {
+				if e.Kind == mirror.EventResyncDone {
+					d.figs.resyncDone(i)
+				}
 				d.addEvent("disk-"+e.Kind.String(), 0, name+": "+e.Reason)
 				d.log.Warn("coserver: virtual disk", "disk", name, "event", e.Kind.String(), "reason", e.Reason)
 			}})

@@ -127,7 +127,7 @@ func (s *source) forward(st *feed.Status) {
 			detail += " (seq " + strconv.FormatUint(e.Seq, 10) + ")"
 		}
 		select {
-		case s.evs <- state.Event{Time: e.Time, Kind: e.Kind, Node: st.Node, Component: "coserver" + strconv.Itoa(st.Node), Detail: detail}:
+		case s.evs <- state.Event{Time: e.Time, Kind: feed.AlertKind(e.Kind), Node: st.Node, Component: "coserver" + strconv.Itoa(st.Node), Detail: detail}:
 		default: // the model is behind: the snapshot still carries the state
 		}
 	}

@@ -32,6 +32,15 @@ type Status struct {
 	UptimeMS    int64        `json:"uptime_ms"`
 	Events      []Event      `json:"events"`
 	StateHash   string       `json:"state_hash,omitempty"` // only with ?hash=1
+
+	// The manager's figures (figures.go).
+	Disks       []DiskStatus      `json:"disks,omitempty"`
+	Witness     *WitnessStatus    `json:"witness,omitempty"` // nil: none configured
+	OutputHold  HoldHistogram     `json:"output_hold"`
+	Services    map[string]uint64 `json:"service_requests,omitempty"` // the VS's, while primary
+	Failovers   uint64            `json:"failovers"`
+	ResyncBytes uint64            `json:"resync_bytes"`
+	VSStopped   bool              `json:"vs_stopped,omitempty"` // the operator stopped the VS (vsstop.go)
 }
 
 // LinkStatus is one CoServer link.
@@ -51,6 +60,8 @@ type PortStatus struct {
 	PeerViaUs  bool   `json:"peer_via_us"` // we carry the peer's VS frames
 	RxFrames   uint64 `json:"rx_frames"`
 	TxFrames   uint64 `json:"tx_frames"`
+	RxBytes    uint64 `json:"rx_bytes"`
+	TxBytes    uint64 `json:"tx_bytes"`
 	Submitted  uint64 `json:"submitted"`
 	Dropped    uint64 `json:"dropped"` // read while not primary, or refused
 	FencedDrop uint64 `json:"fenced_drop"`
@@ -126,12 +137,13 @@ func (d *Daemon) Status(withHash bool) Status {
 	d.portMu.Unlock()
 	st.Redirected = PortStatus{Interface: d.cfg.Redirected.Interface, Carrier: d.relay.carrier.Load(),
 		ViaPeer: d.relay.viaPeer.Load(), PeerViaUs: d.relay.peerViaUs.Load(),
-		RxFrames: ps.RxFrames, TxFrames: ps.TxFrames,
+		RxFrames: ps.RxFrames, TxFrames: ps.TxFrames, RxBytes: ps.RxBytes, TxBytes: ps.TxBytes,
 		Submitted: d.stats.submitted.Load(), Dropped: d.stats.submitDrop.Load(), FencedDrop: d.stats.fencedDrop.Load(),
 		RelayOut: d.relay.out.Load(), RelayIn: d.relay.in.Load(), RelayDrop: d.relay.drops.Load()}
 	d.events.mu.Lock()
 	st.Events = append([]Event(nil), d.events.evs...)
 	d.events.mu.Unlock()
+	d.addFigures(&st)
 	return st
 }
 
@@ -221,9 +233,11 @@ func (d *Daemon) keepLease(ctx context.Context) {
 			continue
 		}
 		t := time.Now()
-		if ok, _ := d.lease.Acquire(ttl / 4); ok {
+		ok, err := d.lease.Acquire(ttl / 4)
+		if ok {
 			validUntil = t.Add(ttl)
 		}
+		d.figs.noteWitness(d.cfg.Witness, ok, err, t)
 		// Fence half a TTL early: renewals come every quarter TTL, and the
 		// witness counts the lease from when it received the request.
 		lapsed := time.Now().After(validUntil.Add(-ttl / 2))

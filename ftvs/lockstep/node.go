@@ -70,6 +70,10 @@ type Config struct {
 	// Emit receives released outputs, in Seq order, from the node's
 	// goroutine. It must not call back into the Node.
 	Emit func([]machine.Output)
+	// OutputHeld, if set, receives how long each batch of outputs the
+	// primary held for the peer's ack waited (from the node's goroutine,
+	// before Emit), for the manager's output-hold histogram.
+	OutputHeld func(time.Duration)
 	// OnEvent, if set, receives every Event (from the node's goroutine).
 	OnEvent func(Event)
 	// Clock is a monotonic clock in ns; default time since New.
@@ -791,6 +795,9 @@ func (n *Node) onAck(p []byte) error {
 	for k < len(n.entries) && n.entries[k].in.Seq <= a.applied {
 		e := &n.entries[k]
 		if len(e.outs) > 0 {
+			if n.cfg.OutputHeld != nil {
+				n.cfg.OutputHeld(time.Duration(max(n.vnow()-e.in.Now, 0)))
+			}
 			n.emit(e.outs)
 			n.held--
 		}

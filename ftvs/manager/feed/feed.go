@@ -43,8 +43,40 @@ type Status struct {
 		ViaPeer   bool   `json:"via_peer"`
 		RxFrames  uint64 `json:"rx_frames"`
 		TxFrames  uint64 `json:"tx_frames"`
+		RxBytes   uint64 `json:"rx_bytes"`
+		TxBytes   uint64 `json:"tx_bytes"`
 	} `json:"redirected"`
-	Events []struct {
+	Disks []struct {
+		Name          string  `json:"name"`
+		State         string  `json:"state"`
+		Attached      bool    `json:"attached"`
+		Syncing       bool    `json:"syncing"`
+		Source        bool    `json:"source"`
+		Progress      float64 `json:"progress"`
+		RateBps       int64   `json:"rate_bps"`
+		ResyncedBytes uint64  `json:"resynced_bytes"`
+		ResyncsDone   uint64  `json:"resyncs_done"`
+		Blocked       string  `json:"blocked,omitempty"`
+	} `json:"disks,omitempty"`
+	Witness *struct {
+		Address   string    `json:"address"`
+		Checked   bool      `json:"checked"`
+		Reachable bool      `json:"reachable"`
+		Holder    bool      `json:"holder"`
+		LastError string    `json:"last_error,omitempty"`
+		Last      time.Time `json:"last"`
+	} `json:"witness,omitempty"`
+	OutputHold struct {
+		Bounds []float64 `json:"bounds"`
+		Counts []uint64  `json:"counts"`
+		Count  uint64    `json:"count"`
+		SumS   float64   `json:"sum_s"`
+	} `json:"output_hold"`
+	Services    map[string]uint64 `json:"service_requests,omitempty"`
+	Failovers   uint64            `json:"failovers"`
+	ResyncBytes uint64            `json:"resync_bytes"`
+	VSStopped   bool              `json:"vs_stopped,omitempty"`
+	Events      []struct {
 		Time   time.Time `json:"time"`
 		Kind   string    `json:"kind"`
 		Seq    uint64    `json:"seq,omitempty"`
@@ -114,8 +146,81 @@ func Snapshot(local *Status, peer *Status) state.Snapshot {
 		s.VS = state.VS{LogPosition: local.Seq, Health: state.Failed}
 	}
 	s.Counters.FramesIn, s.Counters.FramesOut = local.Redirected.RxFrames, local.Redirected.TxFrames
+	s.Counters.BytesIn, s.Counters.BytesOut = local.Redirected.RxBytes, local.Redirected.TxBytes
 	s.Counters.Divergences = uint64(max(local.Divergences, 0))
+	s.Counters.Failovers = local.Failovers
+	// The VS's figures are the primary's: it holds the outputs and its
+	// machine counts the requests that were answered.
+	h := primary.OutputHold
+	s.Counters.OutputHold = state.Histogram{Bounds: h.Bounds, Counts: h.Counts, Count: h.Count, Sum: h.SumS}
+	s.Counters.ServiceRequests = primary.Services
+	for _, st := range []*Status{local, peer} {
+		if st == nil {
+			continue
+		}
+		s.Counters.ResyncBytes += st.ResyncBytes
+		for _, d := range st.Disks {
+			s.Disks = append(s.Disks, state.DiskCopy{Disk: d.Name, Node: st.Node, State: d.State, Attached: d.Attached,
+				Syncing: d.Syncing, Progress: d.Progress, RateBps: d.RateBps, Health: diskHealth(d.State, d.Attached, d.Syncing, d.Blocked),
+				ResyncsDone: d.ResyncsDone, Blocked: d.Blocked})
+		}
+	}
+	s.Witness = witness(local, peer)
+	if local.VSStopped || (peer != nil && peer.VSStopped) {
+		s.VS = state.VS{Running: false, LogPosition: local.Seq, Health: state.Degraded, Stopped: true}
+	}
 	return s
+}
+
+func diskHealth(st string, attached, syncing bool, blocked string) state.Health {
+	switch {
+	case !attached || blocked != "":
+		return state.Failed
+	case st == state.UpToDate && !syncing:
+		return state.OK
+	case st == state.UpToDate, st == state.Outdated, st == state.Inconsistent:
+		return state.Degraded // catching up, or waiting for its peer
+	}
+	return state.Unknown
+}
+
+// witness is the witness as the node that asked it last sees it: only the
+// primary asks (a secondary asking would take the lease).
+func witness(local, peer *Status) state.Witness {
+	var w state.Witness
+	var last time.Time
+	for _, st := range []*Status{local, peer} {
+		if st == nil || st.Witness == nil {
+			continue
+		}
+		w.Configured, w.Address = true, st.Witness.Address
+		if !st.Witness.Checked || (w.Checked && !st.Witness.Last.After(last)) {
+			continue
+		}
+		last = st.Witness.Last
+		w.Checked, w.Reachable, w.LastError, w.LeaseHolder = true, st.Witness.Reachable, st.Witness.LastError, 0
+		if st.Witness.Holder {
+			w.LeaseHolder = st.Node
+		}
+	}
+	switch {
+	case !w.Configured || !w.Checked:
+		w.Health = state.Unknown
+	case w.Reachable:
+		w.Health = state.OK
+	default:
+		w.Health = state.Failed
+	}
+	return w
+}
+
+// AlertKind maps a daemon event kind onto the alert kind it is, when the
+// daemon names it otherwise (a mirror's split brain is the pair's).
+func AlertKind(kind string) string {
+	if kind == "disk-split-brain" {
+		return "split-brain"
+	}
+	return kind
 }
 
 // Poller is a state.Source over the daemons' /status endpoints.
@@ -174,7 +279,7 @@ func (p *Poller) forward(st *Status) {
 			detail += " (seq " + strconv.FormatUint(e.Seq, 10) + ")"
 		}
 		select {
-		case p.evs <- state.Event{Time: e.Time, Kind: e.Kind, Node: st.Node, Component: "coserver" + strconv.Itoa(st.Node), Detail: detail}:
+		case p.evs <- state.Event{Time: e.Time, Kind: AlertKind(e.Kind), Node: st.Node, Component: "coserver" + strconv.Itoa(st.Node), Detail: detail}:
 		default:
 			p.drop++
 		}

@@ -57,15 +57,23 @@ func Diff(prev, cur *Snapshot, at time.Time) []Event {
 			if p.Attached && !d.Attached {
 				add(KindDiskDetached, d.Node, comp, "copy detached, state "+d.State)
 			}
-			if p.Syncing && !d.Syncing && d.State == UpToDate {
-				add(KindResyncDone, d.Node, comp, "copy is UpToDate")
+			if d.ResyncsDone > p.ResyncsDone {
+				// d is the resync's source: the copy made UpToDate is the other one.
+				add(KindResyncDone, 3-d.Node, fmt.Sprintf("disk %s on node %d", d.Disk, 3-d.Node),
+					fmt.Sprintf("copy is UpToDate (resynced from node %d)", d.Node))
 			}
 		}
 	}
-	if cur.Witness.Configured && prev.Witness.Configured {
-		if prev.Witness.Reachable && !cur.Witness.Reachable {
-			add(KindWitnessUnreachable, 0, "witness "+cur.Witness.Address, "no answer from the witness")
-		} else if !prev.Witness.Reachable && cur.Witness.Reachable {
+	// A witness is unreachable once asked and unanswered (also when it never
+	// answered since the manager started); back once it answers again.
+	if w, pw := cur.Witness, prev.Witness; w.Configured && w.Checked {
+		if !w.Reachable && (pw.Reachable || !pw.Checked) {
+			detail := "no answer from the witness"
+			if w.LastError != "" {
+				detail += ": " + w.LastError
+			}
+			add(KindWitnessUnreachable, 0, "witness "+w.Address, detail)
+		} else if w.Reachable && pw.Checked && !pw.Reachable {
 			add(KindWitnessBack, 0, "witness "+cur.Witness.Address, "witness answers again")
 		}
 	}

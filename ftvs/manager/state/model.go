@@ -145,10 +145,9 @@ func (m *Model) Update(s Snapshot) {
 		s.Version++
 	}
 	m.cur = s
-	var derived []Event
-	if !first {
-		derived = Diff(&prev, &s, s.At)
-	}
+	// The first snapshot is compared with nothing: only what is wrong
+	// without a before (a witness that never answered) is reported.
+	derived := Diff(&prev, &s, s.At)
 	m.mu.Unlock()
 	for _, e := range derived {
 		m.AddEvent(e)

@@ -48,7 +48,8 @@ type NIC struct {
 // VS is the virtual server the pair runs.
 type VS struct {
 	Running     bool   `json:"running"`
-	Serving     bool   `json:"serving"` // outputs leave (not fenced, a primary exists)
+	Stopped     bool   `json:"stopped,omitempty"` // the operator stopped it (ftvs ctl vs stop)
+	Serving     bool   `json:"serving"`           // outputs leave (not fenced, a primary exists)
 	PrimaryNode int    `json:"primary_node"`
 	PortNode    int    `json:"port_node"` // whose redirected NIC carries its frames
 	LogPosition uint64 `json:"log_position"`
@@ -74,13 +75,19 @@ type DiskCopy struct {
 	Progress float64 `json:"progress"` // 0..1 while syncing
 	RateBps  int64   `json:"rate_bps"`
 	Health   Health  `json:"health"`
+	// ResyncsDone counts the resyncs this copy finished as the source
+	// (since its daemon started): each increase is a resync-done event.
+	ResyncsDone uint64 `json:"resyncs_done,omitempty"`
+	Blocked     string `json:"blocked,omitempty"` // split brain or refusal awaiting the operator
 }
 
 // Witness is the lease service that decides for split-site pairs.
 type Witness struct {
 	Configured  bool   `json:"configured"`
 	Address     string `json:"address,omitempty"`
+	Checked     bool   `json:"checked"` // the primary asked it at least once
 	Reachable   bool   `json:"reachable"`
+	LastError   string `json:"last_error,omitempty"`
 	LeaseHolder int    `json:"lease_holder"` // 0: nobody
 	Health      Health `json:"health"`
 }

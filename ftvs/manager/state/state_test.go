@@ -12,7 +12,7 @@ func pair() Snapshot {
 		CoServers: []CoServer{{Node: 1, Role: "primary", Health: OK, InService: true}, {Node: 2, Role: "secondary", Health: OK, InService: true}},
 		Links:     []Link{{Name: "link1", Up: true, Active: true, Health: OK}, {Name: "link2", Up: true, Health: OK}},
 		Disks:     []DiskCopy{{Disk: "vd0", Node: 2, State: Inconsistent, Attached: true, Syncing: true, Progress: 0.5}},
-		Witness:   Witness{Configured: true, Address: "10.9.0.1:7000", Reachable: true, Health: OK},
+		Witness:   Witness{Configured: true, Address: "10.9.0.1:7000", Checked: true, Reachable: true, Health: OK},
 	}
 }
 
@@ -35,7 +35,7 @@ func TestDiffDerivesEachKind(t *testing.T) {
 	a, b := pair(), pair()
 	b.CoServers[1].Health, b.CoServers[1].Role = Failed, "lost"
 	b.Links[0].Up = false
-	b.Disks[0].Syncing, b.Disks[0].State = false, UpToDate
+	b.Disks[0].Syncing, b.Disks[0].State, b.Disks[0].ResyncsDone = false, UpToDate, 1
 	b.Witness.Reachable = false
 	got := map[string]bool{}
 	for _, e := range Diff(&a, &b, time.Now()) {
