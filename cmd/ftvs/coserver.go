@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,21 +60,33 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 			}
 			mo := coserver.ManageOptions{Version: version, Log: log}
 			mo.Exe, _ = os.Executable() // now, before a rolling upgrade renames over it
-			if coserver.OutOfService(cfg) {
-				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-				defer stop()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			runStopped := func() error {
 				if err := coserver.RunOutOfService(ctx, cfg, mo); err != nil {
 					return &exitError{1, fmt.Errorf("coserver: %w", err)}
 				}
 				return nil
 			}
+			// A resync the operator asked for marks this copy before it
+			// is opened; a VS the operator stopped while this node was
+			// away stays stopped.
+			if err := coserver.ApplyResyncRequest(cfg, log); err != nil {
+				return &exitError{1, fmt.Errorf("coserver: %w", err)}
+			}
+			coserver.AdoptPeerStop(cfg, log)
+			if coserver.OutOfService(cfg) || coserver.VSStopped(cfg) {
+				return runStopped()
+			}
 			d, err := coserver.New(cfg, coserver.Options{Log: log, Diverge: diverge})
 			if err != nil {
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}
 			}
-			defer d.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			closeDaemon := sync.OnceValue(d.Close)
+			defer closeDaemon()
+			rctx, rstop := context.WithCancel(ctx)
+			defer rstop()
+			d.SetRunCancel(rstop) // a VS stop ends Run
 			mctx, mstop := context.WithCancel(ctx)
 			m, err := d.StartManager(mctx, mo)
 			if err != nil {
@@ -81,10 +94,18 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}
 			}
 			log.Info("coserver: running", "node", cfg.Node, "management", cfg.Management.Listen, "version", version)
-			err = d.Run(ctx)
+			err = d.Run(rctx)
 			mstop()
 			if m != nil {
 				_ = m.Wait()
+			}
+			if err == nil && ctx.Err() == nil && coserver.VSStopped(cfg) {
+				// The operator stopped the VS: copies flushed and closed
+				// clean, then only status and the manager are served.
+				if cerr := closeDaemon(); cerr != nil {
+					log.Error("coserver: closing after the VS stop", "err", cerr)
+				}
+				return runStopped()
 			}
 			if err != nil {
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -86,6 +87,51 @@ func printStatus(w io.Writer, st *coserver.Status) {
 	}
 	r := st.Redirected
 	fmt.Fprintf(w, "redirected %s: carrier=%v via-peer=%v carrying-peer=%v rx %d tx %d\n", r.Interface, r.Carrier, r.ViaPeer, r.PeerViaUs, r.RxFrames, r.TxFrames)
+	fmt.Fprintf(w, "bytes rx %d tx %d, failovers %d\n", r.RxBytes, r.TxBytes, st.Failovers)
+	if h := st.OutputHold; h.Count > 0 {
+		fmt.Fprintf(w, "output hold: %d batches, mean %s\n", h.Count, time.Duration(h.SumS/float64(h.Count)*1e9).Round(time.Microsecond))
+	}
+	if len(st.Services) > 0 {
+		names := make([]string, 0, len(st.Services))
+		for k := range st.Services {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		fmt.Fprint(w, "requests:")
+		for _, k := range names {
+			fmt.Fprintf(w, " %s %d", k, st.Services[k])
+		}
+		fmt.Fprintln(w)
+	}
+	for _, d := range st.Disks {
+		s := d.State
+		if !d.Attached {
+			s += ", DETACHED"
+		}
+		if d.Syncing {
+			s += ", syncing"
+			if d.Source {
+				s += fmt.Sprintf(" (source, %.1f%%, %d B/s)", d.Progress*100, d.RateBps)
+			}
+		}
+		if d.Blocked != "" {
+			s += ", blocked: " + d.Blocked
+		}
+		fmt.Fprintf(w, "disk %s: %s, resynced %d bytes\n", d.Name, s, d.ResyncedBytes)
+	}
+	if wt := st.Witness; wt != nil {
+		s := "not asked (only the primary asks)"
+		if wt.Checked {
+			s = "unreachable: " + wt.LastError
+			if wt.Reachable {
+				s = fmt.Sprintf("reachable, lease held=%v", wt.Holder)
+			}
+		}
+		fmt.Fprintf(w, "witness %s: %s\n", wt.Address, s)
+	}
+	if st.VSStopped {
+		fmt.Fprintf(w, "VS STOPPED by the operator at %s (ftvs ctl vs start)\n", st.VSStoppedAt.Format(time.DateTime))
+	}
 	if st.StateHash != "" {
 		fmt.Fprintf(w, "state hash (seq:hash): %s\n", st.StateHash)
 	}

@@ -78,7 +78,8 @@ type Daemon struct {
 	started   time.Time
 
 	events eventRing
-	figs   figures // the manager's figures (figures.go)
+	figs   figures  // the manager's figures (figures.go)
+	ctl    ctlState // VS stop/start and resync controls (vsctl.go)
 	stats  struct {
 		submitted, submitDrop, emitted, fencedDrop atomic.Uint64
 	}
@@ -355,10 +356,10 @@ func (d *Daemon) control(ctx context.Context) error {
 					switch {
 					case pr == int32(lockstep.RolePrimary):
 						err = start(lockstep.RoleJoining, "the peer runs as primary")
-					case pr == 0 && d.cfg.Node == 1:
-						err = start(lockstep.RolePrimary, "fresh pair, node 1")
+					case pr == 0 && d.freshPrimary():
+						err = start(lockstep.RolePrimary, "fresh pair, node "+strconv.Itoa(d.cfg.Node))
 					case pr == 0:
-						err = start(lockstep.RoleJoining, "fresh pair, node 2")
+						err = start(lockstep.RoleJoining, "fresh pair, node "+strconv.Itoa(d.cfg.Node))
 					case pr == int32(lockstep.RoleSecondary) && waitSecondaryFor(&waitSecondarySince, d.secondaryGoLiveBound()):
 						d.addEvent("role", 0, "waiting: the peer runs as secondary and will go live")
 						continue

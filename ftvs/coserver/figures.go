@@ -180,6 +180,7 @@ func (d *Daemon) addFigures(st *Status) {
 	st.OutputHold = f.hold.snapshot()
 	st.Services = f.services()
 	st.Failovers = f.failovers.Load()
+	st.VSStartedAt = readVSStarted(d.cfg)
 	if d.cfg.Witness != "" {
 		w := f.witnessStatus(d.cfg.Witness)
 		st.Witness = &w

@@ -52,6 +52,10 @@ func (d *Daemon) StartManager(ctx context.Context, o ManageOptions) (*manager.Ma
 	if d.cfg.Manager.Listen == "" {
 		return nil, nil
 	}
+	if o.Exe != "" {
+		exe := o.Exe
+		d.ctl.exe.Store(&exe)
+	}
 	src := newSource(d.cfg, o.Version, func() *feed.Status { return d.feedStatus() })
 	return manager.Start(ctx, manager.Options{Sections: d.cfg.Sections, Host: "coserver" + strconv.Itoa(d.cfg.Node),
 		Source: src, Control: &controller{cfg: d.cfg, o: o, d: d}, Log: o.Log})
@@ -299,18 +303,96 @@ func (c *controller) watchMovedPort() {
 	}
 }
 
+// StartVS boots the VS again after an operator's stop (vsctl.go): both
+// CoServers leave the stopped state, the last primary boots the VS fresh
+// from its disks and config and the other joins it. The peer is told over
+// the management network; if it cannot be reached it starts when it sees
+// this node running (its stopped-state watch).
 func (c *controller) StartVS(ctx context.Context) error {
-	return errors.New("start VS: not available yet; the VS runs while a CoServer is in service (bring one back)")
+	if c.d != nil {
+		return nil // running
+	}
+	stop, ok := readVSStop(c.cfg)
+	if !ok {
+		return fmt.Errorf("start VS: CoServer %d is out of service, not stopped; bring it back into service", c.cfg.Node)
+	}
+	if OutOfService(c.cfg) {
+		return fmt.Errorf("start VS: CoServer %d is also out of service; bring it back into service first", c.cfg.Node)
+	}
+	at := time.Now().UTC()
+	if err := recordVSStart(c.cfg, at, stop.LastPrimary); err != nil {
+		return err
+	}
+	if err := sendCtl(c.cfg, ctlNotice{Action: "vs-start", AtMS: at.UnixMilli(), LastPrimary: stop.LastPrimary}); err != nil {
+		c.o.Log.Warn("coserver: VS start not delivered to the peer; it starts when it sees this node run", "err", err)
+	}
+	reexec(c.o.Exe, c.o.Log, "VS start")
+	return nil
 }
 
+// StopVS stops the VS on both CoServers (vsctl.go). The peer must confirm
+// when it is alive on the CoServer links: otherwise it would carry on
+// alone and the VS would go on serving.
 func (c *controller) StopVS(ctx context.Context) error {
-	return errors.New("stop VS: not available yet; take both CoServers out of service to stop it")
+	d := c.d
+	if d == nil {
+		if VSStopped(c.cfg) {
+			return nil
+		}
+		return fmt.Errorf("stop VS: CoServer %d is out of service; send it to CoServer %d's API", c.cfg.Node, 3-c.cfg.Node)
+	}
+	if d.ctl.stopping.Load() {
+		return nil
+	}
+	last := 0
+	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+		last = c.cfg.Node
+	} else if d.peerRole.Load() == int32(lockstep.RolePrimary) {
+		last = 3 - c.cfg.Node
+	}
+	at := time.Now().UTC()
+	if err := writeVSStop(c.cfg, vsStop{At: at, LastPrimary: last}); err != nil {
+		return fmt.Errorf("stop VS: %w", err)
+	}
+	if err := sendCtl(c.cfg, ctlNotice{Action: "vs-stop", AtMS: at.UnixMilli(), LastPrimary: last}); err != nil {
+		if d.sess.Status().PeerAlive {
+			_ = os.Remove(filepath.Join(c.cfg.StateDir, VSStoppedFile))
+			return fmt.Errorf("stop VS: the peer runs and did not confirm: %w", err)
+		}
+		c.o.Log.Warn("coserver: VS stop not delivered to the lost peer; it adopts the stop when it starts", "err", err)
+	}
+	d.addEvent("vs-stop", 0, "the operator stopped the VS")
+	go d.stopVS()
+	return nil
 }
 
-// StartResync: a copy resynchronises when its CoServer rejoins the pair
-// (ftvs/mirror's Connect on peer-up); there is no resync on demand yet.
+// StartResync resynchronises a copy from the primary's: the copy of the
+// CoServer that is not the primary becomes the target of the regions the
+// last online verify found different (all of it when none is known) and
+// rejoins (vsctl.go). At the primary's API the request goes to the peer.
 func (c *controller) StartResync(ctx context.Context, disk string) error {
-	return fmt.Errorf("resync of %s: not available on demand; a copy resynchronises when its CoServer rejoins (take it out of service and back)", disk)
+	d := c.d
+	if d == nil {
+		return fmt.Errorf("resync %s: CoServer %d is out of service or the VS is stopped", disk, c.cfg.Node)
+	}
+	if _, err := d.diskIndex(disk); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	d.ctl.mu.Lock()
+	ranges := d.ctl.mismatch[disk]
+	delete(d.ctl.mismatch, disk)
+	d.ctl.mu.Unlock()
+	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+		if !d.sess.Status().PeerAlive {
+			return fmt.Errorf("resync %s: the peer is lost; its copy resyncs when it is back", disk)
+		}
+		if err := sendCtl(c.cfg, ctlNotice{Action: "resync", Disk: disk, Ranges: ranges}); err != nil {
+			return fmt.Errorf("resync %s: %w", disk, err)
+		}
+		d.addEvent("resync-requested", 0, fmt.Sprintf("%s: CoServer %d's copy resyncs from this one", disk, 3-c.cfg.Node))
+		return nil
+	}
+	return d.requestResync(disk, ranges)
 }
 
 // StartVerify compares this CoServer's copy of disk with the peer's by
@@ -357,7 +439,17 @@ func (c *controller) StartVerify(ctx context.Context, disk string) error {
 		case len(diff) == 0:
 			d.addEvent("verify-done", 0, fmt.Sprintf("%s: copies identical (%d bytes in %s)", disk, m.Size(), time.Since(t0).Round(time.Millisecond)))
 		default:
-			d.addEvent("verify-mismatch", 0, fmt.Sprintf("%s: %d ranges differ, first at byte %d (%d bytes)", disk, len(diff), diff[0].Off, diff[0].Len))
+			rs := make([][2]int64, len(diff))
+			for i, r := range diff {
+				rs[i] = [2]int64{r.Off, r.Len}
+			}
+			d.ctl.mu.Lock()
+			if d.ctl.mismatch == nil {
+				d.ctl.mismatch = map[string][][2]int64{}
+			}
+			d.ctl.mismatch[disk] = rs
+			d.ctl.mu.Unlock()
+			d.addEvent("verify-mismatch", 0, fmt.Sprintf("%s: %d ranges differ, first at byte %d (%d bytes); ftvs ctl resync %s copies them", disk, len(diff), diff[0].Off, diff[0].Len, disk))
 		}
 	}()
 	return nil
@@ -386,18 +478,29 @@ func (c *controller) ResolveSplitBrain(ctx context.Context, survivor int) error 
 	return nil
 }
 
-// RunOutOfService serves a CoServer that is out of service: its status
-// (role out-of-service) on management.listen, so the peer's split-brain
-// guard and `ftvs status` see it, and the manager API, where the only
-// control it takes is bringing it back. It holds no link and no port.
+// RunOutOfService serves a CoServer that is out of service, or whose VS
+// the operator stopped: its status (role out-of-service or vs-stopped) on
+// management.listen, so the peer's split-brain guard and `ftvs status` see
+// it, and the manager API, where the only controls it takes are bringing
+// it back and starting the VS. It holds no link and no port.
 func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started := time.Now()
+	role, why := roleOutOfService, "taken out of service by the operator"
+	stop, stopped := readVSStop(cfg)
+	if !OutOfService(cfg) && stopped {
+		role, why = roleVSStopped, "the operator stopped the VS"
+	}
 	status := func() Status {
-		return Status{Node: cfg.Node, Role: roleOutOfService, UptimeMS: time.Since(started).Milliseconds(),
+		st := Status{Node: cfg.Node, Role: role, UptimeMS: time.Since(started).Milliseconds(),
 			Redirected: PortStatus{Interface: cfg.Redirected.Interface},
-			Events:     []Event{{Time: started.UTC(), Kind: roleOutOfService, Detail: "taken out of service by the operator"}}}
+			Events:     []Event{{Time: started.UTC(), Kind: role, Detail: why}}}
+		if stopped {
+			st.VSStopped, st.VSStoppedAt = true, stop.At
+		}
+		st.VSStartedAt = readVSStarted(cfg)
+		return st
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
@@ -408,6 +511,28 @@ func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) e
 	// from a snapshot when brought back, so it is already what the notice
 	// asks for.
 	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	var ctl ctlState
+	mux.HandleFunc("POST /ctl", serveCtl(cfg, &ctl, o.Log, func(n *ctlNotice) error {
+		switch {
+		case n.Action == "vs-start" && role == roleVSStopped:
+			if err := recordVSStart(cfg, time.UnixMilli(n.AtMS).UTC(), n.LastPrimary); err != nil {
+				return err
+			}
+			reexec(o.Exe, o.Log, "VS start (at the peer)")
+		case n.Action == "vs-stop":
+			if !stopped {
+				if err := writeVSStop(cfg, vsStop{At: time.UnixMilli(n.AtMS).UTC(), LastPrimary: n.LastPrimary}); err != nil {
+					return err
+				}
+			}
+		case n.Action == "resync":
+			return fmt.Errorf("resync: CoServer %d is %s", cfg.Node, role)
+		}
+		return nil
+	}))
+	if role == roleVSStopped && cfg.Management.Peer != "" {
+		go watchPeerStart(ctx, cfg, o, stop)
+	}
 	srv := &http.Server{Addr: cfg.Management.Listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -40,7 +40,9 @@ type Status struct {
 	Services    map[string]uint64 `json:"service_requests,omitempty"` // the VS's, while primary
 	Failovers   uint64            `json:"failovers"`
 	ResyncBytes uint64            `json:"resync_bytes"`
-	VSStopped   bool              `json:"vs_stopped,omitempty"` // the operator stopped the VS (vsstop.go)
+	VSStopped   bool              `json:"vs_stopped,omitempty"` // the operator stopped the VS (vsctl.go)
+	VSStoppedAt time.Time         `json:"vs_stopped_at,omitzero"`
+	VSStartedAt time.Time         `json:"vs_started_at,omitzero"` // the operator's last VS start
 }
 
 // LinkStatus is one CoServer link.
@@ -178,6 +180,7 @@ func listenStatus(addr string, d *Daemon) (*statusServer, error) {
 		_ = enc.Encode(d.Status(r.URL.Query().Get("hash") == "1"))
 	})
 	mux.HandleFunc("POST /drop", d.handleDrop)
+	mux.HandleFunc("POST /ctl", d.handleCtl)
 	return &statusServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 

@@ -166,7 +166,7 @@ func Snapshot(local *Status, peer *Status) state.Snapshot {
 		}
 	}
 	s.Witness = witness(local, peer)
-	if local.VSStopped || (peer != nil && peer.VSStopped) {
+	if primary.Role != "primary" && (local.VSStopped || (peer != nil && peer.VSStopped)) {
 		s.VS = state.VS{Running: false, LogPosition: local.Seq, Health: state.Degraded, Stopped: true}
 	}
 	return s

@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,7 +29,10 @@ func WriteText(w io.Writer, s *Snapshot, lastEvents int) error {
 		fmt.Fprintf(&b, "coserver %d%s: %s, %s%s%s\n", c.Node, local, c.Role, c.Health, svc, ver)
 	}
 	v := s.VS
-	run := "stopped"
+	run := "not running"
+	if v.Stopped {
+		run = "stopped by the operator"
+	}
 	if v.Running {
 		run = "running"
 		if v.Serving {
@@ -35,6 +40,15 @@ func WriteText(w io.Writer, s *Snapshot, lastEvents int) error {
 		}
 	}
 	fmt.Fprintf(&b, "vs: %s on node %d (port on node %d), log %d, lag %d, %s\n", run, v.PrimaryNode, v.PortNode, v.LogPosition, v.Lag, v.Health)
+	k := s.Counters
+	fmt.Fprintf(&b, "vs figures: frames in %d out %d, bytes in %d out %d, failovers %d, resync bytes %d", k.FramesIn, k.FramesOut, k.BytesIn, k.BytesOut, k.Failovers, k.ResyncBytes)
+	if h := k.OutputHold; h.Count > 0 {
+		fmt.Fprintf(&b, ", output hold mean %s over %d", time.Duration(h.Sum/float64(h.Count)*1e9).Round(time.Microsecond), h.Count)
+	}
+	for _, name := range slices.Sorted(maps.Keys(k.ServiceRequests)) {
+		fmt.Fprintf(&b, ", %s requests %d", name, k.ServiceRequests[name])
+	}
+	b.WriteByte('\n')
 	for _, l := range s.Links {
 		st := "down"
 		if l.Up {
@@ -69,6 +83,12 @@ func WriteText(w io.Writer, s *Snapshot, lastEvents int) error {
 		st := "unreachable"
 		if w.Reachable {
 			st = "reachable"
+		}
+		switch {
+		case !w.Checked:
+			st = "not asked yet"
+		case !w.Reachable && w.LastError != "":
+			st += " (" + w.LastError + ")"
 		}
 		fmt.Fprintf(&b, "witness %s: %s, lease holder %d\n", w.Address, st, w.LeaseHolder)
 	}
