@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +86,7 @@ func openDisks(d *Daemon) (*disks, error) {
 		m, err := mirror.New(mirror.Config{Disk: vd, Link: linkSend{d}, TypeBase: mirror.DefaultTypeBase + uint8(2*i),
 			NewGen: newGen, ResyncRate: dc.ResyncRate,
 			OnEvent: func(e mirror.Event) {
-				if e.Kind == mirror.EventResyncDone {
+				if e.Kind == mirror.EventResyncDone && strings.HasPrefix(e.Reason, "source") { // the target reports it too
 					d.figs.resyncDone(i)
 				}
 				d.addEvent("disk-"+e.Kind.String(), 0, name+": "+e.Reason)

@@ -1,0 +1,252 @@
+package coserver_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+)
+
+// syslogSink collects RFC 5424 datagrams in node 1's namespace.
+type syslogSink struct {
+	mu   sync.Mutex
+	msgs []string
+	addr string
+}
+
+func newSyslogSink(t *testing.T, p *pair, addr string) *syslogSink {
+	t.Helper()
+	var pc net.PacketConn
+	if err := p.cs[1].Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	s := &syslogSink{addr: pc.LocalAddr().String()}
+	go func() {
+		buf := make([]byte, 8192)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, string(buf[:n]))
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *syslogSink) has(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.msgs {
+		if strings.HasPrefix(m, "<") && strings.Contains(m, "[ftvs@32473 ") && strings.Contains(m, `kind="`+kind+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// slowHook accepts connections and answers nothing for a long time: a
+// receiver that hangs.
+func newSlowHook(t *testing.T, p *pair, addr string) (hits func() int) {
+	t.Helper()
+	var ln net.Listener
+	if err := p.cs[1].Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-time.After(2 * time.Minute):
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(release); srv.Close() })
+	return func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func (w *webhookSink) count(kind string, node int, host string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := 0
+	for _, a := range w.got {
+		if a["kind"] == kind && (node < 0 || a["node"] == float64(node) || (node == 0 && a["node"] == nil)) && (host == "" || a["host"] == host) {
+			c++
+		}
+	}
+	return c
+}
+
+func (w *webhookSink) dump() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	for _, a := range w.got {
+		fmt.Fprintf(&b, "  %v %v node=%v %v %v\n", a["host"], a["kind"], a["node"], a["component"], a["detail"])
+	}
+	return b.String()
+}
+
+// TestManagerAlertsFromRealDaemon provokes the alert kinds on a real pair
+// and checks each reaches a webhook (and syslog) with the right kind and
+// node: the witness configured at a dead address (witness-unreachable), one
+// CoServer link cut (link-lost, link-back), the secondary killed
+// (coserver-lost, and both links lost again) and restarted (coserver-back,
+// and resync-done when its disk copy has met the primary's again),
+// restarted with the TEST-ONLY diverge hook (divergence). The rate limit
+// allows two alerts per kind and window: the third link-lost is held back,
+// distinct kinds still all arrive. A second webhook that never
+// answers does not hold back the first one, the status endpoint or the VS.
+func TestManagerAlertsFromRealDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	p := newPair(t, pairOpts{prefix: "fmg", sizeMiB: 1})
+	hook := newWebhookSink(t, p)
+	slowHits := newSlowHook(t, p, "10.98.0.1:9098")
+	sl := newSyslogSink(t, p, "10.98.0.1:5514")
+	p.extra += "witness: \"10.98.0.1:9\"\n" + // nothing listens there
+		fmt.Sprintf("alerts: {rate_limit: {per_kind: 2, window: 10m}, retry: {attempts: 2, initial: 100ms}, "+
+			"webhooks: [{url: \"http://10.98.0.1:9098/slow\"}, {url: \"http://%s/alert\"}], "+
+			"syslog: [{network: udp, address: \"%s\"}]}\n", hook.addr, sl.addr)
+	p.withDisks(t, "8MiB")
+	token := p.managed(t, ftvsBin)
+	p.start(1)
+	p.start(2)
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	if !netnstest.WaitFor(20*time.Second, func() bool { _, err := p.apiStatus(1, token); return err == nil }) {
+		t.Fatal("node 1's manager API does not answer")
+	}
+
+	// The witness: only the primary asks it; it never answers.
+	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("witness-unreachable", 0, "coserver1") > 0 }) {
+		t.Fatalf("no witness-unreachable from node 1's manager; got:\n%s", hook.dump())
+	}
+	s1, err := p.apiStatus(1, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s1.Witness.Configured || !s1.Witness.Checked || s1.Witness.Reachable || s1.Witness.Health != "failed" {
+		t.Fatalf("manager's witness: %+v, want configured, checked, unreachable, failed", s1.Witness)
+	}
+	if len(s1.Disks) != 2 || s1.Disks[0].State != "UpToDate" || s1.Disks[1].State != "UpToDate" {
+		t.Fatalf("manager's disks: %+v, want both copies UpToDate", s1.Disks)
+	}
+
+	// One CoServer link cut, three times: link-lost for it each time (the
+	// pair keeps running on the other), two alerts (the limit).
+	linkUp := func(want bool) bool {
+		s, err := p.apiStatus(1, token)
+		if err != nil {
+			return false
+		}
+		for _, l := range s.Links {
+			if l.Name == "link2" {
+				return l.Up == want
+			}
+		}
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := p.cs[1].Run("ip", "link", "set", "cs2", "down"); err != nil {
+			t.Fatal(err)
+		}
+		if !netnstest.WaitFor(20*time.Second, func() bool { return linkUp(false) }) {
+			t.Fatal("the manager does not show link2 down")
+		}
+		if i == 0 && !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("link-lost", 0, "coserver1") > 0 }) {
+			t.Fatalf("no link-lost; got:\n%s", hook.dump())
+		}
+		if _, err := p.cs[1].Run("ip", "link", "set", "cs2", "up"); err != nil {
+			t.Fatal(err)
+		}
+		if !netnstest.WaitFor(30*time.Second, func() bool { return linkUp(true) }) {
+			t.Fatal("the manager does not show link2 back up")
+		}
+	}
+	if !netnstest.WaitFor(10*time.Second, func() bool { return hook.count("link-back", 0, "coserver1") > 0 }) {
+		t.Fatalf("no link-back; got:\n%s", hook.dump())
+	}
+	p.waitRole(1, "primary", "synced", 20*time.Second)
+
+	// The slow webhook holds its first alert; the status endpoint and the
+	// VS answer meanwhile.
+	if slowHits() == 0 {
+		t.Fatal("the slow webhook got no request: the test does not test a hanging receiver")
+	}
+	t0 := time.Now()
+	if _, err := p.status(1); err != nil || time.Since(t0) > 2*time.Second {
+		t.Fatalf("status while a webhook hangs: %v after %s", err, time.Since(t0))
+	}
+	p.check(p.download(p.file), "download while a webhook hangs")
+
+	// The secondary lost, then back with the diverge hook: its disk copy
+	// meets the primary's again (resync-done), then its replica diverges on
+	// the next frame.
+	resyncs := hook.count("resync-done", 2, "coserver1") // the initial full sync may have sent one
+	p.kill(2)
+	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("coserver-lost", 2, "coserver1") > 0 }) {
+		t.Fatalf("no coserver-lost for node 2; got:\n%s", hook.dump())
+	}
+	p.start(2, "FTVS_TEST_FAULTS=i-want-this-replica-to-diverge", "FTVS_TEST_DIVERGE_AT_SEQ=1")
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("coserver-back", 2, "coserver1") > 0 }) {
+		t.Fatalf("no coserver-back for node 2; got:\n%s", hook.dump())
+	}
+	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("resync-done", 2, "coserver1") > resyncs }) {
+		t.Fatalf("no resync-done for node 2's copy after its restart; got:\n%s", hook.dump())
+	}
+	p.fetch("http://" + vsIP + "/small.txt")
+	if !netnstest.WaitFor(30*time.Second, func() bool { return hook.count("divergence", 1, "coserver1") > 0 }) {
+		t.Fatalf("no divergence reported by node 1 (the primary compares); got:\n%s", hook.dump())
+	}
+
+	// Syslog got them too (RFC 5424 with the alert as structured data).
+	for _, k := range []string{"witness-unreachable", "link-lost", "coserver-lost", "divergence"} {
+		if !netnstest.WaitFor(10*time.Second, func() bool { return sl.has(k) }) {
+			sl.mu.Lock()
+			t.Fatalf("syslog: no %s in %d messages: %q", k, len(sl.msgs), sl.msgs)
+		}
+	}
+	// Two per kind and window from each manager: link2 was lost three
+	// times (and both links with node 2), two alerts went out.
+	s1, err = p.apiStatus(1, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, e := range s1.Events {
+		if e.Kind == "link-lost" {
+			lost++
+		}
+	}
+	if n := hook.count("link-lost", 0, "coserver1"); lost < 3 || n != 2 {
+		t.Errorf("%d link-lost events, %d alerts from node 1: want 3 or more events and 2 alerts (the limit)", lost, n)
+	}
+	// The manager's figures from the daemon: the output-hold histogram and
+	// the VS's requests.
+	if h := s1.Counters.OutputHold; h.Count == 0 || len(h.Bounds) == 0 || h.Counts[len(h.Counts)-1] > h.Count {
+		t.Errorf("output-hold histogram %+v: want observations", h)
+	}
+	if s1.Counters.ServiceRequests["http"] < 1 || s1.Counters.FramesIn == 0 || s1.Counters.BytesOut == 0 {
+		t.Errorf("figures %+v: want http requests and port counters", s1.Counters)
+	}
+	b, _ := json.Marshal(s1.Counters)
+	t.Logf("counters: %s", b)
+	t.Logf("alerts:\n%s", hook.dump())
+}
