@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/coserver"
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 )
 
@@ -249,4 +250,112 @@ func TestManagerAlertsFromRealDaemon(t *testing.T) {
 	b, _ := json.Marshal(s1.Counters)
 	t.Logf("counters: %s", b)
 	t.Logf("alerts:\n%s", hook.dump())
+}
+
+// TestManagerVSStopStartResync stops the VS through the API (at the
+// secondary's: the pair stops, both CoServers show vs-stopped, the VS
+// answers nothing), restarts one CoServer (the stop holds), starts the VS
+// at the other API (a fresh boot: the pair serves again), then asks the
+// primary's API for a resync of the disk: the secondary's copy is copied
+// again from the primary's.
+func TestManagerVSStopStartResync(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	p := newPair(t, pairOpts{prefix: "fmh", sizeMiB: 1})
+	p.withDisks(t, "8MiB")
+	token := p.managed(t, ftvsBin)
+	p.start(1)
+	p.start(2)
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	ctl := func(i int, args ...string) (map[string]any, error) {
+		a := append([]string{"ctl", "--addr", fmt.Sprintf("10.98.0.%d:7444", i), "--ca", p.apiCA(i), "--token-file", token, "--json"}, args...)
+		out, err := p.cs[1].Run(ftvsBin, a...)
+		if err != nil {
+			return nil, fmt.Errorf("ftvs %s: %w: %s", strings.Join(args, " "), err, out)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return nil, fmt.Errorf("ftvs %s --json: %w: %s", strings.Join(args, " "), err, out)
+		}
+		return r, nil
+	}
+	for i := 1; i <= 2; i++ {
+		if !netnstest.WaitFor(20*time.Second, func() bool { _, err := p.apiStatus(i, token); return err == nil }) {
+			t.Fatalf("node %d's manager API does not answer", i)
+		}
+	}
+	p.check(p.download(p.file), "download before the stop")
+
+	// Stop, at the secondary's API.
+	if r, err := ctl(2, "vs", "stop"); err != nil || r["ok"] != true {
+		t.Fatalf("vs stop: %v %v", r, err)
+	}
+	for i := 1; i <= 2; i++ {
+		if st := p.waitRole(i, "vs-stopped", "", 30*time.Second); !st.VSStopped || st.VSStoppedAt.IsZero() {
+			t.Fatalf("node %d status %+v: want vs_stopped with its time", i, st)
+		}
+	}
+	d := p.fetch("http://"+vsIP+"/small.txt", "--max-time", "3")
+	<-d.done
+	if d.err == nil {
+		t.Fatalf("the stopped VS answered: %d bytes", d.res.Bytes)
+	}
+	if !netnstest.WaitFor(10*time.Second, func() bool {
+		s, err := p.apiStatus(1, token)
+		return err == nil && s.VS.Stopped && !s.VS.Running
+	}) {
+		s, err := p.apiStatus(1, token)
+		t.Fatalf("the manager does not show the VS stopped: %+v %v", s, err)
+	}
+	// The stop survives a restart.
+	p.kill(1)
+	p.start(1)
+	p.waitRole(1, "vs-stopped", "", 20*time.Second)
+	if !netnstest.WaitFor(20*time.Second, func() bool { _, err := p.apiStatus(1, token); return err == nil }) {
+		t.Fatal("node 1's manager API does not answer while stopped")
+	}
+	// A resync needs a running VS.
+	if _, err := ctl(1, "resync", "data"); err == nil {
+		t.Fatal("resync accepted while the VS is stopped")
+	}
+
+	// Start, at node 1's API: node 1 was the primary at the stop and boots
+	// the VS; node 2 joins it.
+	if r, err := ctl(1, "vs", "start"); err != nil || r["ok"] != true {
+		t.Fatalf("vs start: %v %v", r, err)
+	}
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	p.waitRole(2, "secondary", "", 10*time.Second)
+	p.check(p.download(p.file), "download after the start")
+
+	// Resync on demand at the primary's API: node 2's copy is made a
+	// target of the whole disk (no verify mismatch known) and rejoins.
+	st1, err := p.status(1)
+	if err != nil || len(st1.Disks) != 1 {
+		t.Fatalf("node 1 status: %+v %v", st1, err)
+	}
+	before := st1.Disks[0].ResyncedBytes
+	if _, err := ctl(2, "resync", "nosuch"); err == nil || !strings.Contains(err.Error(), "no disk") {
+		t.Fatalf("resync of an unknown disk: %v", err)
+	}
+	if r, err := ctl(1, "resync", "data"); err != nil || r["ok"] != true {
+		t.Fatalf("resync data: %v %v", r, err)
+	}
+	var last *coserver.Status
+	if !netnstest.WaitFor(60*time.Second, func() bool {
+		st, err := p.status(1)
+		if err != nil || len(st.Disks) != 1 {
+			return false
+		}
+		last = st
+		return st.Disks[0].ResyncedBytes-before >= 8<<20 && st.Disks[0].ResyncsDone > 0 && st.Peer == "synced"
+	}) {
+		t.Fatalf("no whole-copy resync seen at node 1: before %d, now %+v", before, last)
+	}
+	st2 := p.waitRole(2, "secondary", "", 20*time.Second)
+	if len(st2.Disks) != 1 || st2.Disks[0].State != "UpToDate" {
+		t.Fatalf("node 2's copy after the resync: %+v", st2.Disks)
+	}
+	p.check(p.download(p.file), "download after the resync")
 }

@@ -438,6 +438,11 @@ func ApplyResyncRequest(cfg *config.Config, log *slog.Logger) error {
 	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("resync request: %w", err)
 	}
+	// Stay away until the primary has declared this node lost: a node back
+	// within the peer-silence timeout is "restarted" to the primary, and
+	// the disks' meeting at that peer-up can fail on the flap and is only
+	// retried at the next one.
+	time.Sleep(2*cfg.Timeouts.PeerDead + 500*time.Millisecond)
 	return nil
 }
 
