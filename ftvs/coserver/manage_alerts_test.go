@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -249,6 +250,29 @@ func TestManagerAlertsFromRealDaemon(t *testing.T) {
 	}
 	b, _ := json.Marshal(s1.Counters)
 	t.Logf("counters: %s", b)
+
+	// The Prometheus exposition of the real daemon carries them, and
+	// promtool accepts it.
+	expo, err := p.cs[1].Run(ftvsBin, "ctl", "--addr", "10.98.0.1:7444", "--ca", p.apiCA(1), "--token-file", token, "metrics")
+	if err != nil {
+		t.Fatalf("ctl metrics: %v\n%s", err, expo)
+	}
+	for _, m := range []string{`ftvs_output_hold_seconds_bucket{le="0.001"}`, `ftvs_service_requests_total{service="http"}`,
+		`ftvs_disk_copy_state{disk="data",node="2",state="UpToDate"} 1`, "ftvs_witness_reachable 0", `ftvs_bytes_total{direction="out"}`,
+		"ftvs_resync_bytes_total", "ftvs_log_lag_inputs"} {
+		if !strings.Contains(expo, m) {
+			t.Errorf("exposition lacks %s", m)
+		}
+	}
+	if bin, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(bin, "check", "metrics")
+		cmd.Stdin = strings.NewReader(expo)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("promtool not installed: exposition not checked by it")
+	}
 	t.Logf("alerts:\n%s", hook.dump())
 }
 

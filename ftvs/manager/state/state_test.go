@@ -133,3 +133,35 @@ func TestUpdateCopies(t *testing.T) {
 		t.Fatal("Current shares memory with the Model")
 	}
 }
+
+// TestWitnessNeverAnsweredAndResyncCounter: a witness that has not answered
+// since the manager started is reported by the first snapshot already (there
+// is no earlier reachable one to compare with), and not again while it stays
+// so; resync-done follows the source's counter and names the target copy.
+func TestWitnessNeverAnsweredAndResyncCounter(t *testing.T) {
+	m := NewModel(0)
+	s := pair()
+	s.Witness = Witness{Configured: true, Address: "w:1", Checked: true, LastError: "refused"}
+	s.Disks = []DiskCopy{{Disk: "vd0", Node: 1, State: UpToDate, Attached: true, ResyncsDone: 1}}
+	m.Update(s)
+	m.Update(s)
+	var kinds []string
+	for _, e := range m.Current().Events {
+		kinds = append(kinds, e.Kind)
+	}
+	if len(kinds) != 1 || kinds[0] != KindWitnessUnreachable {
+		t.Fatalf("events %v: want one witness-unreachable", kinds)
+	}
+	s.Disks[0].ResyncsDone = 2
+	m.Update(s)
+	evs := m.Current().Events
+	if e := evs[len(evs)-1]; e.Kind != KindResyncDone || e.Node != 2 || e.Component != "disk vd0 on node 2" {
+		t.Fatalf("last event %+v: want resync-done of node 2's copy", e)
+	}
+	// An unchecked witness (a secondary's view) says nothing.
+	u := pair()
+	u.Witness = Witness{Configured: true, Address: "w:1"}
+	if evs := Diff(&Snapshot{}, &u, time.Now()); len(evs) != 0 {
+		t.Fatalf("unchecked witness derived %v", evs)
+	}
+}

@@ -41,11 +41,20 @@ function draw(s) {
   const vs = s.vs || {};
   const vsx = xs[vs.primary_node] !== undefined ? xs[vs.primary_node] + 40 : 260;
   const vsHealth = health(vs.health || (vs.running && vs.serving ? "ok" : vs.running ? "degraded" : "failed"));
-  const g = el("g", { id: "vs", "data-health": vsHealth });
+  const g = el("g", { id: "vs", "data-health": vsHealth, "data-running": vs.running ? "1" : "0", "data-stopped": vs.stopped ? "1" : "0" });
   g.append(el("rect", { x: vsx, y: 10, width: 160, height: 54, rx: 8, class: vsHealth }));
-  g.append(el("text", { x: vsx + 10, y: 30, class: "title" }, "VS " + (vs.running ? (vs.serving ? "serving" : "running, held") : "stopped")));
+  g.append(el("text", { x: vsx + 10, y: 30, class: "title" }, "VS " + (vs.running ? (vs.serving ? "serving" : "running, held") : vs.stopped ? "stopped (operator)" : "not running")));
   g.append(el("text", { x: vsx + 10, y: 50 }, "log " + (vs.log_position || 0) + "  lag " + (vs.lag || 0)));
   svg.append(g);
+  // The runtime's figures beside the VS.
+  const k = s.counters || {};
+  const hold = k.output_hold || {};
+  const reqs = Object.entries(k.service_requests || {}).filter(([, v]) => v > 0).map(([n, v]) => n + " " + v).join(", ");
+  const figs = el("text", { id: "figures", x: 10, y: 84 },
+    "frames in " + (k.frames_in || 0) + " out " + (k.frames_out || 0) +
+    (hold.count ? ", output hold mean " + Math.round(hold.sum / hold.count * 1e6) + "µs" : "") +
+    (reqs ? ", requests: " + reqs : "") + (k.resync_bytes ? ", resynced " + fmtBytes(k.resync_bytes) : ""));
+  svg.append(figs);
   for (const n of [1, 2]) {
     const c = byNode[n] || { node: n, role: "unknown", health: "unknown" };
     const h = health(c.health);
@@ -92,9 +101,16 @@ function draw(s) {
     const wh = health(w.health || (w.reachable ? "ok" : "failed"));
     const wg = el("g", { id: "witness", "data-health": wh });
     wg.append(el("circle", { cx: 380, cy: 385, r: 14, class: wh }));
-    wg.append(el("text", { x: 400, y: 390 }, "witness " + (w.address || "") + (w.reachable ? "" : " unreachable") + (w.lease_holder ? ", lease: node " + w.lease_holder : "")));
+    wg.append(el("text", { x: 400, y: 390 }, "witness " + (w.address || "") + (w.checked === false ? " (not asked yet)" : w.reachable ? "" : " unreachable") + (w.lease_holder ? ", lease: node " + w.lease_holder : "")));
     svg.append(wg);
   }
+}
+
+function fmtBytes(b) {
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+  return b.toFixed(i ? 1 : 0) + " " + u[i];
 }
 
 function fmtRate(b) {
