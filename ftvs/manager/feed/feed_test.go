@@ -98,3 +98,45 @@ func FuzzDecode(f *testing.F) {
 		_ = feed.Snapshot(st, st) // the mapping must take whatever decodes
 	})
 }
+
+// TestSnapshotMapsFigures: the daemon's disk copies, witness, output-hold
+// histogram, requests and VS stop reach the model (the JSON names of
+// coserver.Status and feed.Status agree).
+func TestSnapshotMapsFigures(t *testing.T) {
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	dec := func(st coserver.Status) *feed.Status {
+		b, _ := json.Marshal(st)
+		s, err := feed.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	one := dec(coserver.Status{Node: 1, Role: "primary", Peer: "synced", PeerAlive: true,
+		Redirected:  coserver.PortStatus{Interface: "eth1", Carrier: true, RxBytes: 100, TxBytes: 200},
+		Disks:       []coserver.DiskStatus{{Name: "data", State: "UpToDate", Attached: true, Syncing: true, Source: true, Progress: 0.25, RateBps: 1000, ResyncedBytes: 4096, ResyncsDone: 3}},
+		Witness:     &coserver.WitnessStatus{Address: "w:1", Checked: true, Reachable: true, Holder: true, Last: at},
+		OutputHold:  coserver.HoldHistogram{Bounds: []float64{0.001, 1}, Counts: []uint64{4, 5}, Count: 6, SumS: 2},
+		Services:    map[string]uint64{"http": 7},
+		Failovers:   2,
+		ResyncBytes: 4096})
+	two := dec(coserver.Status{Node: 2, Role: "secondary", PeerAlive: true,
+		Disks:   []coserver.DiskStatus{{Name: "data", State: "Inconsistent", Attached: true, Syncing: true}},
+		Witness: &coserver.WitnessStatus{Address: "w:1", Checked: true, Reachable: false, Last: at.Add(-time.Hour)}})
+	s := feed.Snapshot(one, two)
+	if len(s.Disks) != 2 || s.Disks[0].Health != state.Degraded || s.Disks[0].ResyncsDone != 3 || s.Disks[0].Progress != 0.25 ||
+		s.Disks[1].Node != 2 || s.Disks[1].State != state.Inconsistent {
+		t.Fatalf("disks %+v", s.Disks)
+	}
+	if w := s.Witness; !w.Configured || !w.Checked || !w.Reachable || w.LeaseHolder != 1 || w.Health != state.OK {
+		t.Fatalf("witness %+v: want node 1's newer view", w)
+	}
+	k := s.Counters
+	if k.OutputHold.Count != 6 || k.OutputHold.Sum != 2 || k.ServiceRequests["http"] != 7 || k.Failovers != 2 || k.BytesOut != 200 || k.ResyncBytes != 4096 {
+		t.Fatalf("counters %+v", k)
+	}
+	stopped := dec(coserver.Status{Node: 1, Role: "vs-stopped", VSStopped: true, VSStoppedAt: at})
+	if s := feed.Snapshot(stopped, nil); !s.VS.Stopped || s.VS.Running {
+		t.Fatalf("vs %+v: want stopped", s.VS)
+	}
+}
