@@ -245,7 +245,7 @@ func TestManagerAlertsFromRealDaemon(t *testing.T) {
 	if h := s1.Counters.OutputHold; h.Count == 0 || len(h.Bounds) == 0 || h.Counts[len(h.Counts)-1] > h.Count {
 		t.Errorf("output-hold histogram %+v: want observations", h)
 	}
-	if s1.Counters.ServiceRequests["http"] < 1 || s1.Counters.FramesIn == 0 || s1.Counters.BytesOut == 0 {
+	if s1.Counters.ServiceRequests["http"] < 1 || s1.Counters.FramesIn == 0 || s1.Counters.BytesOut == 0 || s1.Counters.LinkBytesOut == 0 || s1.Counters.LinkBytesIn == 0 {
 		t.Errorf("figures %+v: want http requests and port counters", s1.Counters)
 	}
 	b, _ := json.Marshal(s1.Counters)

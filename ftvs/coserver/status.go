@@ -34,15 +34,17 @@ type Status struct {
 	StateHash   string       `json:"state_hash,omitempty"` // only with ?hash=1
 
 	// The manager's figures (figures.go).
-	Disks       []DiskStatus      `json:"disks,omitempty"`
-	Witness     *WitnessStatus    `json:"witness,omitempty"` // nil: none configured
-	OutputHold  HoldHistogram     `json:"output_hold"`
-	Services    map[string]uint64 `json:"service_requests,omitempty"` // the VS's, while primary
-	Failovers   uint64            `json:"failovers"`
-	ResyncBytes uint64            `json:"resync_bytes"`
-	VSStopped   bool              `json:"vs_stopped,omitempty"` // the operator stopped the VS (vsctl.go)
-	VSStoppedAt time.Time         `json:"vs_stopped_at,omitzero"`
-	VSStartedAt time.Time         `json:"vs_started_at,omitzero"` // the operator's last VS start
+	Disks        []DiskStatus      `json:"disks,omitempty"`
+	Witness      *WitnessStatus    `json:"witness,omitempty"` // nil: none configured
+	OutputHold   HoldHistogram     `json:"output_hold"`
+	Services     map[string]uint64 `json:"service_requests,omitempty"` // the VS's, while primary
+	Failovers    uint64            `json:"failovers"`
+	ResyncBytes  uint64            `json:"resync_bytes"`
+	LinkBytesOut uint64            `json:"link_bytes_out"` // every CoServer link, frames and acks
+	LinkBytesIn  uint64            `json:"link_bytes_in"`
+	VSStopped    bool              `json:"vs_stopped,omitempty"` // the operator stopped the VS (vsctl.go)
+	VSStoppedAt  time.Time         `json:"vs_stopped_at,omitzero"`
+	VSStartedAt  time.Time         `json:"vs_started_at,omitzero"` // the operator's last VS start
 }
 
 // LinkStatus is one CoServer link.
@@ -131,6 +133,7 @@ func (d *Daemon) Status(withHash bool) Status {
 	}
 	ls := d.sess.Status()
 	st.PeerAlive = ls.PeerAlive
+	st.LinkBytesOut, st.LinkBytesIn = ls.BytesOut, ls.BytesIn
 	for _, l := range ls.Links {
 		st.Links = append(st.Links, LinkStatus{Name: l.Name, Up: l.Up, Active: l.Active, RTTUS: l.RTT.Microseconds(), AuthFails: l.AuthFails})
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -159,6 +160,9 @@ type Status struct {
 	Links       []LinkStatus
 	Sent, Acked uint64 // message sequence numbers
 	Received    uint64
+	// BytesOut and BytesIn are the bytes written to and read from every
+	// link since the session started.
+	BytesOut, BytesIn uint64
 }
 
 type outMsg struct {
@@ -217,6 +221,10 @@ type Session struct {
 	wg    sync.WaitGroup
 	out   chan Delivery
 	lns   []net.Listener
+
+	// bytesOut, bytesIn count the frames' bytes on every link (headers,
+	// tags and acks included), for the manager's link-bytes metrics.
+	bytesOut, bytesIn atomic.Uint64
 
 	mu        sync.Mutex
 	qcond     *sync.Cond // queue gained an item or space
@@ -359,7 +367,8 @@ func (s *Session) sendDirect(i int, cn *conn) {
 	}
 	s.mu.Unlock()
 	cn.c.SetWriteDeadline(time.Now().Add(10 * s.cfg.LinkTimeout))
-	_, err := cn.c.Write(out)
+	n, err := cn.c.Write(out)
+	s.bytesOut.Add(uint64(n))
 	if cap(out) <= 256<<10 {
 		cn.dbuf = out[:0]
 	}
@@ -398,7 +407,8 @@ func (s *Session) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	st := Status{PeerAlive: s.peerAlive, Sent: s.nextSeq - 1, Acked: s.sendBase - 1, Received: s.recvNext - 1}
+	st := Status{PeerAlive: s.peerAlive, Sent: s.nextSeq - 1, Acked: s.sendBase - 1, Received: s.recvNext - 1,
+		BytesOut: s.bytesOut.Load(), BytesIn: s.bytesIn.Load()}
 	for i, l := range s.links {
 		ls := LinkStatus{Name: l.cfg.Name, Up: l.cur != nil, Active: i == s.active, RTT: l.rtt,
 			Connects: l.connects, AuthFails: l.authFails}
@@ -776,10 +786,11 @@ func (s *Session) writer(i int, cn *conn) {
 		// this write) after LinkTimeout; a write blocked by the peer's flow
 		// control is no silence.
 		cn.c.SetWriteDeadline(time.Now().Add(10 * s.cfg.LinkTimeout))
-		_, err := bw.Write(out)
+		n, err := bw.Write(out)
 		if err == nil {
 			err = bw.Flush()
 		}
+		s.bytesOut.Add(uint64(n))
 		cn.wmu.Unlock()
 		if err != nil {
 			s.linkDown(i, cn, fmt.Sprintf("write: %v", err))
@@ -804,6 +815,9 @@ func (s *Session) reader(i int, cn *conn) {
 	sinceAck := 0
 	for {
 		t, plain, err := cn.rx.readFrame(br, &hdr, buf)
+		if err == nil {
+			s.bytesIn.Add(uint64(headerLen + binary.BigEndian.Uint32(hdr[:])))
+		}
 		if err != nil {
 			reason := fmt.Sprintf("read: %v", err)
 			if errors.Is(err, io.EOF) {

@@ -123,6 +123,14 @@ func TestMessagesInOrder(t *testing.T) {
 	if st := s1.Status(); st.Links[0].RTT <= 0 {
 		t.Errorf("no RTT measured on link 0: %+v", st.Links[0])
 	}
+	// Byte counters: at least the payloads went out of s1 and into s2.
+	payload := uint64(0)
+	for i := range n {
+		payload += 8 + uint64(i%3000)
+	}
+	if out, in := s1.Status().BytesOut, s2.Status().BytesIn; out < payload || in < payload {
+		t.Errorf("bytes out of s1 %d, into s2 %d: want both at least the %d payload bytes", out, in, payload)
+	}
 }
 
 // expectSequence reads messages numbered from..to-1 and fails on any gap,

@@ -72,11 +72,13 @@ type Status struct {
 		Count  uint64    `json:"count"`
 		SumS   float64   `json:"sum_s"`
 	} `json:"output_hold"`
-	Services    map[string]uint64 `json:"service_requests,omitempty"`
-	Failovers   uint64            `json:"failovers"`
-	ResyncBytes uint64            `json:"resync_bytes"`
-	VSStopped   bool              `json:"vs_stopped,omitempty"`
-	Events      []struct {
+	Services     map[string]uint64 `json:"service_requests,omitempty"`
+	Failovers    uint64            `json:"failovers"`
+	ResyncBytes  uint64            `json:"resync_bytes"`
+	LinkBytesOut uint64            `json:"link_bytes_out"`
+	LinkBytesIn  uint64            `json:"link_bytes_in"`
+	VSStopped    bool              `json:"vs_stopped,omitempty"`
+	Events       []struct {
 		Time   time.Time `json:"time"`
 		Kind   string    `json:"kind"`
 		Seq    uint64    `json:"seq,omitempty"`
@@ -149,6 +151,7 @@ func Snapshot(local *Status, peer *Status) state.Snapshot {
 	s.Counters.BytesIn, s.Counters.BytesOut = local.Redirected.RxBytes, local.Redirected.TxBytes
 	s.Counters.Divergences = uint64(max(local.Divergences, 0))
 	s.Counters.Failovers = local.Failovers
+	s.Counters.LinkBytesOut, s.Counters.LinkBytesIn = local.LinkBytesOut, local.LinkBytesIn
 	// The VS's figures are the primary's: it holds the outputs and its
 	// machine counts the requests that were answered.
 	h := primary.OutputHold

@@ -113,13 +113,14 @@ func TestSnapshotMapsFigures(t *testing.T) {
 		return s
 	}
 	one := dec(coserver.Status{Node: 1, Role: "primary", Peer: "synced", PeerAlive: true,
-		Redirected:  coserver.PortStatus{Interface: "eth1", Carrier: true, RxBytes: 100, TxBytes: 200},
-		Disks:       []coserver.DiskStatus{{Name: "data", State: "UpToDate", Attached: true, Syncing: true, Source: true, Progress: 0.25, RateBps: 1000, ResyncedBytes: 4096, ResyncsDone: 3}},
-		Witness:     &coserver.WitnessStatus{Address: "w:1", Checked: true, Reachable: true, Holder: true, Last: at},
-		OutputHold:  coserver.HoldHistogram{Bounds: []float64{0.001, 1}, Counts: []uint64{4, 5}, Count: 6, SumS: 2},
-		Services:    map[string]uint64{"http": 7},
-		Failovers:   2,
-		ResyncBytes: 4096})
+		Redirected:   coserver.PortStatus{Interface: "eth1", Carrier: true, RxBytes: 100, TxBytes: 200},
+		Disks:        []coserver.DiskStatus{{Name: "data", State: "UpToDate", Attached: true, Syncing: true, Source: true, Progress: 0.25, RateBps: 1000, ResyncedBytes: 4096, ResyncsDone: 3}},
+		Witness:      &coserver.WitnessStatus{Address: "w:1", Checked: true, Reachable: true, Holder: true, Last: at},
+		OutputHold:   coserver.HoldHistogram{Bounds: []float64{0.001, 1}, Counts: []uint64{4, 5}, Count: 6, SumS: 2},
+		Services:     map[string]uint64{"http": 7},
+		Failovers:    2,
+		ResyncBytes:  4096,
+		LinkBytesOut: 9, LinkBytesIn: 8})
 	two := dec(coserver.Status{Node: 2, Role: "secondary", PeerAlive: true,
 		Disks:   []coserver.DiskStatus{{Name: "data", State: "Inconsistent", Attached: true, Syncing: true}},
 		Witness: &coserver.WitnessStatus{Address: "w:1", Checked: true, Reachable: false, Last: at.Add(-time.Hour)}})
@@ -132,7 +133,7 @@ func TestSnapshotMapsFigures(t *testing.T) {
 		t.Fatalf("witness %+v: want node 1's newer view", w)
 	}
 	k := s.Counters
-	if k.OutputHold.Count != 6 || k.OutputHold.Sum != 2 || k.ServiceRequests["http"] != 7 || k.Failovers != 2 || k.BytesOut != 200 || k.ResyncBytes != 4096 {
+	if k.OutputHold.Count != 6 || k.OutputHold.Sum != 2 || k.ServiceRequests["http"] != 7 || k.Failovers != 2 || k.BytesOut != 200 || k.ResyncBytes != 4096 || k.LinkBytesOut != 9 || k.LinkBytesIn != 8 {
 		t.Fatalf("counters %+v", k)
 	}
 	stopped := dec(coserver.Status{Node: 1, Role: "vs-stopped", VSStopped: true, VSStoppedAt: at})
