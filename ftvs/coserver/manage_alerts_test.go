@@ -281,7 +281,8 @@ func TestManagerAlertsFromRealDaemon(t *testing.T) {
 // answers nothing), restarts one CoServer (the stop holds), starts the VS
 // at the other API (a fresh boot: the pair serves again), then asks the
 // primary's API for a resync of the disk: the secondary's copy is copied
-// again from the primary's.
+// again from the primary's. Last, a CoServer down during a stop adopts it
+// when it comes back.
 func TestManagerVSStopStartResync(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -382,4 +383,22 @@ func TestManagerVSStopStartResync(t *testing.T) {
 		t.Fatalf("node 2's copy after the resync: %+v", st2.Disks)
 	}
 	p.check(p.download(p.file), "download after the resync")
+
+	// A CoServer that is down during the stop adopts it when it starts
+	// (its peer reports the VS stopped after its own last start), and both
+	// start again together.
+	p.kill(2)
+	p.waitRole(1, "primary", "none", 20*time.Second)
+	if r, err := ctl(1, "vs", "stop"); err != nil || r["ok"] != true {
+		t.Fatalf("vs stop with the peer down: %v %v", r, err)
+	}
+	p.waitRole(1, "vs-stopped", "", 30*time.Second)
+	p.start(2)
+	p.waitRole(2, "vs-stopped", "", 20*time.Second)
+	if r, err := ctl(1, "vs", "start"); err != nil || r["ok"] != true {
+		t.Fatalf("vs start: %v %v", r, err)
+	}
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	p.waitRole(2, "secondary", "", 10*time.Second)
+	p.check(p.download(p.file), "download after the second start")
 }
