@@ -288,7 +288,7 @@ func TestManagerVSStopStartResync(t *testing.T) {
 		t.Skip("needs root for network namespaces")
 	}
 	p := newPair(t, pairOpts{prefix: "fmh", sizeMiB: 1})
-	p.withDisks(t, "8MiB")
+	copies := p.withDisks(t, "8MiB")
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)
@@ -383,6 +383,68 @@ func TestManagerVSStopStartResync(t *testing.T) {
 		t.Fatalf("node 2's copy after the resync: %+v", st2.Disks)
 	}
 	p.check(p.download(p.file), "download after the resync")
+
+	// After a verify mismatch the resync copies the differing region only:
+	// 4 KiB of node 2's copy overwritten behind the daemon's back (data
+	// at 1 MiB in the file; 4 MiB per on-disk bitmap bit).
+	f, err := os.OpenFile(copies[2], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(strings.Repeat("corrupt!", 512)), 1<<20+5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	verify := func(want string) string {
+		t.Helper()
+		st0, _ := p.status(1)
+		n0 := len(st0.Events)
+		if _, err := ctl(1, "verify", "data"); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if !netnstest.WaitFor(30*time.Second, func() bool {
+			st, err := p.status(1)
+			if err != nil {
+				return false
+			}
+			for _, e := range st.Events[min(n0, len(st.Events)):] {
+				if strings.HasPrefix(e.Kind, "verify-") && e.Kind != "verify-start" {
+					got = e.Kind + " " + e.Detail
+					return true
+				}
+			}
+			return false
+		}) || !strings.HasPrefix(got, want) {
+			t.Fatalf("verify: %q, want %s", got, want)
+		}
+		return got
+	}
+	t.Log(verify("verify-mismatch data: 1 ranges differ, first at byte 5242880"))
+	st1, _ = p.status(1)
+	before = st1.Disks[0].ResyncedBytes
+	done := st1.Disks[0].ResyncsDone
+	if _, err := ctl(1, "resync", "data"); err != nil {
+		t.Fatal(err)
+	}
+	if !netnstest.WaitFor(60*time.Second, func() bool {
+		st, err := p.status(1)
+		if err == nil && len(st.Disks) == 1 {
+			last = st
+		}
+		return err == nil && len(st.Disks) == 1 && st.Disks[0].ResyncsDone > done && st.Peer == "synced"
+	}) {
+		t.Fatalf("no resync after the mismatch: %+v", last)
+	}
+	if n := last.Disks[0].ResyncedBytes - before; n == 0 || n >= 8<<20 {
+		t.Fatalf("the resync after the mismatch copied %d bytes: want the differing region, not the whole copy", n)
+	} else {
+		t.Logf("resync after the mismatch copied %d bytes", n)
+	}
+	t.Log(verify("verify-done data: copies identical"))
 
 	// A CoServer that is down during the stop adopts it when it starts
 	// (its peer reports the VS stopped after its own last start), and both
