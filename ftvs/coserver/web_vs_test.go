@@ -23,8 +23,8 @@ func TestWebPageVSStopStart(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium not installed (Debian package chromium)")
 	}
-	p := newPair(t, pairOpts{prefix: "fmw", sizeMiB: 1, extra: "witness: \"10.98.0.1:9\"\n"})
-	p.withDisks(t, "8MiB")
+	p := newPair(t, pairOpts{prefix: "fmw", sizeMiB: 1, timeouts: slowSilence, extra: "witness: \"10.98.0.1:9\"\n"})
+	p.syncedDisks(t)
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)
