@@ -14,7 +14,8 @@ import (
 // TestWebPageVSStopStart loads node 1's page in headless Chromium on a pair
 // with a mirrored disk and a witness nobody answers: the disk copies are
 // drawn healthy, the witness failed; the page's Stop (two clicks) stops the
-// VS on both CoServers and the drawing says so; its Start boots it again.
+// VS on both CoServers and the drawing says so; its Start boots it again;
+// its Resync copies node 2's copy again.
 func TestWebPageVSStopStart(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -87,4 +88,19 @@ func TestWebPageVSStopStart(t *testing.T) {
 	p.waitRole(1, "primary", "synced", 60*time.Second)
 	waitUntil("the VS drawn running", func() bool { return attr("#vs", "data-running") == "1" })
 	p.check(p.download(p.file), "download after the page's start")
+
+	// The page's Resync: node 2's copy is copied again from node 1's.
+	st, err := p.status(1)
+	if err != nil || len(st.Disks) != 1 {
+		t.Fatalf("node 1 status: %+v %v", st, err)
+	}
+	done := st.Disks[0].ResyncsDone
+	waitUntil("the disk's controls drawn", func() bool { return attr("#disk-data-resync", "id") != "" })
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#disk-data-resync"))); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("a resync finished at node 1", func() bool {
+		st, err := p.status(1)
+		return err == nil && len(st.Disks) == 1 && st.Disks[0].ResyncsDone > done && st.Peer == "synced"
+	})
 }
