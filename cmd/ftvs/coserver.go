@@ -71,7 +71,7 @@ Exit status: 2 bad config (nothing started), 1 runtime failure.`,
 			// A resync the operator asked for marks this copy before it
 			// is opened; a VS the operator stopped while this node was
 			// away stays stopped.
-			if err := coserver.ApplyResyncRequest(cfg, log); err != nil {
+			if err := coserver.ApplyDiskRequests(cfg, log); err != nil {
 				return &exitError{1, fmt.Errorf("coserver: %w", err)}
 			}
 			coserver.AdoptPeerStop(cfg, log)

@@ -457,24 +457,27 @@ func (c *controller) StartVerify(ctx context.Context, disk string) error {
 
 // ResolveSplitBrain: the node that is not the survivor drops its VS and
 // rejoins from the survivor's snapshot (a re-execution, as back into
-// service); the survivor keeps running.
+// service); its disk copies blocked by a split brain are marked
+// discard-my-data first, so the disks' meeting resyncs them from the
+// survivor's. The survivor keeps running; at its API the request goes on to
+// the peer.
 func (c *controller) ResolveSplitBrain(ctx context.Context, survivor int) error {
 	if survivor != 1 && survivor != 2 {
 		return fmt.Errorf("resolve split brain: survivor %d: must be 1 or 2", survivor)
 	}
+	if c.d == nil {
+		return errors.New("resolve split brain: this CoServer is out of service or its VS is stopped; bring it back instead")
+	}
 	if survivor == c.cfg.Node {
+		// The victim is the peer: it discards there.
+		if err := sendCtl(c.cfg, ctlNotice{Action: "discard"}); err != nil {
+			return fmt.Errorf("resolve split brain keeping CoServer %d: %w", survivor, err)
+		}
+		c.d.addEvent("split-brain-resolved", 0, fmt.Sprintf("keeping this node's data: CoServer %d discards its own", 3-survivor))
 		return nil
 	}
-	if c.d == nil {
-		return errors.New("resolve split brain: this CoServer is out of service; bring it back instead")
-	}
 	c.o.Log.Warn("coserver: split brain resolved for the peer: discarding this VS and rejoining", "survivor", survivor)
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
-		c.o.Log.Error("coserver: re-exec failed", "err", err)
-		os.Exit(1)
-	}()
+	c.d.discardAndRejoin(survivor)
 	return nil
 }
 

@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,11 +53,12 @@ import (
 
 const (
 	// VSStoppedFile, in state_dir, keeps the VS stopped across restarts.
-	VSStoppedFile     = "vs-stopped"
-	vsStartedFile     = "vs-started"       // time of the operator's last start
-	freshPrimaryFile  = "vs-fresh-primary" // the node that boots the VS after a start
-	resyncRequestFile = "resync-request.json"
-	roleVSStopped     = "vs-stopped"
+	VSStoppedFile      = "vs-stopped"
+	vsStartedFile      = "vs-started"       // time of the operator's last start
+	freshPrimaryFile   = "vs-fresh-primary" // the node that boots the VS after a start
+	resyncRequestFile  = "resync-request.json"
+	discardRequestFile = "split-brain-discard.json"
+	roleVSStopped      = "vs-stopped"
 )
 
 type vsStop struct {
@@ -237,9 +240,9 @@ func parseCtl(b []byte, key []byte, self int, now time.Time) (*ctlNotice, error)
 		return nil, fmt.Errorf("control notice: time is %s off", d.Round(time.Millisecond))
 	}
 	switch n.Action {
-	case "vs-stop", "vs-start", "resync":
+	case "vs-stop", "vs-start", "resync", "discard":
 	default:
-		return nil, fmt.Errorf("control notice: action %q: want vs-stop, vs-start or resync", n.Action)
+		return nil, fmt.Errorf("control notice: action %q: want vs-stop, vs-start, resync or discard", n.Action)
 	}
 	return &n, nil
 }
@@ -308,9 +311,43 @@ func (d *Daemon) handleCtl(w http.ResponseWriter, r *http.Request) {
 			// Already running: the peer started while we were not stopped.
 		case "resync":
 			return d.requestResync(n.Disk, n.Ranges)
+		case "discard":
+			d.log.Warn("coserver: split brain resolved keeping the peer's data: discarding this VS and rejoining")
+			d.discardAndRejoin(n.Node)
 		}
 		return nil
 	})(w, r)
+}
+
+// discardRequest names the copies whose split-brain changes are discarded
+// at the next start (discard-my-data, as ftvs vdisk resolve does).
+type discardRequest struct {
+	Disks []string `json:"disks"`
+}
+
+// discardAndRejoin drops this node's VS (a re-execution) after recording
+// which of its disk copies are blocked by a split brain: they are marked
+// discard-my-data before they are opened again.
+func (d *Daemon) discardAndRejoin(survivor int) {
+	var names []string
+	if d.disks != nil {
+		for i, m := range d.disks.ms {
+			if strings.HasPrefix(m.Blocked(), "split brain") {
+				names = append(names, d.cfg.VS.Disks[i].Name)
+			}
+		}
+	}
+	detail := fmt.Sprintf("keeping CoServer %d's data: this node's VS is discarded", survivor)
+	if len(names) > 0 {
+		b, _ := json.Marshal(discardRequest{Disks: names})
+		if err := writeStateFile(d.cfg, discardRequestFile, b); err != nil {
+			d.addEvent("split-brain-resolved", 0, "recording the discard: "+err.Error())
+			return
+		}
+		detail += fmt.Sprintf(", its copies of %v are overwritten from the peer's", names)
+	}
+	d.addEvent("split-brain-resolved", 0, detail)
+	d.reexec("split brain resolved")
 }
 
 // stopVS ends this daemon's Run for a VS stop. The secondary leaves at
@@ -407,12 +444,50 @@ func (d *Daemon) diskIndex(disk string) (int, error) {
 	return -1, fmt.Errorf("no disk %q in vs.disks (have %v)", disk, names)
 }
 
-// ApplyResyncRequest runs before the daemon opens its disks: a pending
-// resync request marks the regions to copy on this node's copy (durably, in
-// its on-disk bitmap) and makes it Inconsistent. At the peer-up the mirrors
-// meet, and ftvs/mirror's Decide makes this copy the target of a bitmap
-// resync of those marks (unioned with the source's).
-func ApplyResyncRequest(cfg *config.Config, log *slog.Logger) error {
+// ApplyDiskRequests runs before the daemon opens its disks and carries out
+// what the operator asked of this node's copies: a split-brain discard
+// (discard-my-data) and a resync (applyResyncRequest).
+func ApplyDiskRequests(cfg *config.Config, log *slog.Logger) error {
+	p := filepath.Join(cfg.StateDir, discardRequestFile)
+	if b, err := os.ReadFile(p); err == nil {
+		var req discardRequest
+		if err := json.Unmarshal(b, &req); err != nil {
+			_ = os.Remove(p)
+			return fmt.Errorf("split-brain discard request %s: %w (removed)", p, err)
+		}
+		for _, dc := range cfg.VS.Disks {
+			if !slices.Contains(req.Disks, dc.Name) {
+				continue
+			}
+			if err := updateCopy(dc.Path, func(vd *vdisk.Disk) error {
+				return vd.Update(func(m *vdisk.Metadata) { *m = vdisk.MarkDiscard(*m) })
+			}); err != nil {
+				return fmt.Errorf("split-brain discard of %s: %w", dc.Name, err)
+			}
+			log.Warn("coserver: this copy's split-brain changes are discarded at the disks' meeting", "disk", dc.Name)
+		}
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("split-brain discard request: %w", err)
+		}
+		stayAway(cfg)
+	}
+	return applyResyncRequest(cfg, log)
+}
+
+// stayAway holds a node that re-executed to rejoin until the primary has
+// declared it lost: a node back within the peer-silence timeout is
+// "restarted" to the primary, and the disks' meeting at that peer-up can
+// fail on the flap and is only retried at the next one.
+func stayAway(cfg *config.Config) {
+	time.Sleep(2*cfg.Timeouts.PeerDead + 500*time.Millisecond)
+}
+
+// applyResyncRequest: a pending resync request marks the regions to copy on
+// this node's copy (durably, in its on-disk bitmap) and makes it
+// Inconsistent. At the peer-up the mirrors meet, and ftvs/mirror's Decide
+// makes this copy the target of a bitmap resync of those marks (unioned
+// with the source's).
+func applyResyncRequest(cfg *config.Config, log *slog.Logger) error {
 	p := filepath.Join(cfg.StateDir, resyncRequestFile)
 	b, err := os.ReadFile(p)
 	if os.IsNotExist(err) {
@@ -438,15 +513,31 @@ func ApplyResyncRequest(cfg *config.Config, log *slog.Logger) error {
 	if err := os.Remove(p); err != nil {
 		return fmt.Errorf("resync request: %w", err)
 	}
-	// Stay away until the primary has declared this node lost: a node back
-	// within the peer-silence timeout is "restarted" to the primary, and
-	// the disks' meeting at that peer-up can fail on the flap and is only
-	// retried at the next one.
-	time.Sleep(2*cfg.Timeouts.PeerDead + 500*time.Millisecond)
+	stayAway(cfg)
 	return nil
 }
 
 func markForResync(path string, ranges [][2]int64) error {
+	return updateCopy(path, func(vd *vdisk.Disk) error {
+		var err error
+		if len(ranges) == 0 {
+			err = vd.MarkAll()
+		} else {
+			err = vd.MarkRanges(ranges)
+		}
+		if err != nil {
+			return fmt.Errorf("mark: %w", err)
+		}
+		if err := vd.Update(func(m *vdisk.Metadata) { m.State = vdisk.Inconsistent }); err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+		return nil
+	})
+}
+
+// updateCopy opens a copy offline (the daemon has not opened it yet),
+// applies f and flushes.
+func updateCopy(path string, f func(*vdisk.Disk) error) error {
 	dev, err := filedev.Open(path, filedev.Options{Lock: true, Exclusive: true})
 	if err != nil {
 		return err
@@ -456,16 +547,8 @@ func markForResync(path string, ranges [][2]int64) error {
 	if err != nil {
 		return err
 	}
-	if len(ranges) == 0 {
-		err = vd.MarkAll()
-	} else {
-		err = vd.MarkRanges(ranges)
-	}
-	if err != nil {
-		return fmt.Errorf("mark: %w", err)
-	}
-	if err := vd.Update(func(m *vdisk.Metadata) { m.State = vdisk.Inconsistent }); err != nil {
-		return fmt.Errorf("metadata: %w", err)
+	if err := f(vd); err != nil {
+		return err
 	}
 	return dev.Flush()
 }
