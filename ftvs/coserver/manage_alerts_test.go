@@ -1,6 +1,7 @@
 package coserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -543,5 +544,55 @@ func TestManagerSplitBrainAlert(t *testing.T) {
 		t.Fatalf("no resync-done after the resolution; got:\n%s", hook.dump())
 	}
 	p.check(p.download(p.file), "download after the resolution")
+	t.Logf("alerts:\n%s", hook.dump())
+}
+
+// TestManagerDiskDetachedAlert: the primary's copy fails under the VS (the
+// file cut short behind the daemon's back: reads past its end fail); a
+// client's reads over NBD still succeed (served by the peer's copy), the
+// copy is detached and the managers send disk-detached for node 1.
+func TestManagerDiskDetachedAlert(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	netnstest.Require(t, "fio")
+	p := newPair(t, pairOpts{prefix: "fmd", sizeMiB: 1, timeouts: slowSilence})
+	hook := newWebhookSink(t, p)
+	p.extra += fmt.Sprintf("alerts: {webhooks: [{url: \"http://%s/alert\"}]}\n", hook.addr)
+	copies := p.syncedDisks(t)
+	token := p.managed(t, ftvsBin)
+	p.start(1)
+	p.start(2)
+	p.waitRole(1, "primary", "synced", 60*time.Second)
+	if !netnstest.WaitFor(20*time.Second, func() bool { _, err := p.apiStatus(1, token); return err == nil }) {
+		t.Fatal("node 1's manager API does not answer")
+	}
+	if err := os.Truncate(copies[1], 2<<20); err != nil { // metadata, bitmap and the first MiB of data
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fio := p.cli.Cmd(ctx, "fio", "--name=fmd", "--ioengine=nbd", "--uri=nbd://"+vsIP+"/data",
+		"--rw=read", "--bs=64k", "--offset=4M", "--size=1M")
+	fio.Dir = p.dir
+	if out, err := fio.CombinedOutput(); err != nil {
+		t.Fatalf("fio read through the failing copy: %v\n%s", err, out)
+	}
+	if !netnstest.WaitFor(20*time.Second, func() bool { return hook.count("disk-detached", 1, "coserver1") > 0 }) {
+		t.Fatalf("no disk-detached for node 1; got:\n%s", hook.dump())
+	}
+	time.Sleep(time.Second) // a second alert for the same detach would come now
+	if n := hook.count("disk-detached", -1, "coserver1"); n != 1 {
+		t.Fatalf("%d disk-detached alerts from node 1 for one detach; got:\n%s", n, hook.dump())
+	}
+	s, err := p.apiStatus(1, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range s.Disks {
+		if d.Node == 1 && (d.Attached || d.Health != "failed") {
+			t.Fatalf("node 1's copy %+v: want detached, failed", d)
+		}
+	}
 	t.Logf("alerts:\n%s", hook.dump())
 }

@@ -217,11 +217,17 @@ func witness(local, peer *Status) state.Witness {
 	return w
 }
 
-// AlertKind maps a daemon event kind onto the alert kind it is, when the
-// daemon names it otherwise (a mirror's split brain is the pair's).
+// AlertKind maps a daemon event kind onto the model's: a mirror's split
+// brain is the pair's split-brain alert; the mirror's own detach report
+// keeps its cause in the event list as disk-detach-cause, since the model
+// derives disk-detached from the copy's state already (one alert per
+// detach, from either CoServer's manager).
 func AlertKind(kind string) string {
-	if kind == "disk-split-brain" {
+	switch kind {
+	case "disk-split-brain":
 		return "split-brain"
+	case "disk-detached":
+		return "disk-detach-cause"
 	}
 	return kind
 }
