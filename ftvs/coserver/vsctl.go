@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ftvs/ftvs/ftvs/blockdev/filedev"
 	"github.com/ftvs/ftvs/ftvs/coserver/config"
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/vdisk"
@@ -459,7 +458,7 @@ func ApplyDiskRequests(cfg *config.Config, log *slog.Logger) error {
 			if !slices.Contains(req.Disks, dc.Name) {
 				continue
 			}
-			if err := updateCopy(dc.Path, func(vd *vdisk.Disk) error {
+			if err := updateCopy(dc, func(vd *vdisk.Disk) error {
 				return vd.Update(func(m *vdisk.Metadata) { *m = vdisk.MarkDiscard(*m) })
 			}); err != nil {
 				return fmt.Errorf("split-brain discard of %s: %w", dc.Name, err)
@@ -505,7 +504,7 @@ func applyResyncRequest(cfg *config.Config, log *slog.Logger) error {
 		if dc.Name != req.Disk {
 			continue
 		}
-		if err := markForResync(dc.Path, req.Ranges); err != nil {
+		if err := markForResync(dc, req.Ranges); err != nil {
 			return fmt.Errorf("resync request for %s: %w", req.Disk, err)
 		}
 		log.Warn("coserver: this copy is a resync target", "disk", req.Disk, "ranges", len(req.Ranges))
@@ -517,8 +516,8 @@ func applyResyncRequest(cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func markForResync(path string, ranges [][2]int64) error {
-	return updateCopy(path, func(vd *vdisk.Disk) error {
+func markForResync(dc config.Disk, ranges [][2]int64) error {
+	return updateCopy(dc, func(vd *vdisk.Disk) error {
 		var err error
 		if len(ranges) == 0 {
 			err = vd.MarkAll()
@@ -535,10 +534,11 @@ func markForResync(path string, ranges [][2]int64) error {
 	})
 }
 
-// updateCopy opens a copy offline (the daemon has not opened it yet),
-// applies f and flushes.
-func updateCopy(path string, f func(*vdisk.Disk) error) error {
-	dev, err := filedev.Open(path, filedev.Options{Lock: true, Exclusive: true})
+// updateCopy opens a copy offline (the daemon has not opened it yet) as
+// the daemon does (a whole file or a byte range of a disk), applies f and
+// flushes.
+func updateCopy(dc config.Disk, f func(*vdisk.Disk) error) error {
+	dev, err := openCopy(dc)
 	if err != nil {
 		return err
 	}
