@@ -334,6 +334,7 @@ func TestManagerVSStopStartResync(t *testing.T) {
 	p.check(p.download(p.file), "download before the stop")
 
 	// Stop, at the secondary's API.
+	t0 := time.Now()
 	if r, err := ctl(2, "vs", "stop"); err != nil || r["ok"] != true {
 		t.Fatalf("vs stop: %v %v", r, err)
 	}
@@ -342,6 +343,7 @@ func TestManagerVSStopStartResync(t *testing.T) {
 			t.Fatalf("node %d status %+v: want vs_stopped with its time", i, st)
 		}
 	}
+	t.Logf("vs stop: both CoServers stopped %s after the call", time.Since(t0).Round(time.Millisecond))
 	d := p.fetch("http://"+vsIP+"/small.txt", "--max-time", "3")
 	<-d.done
 	if d.err == nil {
@@ -368,11 +370,13 @@ func TestManagerVSStopStartResync(t *testing.T) {
 
 	// Start, at node 1's API: node 1 was the primary at the stop and boots
 	// the VS; node 2 joins it.
+	t0 = time.Now()
 	if r, err := ctl(1, "vs", "start"); err != nil || r["ok"] != true {
 		t.Fatalf("vs start: %v %v", r, err)
 	}
 	p.waitRole(1, "primary", "synced", 60*time.Second)
 	p.waitRole(2, "secondary", "", 10*time.Second)
+	t.Logf("vs start: pair in lockstep %s after the call", time.Since(t0).Round(time.Millisecond))
 	p.check(p.download(p.file), "download after the start")
 
 	// Resync on demand at the primary's API: node 2's copy is made a
