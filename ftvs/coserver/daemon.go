@@ -487,7 +487,7 @@ func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
 	}
 	return lockstep.New(lockstep.Config{
 		Start: r, Replica: rep, Link: transport{d}, BeforeAck: beforeAck,
-		Emit:       func(outs []machine.Output) { d.figs.noteServices(m); d.emit(outs) },
+		Emit:       func(outs []machine.Output) { d.figs.noteServices(m, &d.mcfg); d.emit(outs) },
 		OutputHeld: d.figs.hold.observe,
 		OnEvent:    d.nodeEvent,
 		MayGoLive: func() bool {

@@ -76,15 +76,25 @@ func (h *holdHist) snapshot() HoldHistogram {
 }
 
 // noteServices reads the machine's service counters; call it from the
-// node's goroutine only.
-func (f *figures) noteServices(m *machine.Machine) {
+// node's goroutine only. FTP counts commands (its requests); only the
+// services the VS runs are listed.
+func (f *figures) noteServices(m *machine.Machine, mc *machine.Config) {
 	now := time.Now().UnixNano()
 	if last := f.svcLast.Load(); now-last < int64(svcEvery) {
 		return
 	}
 	f.svcLast.Store(now)
 	c := m.Counters()
-	svc := map[string]uint64{"http": c.HTTP.Requests, "ftp": c.FTP.Commands, "nbd": c.NBD.Requests}
+	svc := map[string]uint64{}
+	if mc.HTTP.Enabled {
+		svc["http"] = c.HTTP.Requests
+	}
+	if mc.FTP.Enabled {
+		svc["ftp"] = c.FTP.Commands
+	}
+	if mc.NBD.Enabled {
+		svc["nbd"] = c.NBD.Requests
+	}
 	f.svc.Store(&svc)
 }
 
