@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -377,18 +378,34 @@ func testRollback(t *testing.T, prefix, script string, supervise bool) {
 		// Node 2 (the secondary, upgraded first) dies after the exec; like
 		// systemd's Restart=always, RestartSec=1, restart it each time,
 		// until the test ends.
-		stop := make(chan struct{})
-		t.Cleanup(func() { close(stop) })
+		// The supervisor ends with the test body (defer), before the
+		// cleanups kill the daemons: a restart racing them would leave a
+		// daemon nobody kills.
+		stop, done := make(chan struct{}), make(chan struct{})
+		var mu sync.Mutex // p.procs[2] and p.start between the supervisor and the body
+		defer func() { close(stop); <-done }()
 		go func() {
-			for pr := p.procs[2]; ; pr = p.procs[2] {
-				_ = pr.Wait()
+			defer close(done)
+			for {
+				mu.Lock()
+				pr := p.procs[2]
+				mu.Unlock()
+				waited := make(chan struct{})
+				go func() { _ = pr.Wait(); close(waited) }()
+				select {
+				case <-stop:
+					return
+				case <-waited:
+				}
 				select {
 				case <-stop:
 					return
 				case <-time.After(time.Second):
 				}
 				restarts.Add(1)
+				mu.Lock()
 				p.start(2)
+				mu.Unlock()
 			}
 		}()
 	}

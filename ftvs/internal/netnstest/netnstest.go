@@ -199,6 +199,9 @@ func (n *NS) Start(name string, args ...string) *Proc {
 	c := n.Cmd(context.Background(), name, args...)
 	c.Stdout, c.Stderr = buf, buf
 	c.SysProcAttr = &unix.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL}
+	// A process that outlives this one may hold its output pipe (a daemon
+	// restarted outside its group): Wait must still return once it exited.
+	c.WaitDelay = 5 * time.Second
 	if err := c.Start(); err != nil {
 		n.env.t.Fatalf("in %s: start %s: %v", n.Name, name, err)
 	}
