@@ -43,11 +43,18 @@ type endpoint struct {
 	work    chan Request
 	dropped uint64 // requests refused because the queue was full
 	bad     uint64 // undecodable messages
+	// silent: the link says the peer is silent; calls fail at once
+	// (ErrPeerLost) instead of waiting out their timeout, until it is up.
+	silent bool
+	// linkSig is closed (and replaced) at every peer-silent or peer-up
+	// event: waits that span many calls (a resync target waiting for the
+	// source's bulk) end on it, and the caller runs a new Connect round.
+	linkSig chan struct{}
 }
 
 func newEndpoint(send func(uint8, []byte) error, base uint8, timeout time.Duration, serve func(Request) Reply) *endpoint {
 	return &endpoint{send: send, reqType: base, timeout: timeout, serve: serve,
-		pending: map[uint64]chan Reply{}, work: make(chan Request, 256)}
+		pending: map[uint64]chan Reply{}, work: make(chan Request, 256), linkSig: make(chan struct{})}
 }
 
 func (e *endpoint) run(ctx context.Context) {
@@ -66,8 +73,17 @@ func (e *endpoint) run(ctx context.Context) {
 // handle takes one delivery; it reports whether the delivery was ours.
 func (e *endpoint) handle(d link.Delivery) (bool, error) {
 	if d.Event != nil {
-		if d.Event.Kind == link.EventPeerSilent || (d.Event.Kind == link.EventPeerUp && d.Event.Restarted) {
-			e.failAll(ErrPeerLost)
+		switch d.Event.Kind {
+		case link.EventPeerSilent, link.EventPeerUp:
+			silent := d.Event.Kind == link.EventPeerSilent
+			e.mu.Lock()
+			e.silent = silent
+			close(e.linkSig)
+			e.linkSig = make(chan struct{})
+			e.mu.Unlock()
+			if silent || d.Event.Restarted {
+				e.failAll(ErrPeerLost)
+			}
 		}
 		return false, nil
 	}
@@ -110,6 +126,13 @@ func (e *endpoint) handle(d link.Delivery) (bool, error) {
 	return false, nil
 }
 
+// linkEvents returns a channel closed at the next peer-silent or peer-up.
+func (e *endpoint) linkEvents() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.linkSig
+}
+
 func (e *endpoint) failAll(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -123,6 +146,10 @@ func (e *endpoint) failAll(err error) {
 func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
 	ch := make(chan Reply, 1)
 	e.mu.Lock()
+	if e.silent {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("mirror: %s at %d: %w (the link hears nothing from it)", r.Op, r.Off, ErrPeerLost)
+	}
 	e.nextID++
 	r.ID = e.nextID
 	e.pending[r.ID] = ch

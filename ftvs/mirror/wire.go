@@ -42,11 +42,12 @@ const (
 	OpGoSolo                    // the sender's copy detached: go solo, mark [Off, Off+Count)
 	OpBulkDone                  // source to target: bulk passes over (data: error text, or empty)
 	OpFlushed                   // secondary to primary: my copy is durable through my write Count
+	OpResyncState               // target to source: reply one byte, a bulkState (is a resync toward me running, over?)
 	opMax
 )
 
 func (o Op) String() string {
-	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo", "bulk-done", "flushed"}
+	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo", "bulk-done", "flushed", "resync-state"}
 	if int(o) < len(names) {
 		return names[o]
 	}
