@@ -63,11 +63,24 @@ func (e *endpoint) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case r := <-e.work:
-			rep := e.serve(r)
-			rep.ID = r.ID
-			_ = e.send(e.reqType+1, rep.Marshal()) // a lost reply times out the caller
+			if r.Op == OpResyncFlush {
+				// A resync checkpoint's flush covers the writes served
+				// before it (all done: this worker serves in order) and
+				// runs beside the next ones: a target's flush must not
+				// stall the stream. The source sends nothing that must
+				// follow the flush before its reply.
+				go e.reply(r)
+				continue
+			}
+			e.reply(r)
 		}
 	}
+}
+
+func (e *endpoint) reply(r Request) {
+	rep := e.serve(r)
+	rep.ID = r.ID
+	_ = e.send(e.reqType+1, rep.Marshal()) // a lost reply times out the caller
 }
 
 // handle takes one delivery; it reports whether the delivery was ours.
@@ -144,6 +157,14 @@ func (e *endpoint) failAll(err error) {
 
 // call sends one request and waits for its reply.
 func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
+	return e.callFramed(ctx, r, nil)
+}
+
+// callFramed is call for a request whose message is already laid out in
+// framed: reqHeader bytes of room, then the data (r.Data is ignored). The
+// header is written in place and the message sent without a copy; the
+// link owns framed afterwards.
+func (e *endpoint) callFramed(ctx context.Context, r Request, framed []byte) ([]byte, error) {
 	ch := make(chan Reply, 1)
 	e.mu.Lock()
 	if e.silent {
@@ -159,7 +180,13 @@ func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
 		delete(e.pending, r.ID)
 		e.mu.Unlock()
 	}
-	if err := e.send(e.reqType, r.Marshal()); err != nil {
+	msg := framed
+	if msg == nil {
+		msg = r.Marshal()
+	} else {
+		r.putHeader(msg[:reqHeader], len(msg)-reqHeader)
+	}
+	if err := e.send(e.reqType, msg); err != nil {
 		forget()
 		return nil, fmt.Errorf("mirror: send %s [%d]: %w", r.Op, r.Off, err)
 	}

@@ -32,12 +32,22 @@ var (
 	testKey  = []byte("fm5-mirror-test-pair-key-0123456")
 )
 
-// lockedDev serialises a faultdev (plain data) for concurrent callers.
+// lockedDev serialises a faultdev (plain data) for concurrent callers. The
+// faultdev wraps the file with its flush made a no-op: lockedDev runs the
+// file's fdatasync itself, outside the lock, as a real device's flush runs
+// beside reads and writes.
 type lockedDev struct {
 	mu      sync.Mutex
 	d       *faultdev.Dev
+	file    blockdev.Device
 	onFlush func() // called after a successful flush (ordering tests)
 }
+
+// noFlush is the file under the faultdev: the faultdev's Flush only checks
+// the rules; lockedDev flushes the file.
+type noFlush struct{ blockdev.Device }
+
+func (noFlush) Flush() error { return nil }
 
 func (l *lockedDev) ReadAt(p []byte, off int64) (int, error) {
 	l.mu.Lock()
@@ -51,9 +61,12 @@ func (l *lockedDev) WriteAt(p []byte, off int64) (int, error) {
 }
 func (l *lockedDev) Flush() error {
 	l.mu.Lock()
-	err := l.d.Flush()
+	err := l.d.Flush() // the fault rules
 	f := l.onFlush
 	l.mu.Unlock()
+	if err == nil {
+		err = l.file.Flush()
+	}
 	if err == nil && f != nil {
 		f()
 	}
@@ -210,7 +223,7 @@ func (p *pair) start(id uint8) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	fd := &lockedDev{d: faultdev.New(f)}
+	fd := &lockedDev{d: faultdev.New(noFlush{f}), file: f}
 	d, err := vdisk.Open(fd)
 	if err != nil {
 		t.Fatalf("open node %d: %v", id, err)

@@ -49,6 +49,16 @@ func (t remoteTarget) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// ChunkHeadroom and WriteChunk make remoteTarget a vdisk.ChunkWriter: the
+// engine reads each chunk behind room for the request header, and the
+// request goes to the link without copying the data again.
+func (remoteTarget) ChunkHeadroom() int { return reqHeader }
+
+func (t remoteTarget) WriteChunk(buf []byte, off int64) error {
+	_, err := t.m.ep.callFramed(context.Background(), Request{Op: OpResyncWrite, Off: off}, buf)
+	return err
+}
+
 func (m *Mirror) peerMeta(ctx context.Context) (vdisk.Metadata, *vdisk.Bitmap, error) {
 	b, err := m.ep.call(ctx, Request{Op: OpGetMeta})
 	if err != nil {

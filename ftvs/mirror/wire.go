@@ -86,12 +86,17 @@ func (r Request) Marshal() []byte {
 		data = binary.LittleEndian.AppendUint64(nil, r.Wait)
 	}
 	b := make([]byte, reqHeader, reqHeader+len(data))
+	r.putHeader(b[:reqHeader], len(data))
+	return append(b, data...)
+}
+
+// putHeader writes the request's header, for n data bytes, into b.
+func (r Request) putHeader(b []byte, n int) {
 	b[0], b[1], b[2] = 'B', wireVersion, byte(r.Op)
 	binary.LittleEndian.PutUint64(b[3:], r.ID)
 	binary.LittleEndian.PutUint64(b[11:], uint64(r.Off))
 	binary.LittleEndian.PutUint64(b[19:], r.Count)
-	binary.LittleEndian.PutUint32(b[27:], uint32(len(data)))
-	return append(b, data...)
+	binary.LittleEndian.PutUint32(b[27:], uint32(n))
 }
 
 // ParseRequest decodes and validates a request; data aliases b.
