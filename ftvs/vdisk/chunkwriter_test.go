@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/ftvs/ftvs/ftvs/blockdev"
 )
@@ -36,6 +37,9 @@ func (f *framingTarget) WriteChunk(buf []byte, off int64) error {
 	if !bytes.Equal(buf[:testHeadroom], make([]byte, testHeadroom)) {
 		f.bad++
 	}
+	if uintptr(unsafe.Pointer(&buf[testHeadroom]))%4096 != 0 {
+		f.bad++ // the data must be aligned for O_DIRECT reads
+	}
 	copy(buf[:testHeadroom], "header written in place by the target")
 	f.kept = append(f.kept, buf)
 	_, err := f.dst.WriteAt(buf[testHeadroom:], off)
@@ -43,7 +47,8 @@ func (f *framingTarget) WriteChunk(buf []byte, off int64) error {
 }
 
 // A ChunkWriter target gets each chunk in its own buffer behind its
-// headroom (never one the engine reuses), and the copy is complete.
+// headroom (never one the engine reuses), the data 4 KiB-aligned, and the
+// copy is complete.
 func TestResyncChunkWriterOwnsBuffers(t *testing.T) {
 	const size = 8 << 20
 	src, dst := memPair(t, size)
@@ -56,7 +61,7 @@ func TestResyncChunkWriterOwnsBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.bad != 0 {
-		t.Fatalf("%d chunks came through WriteAt or without clean headroom", f.bad)
+		t.Fatalf("%d chunks came through WriteAt, without clean headroom or unaligned", f.bad)
 	}
 	if !bytes.Equal(src.Bytes(), dst.Bytes()) || st.Copied != size {
 		t.Fatalf("copied %d of %d bytes; copies equal: %v", st.Copied, size, bytes.Equal(src.Bytes(), dst.Bytes()))

@@ -40,9 +40,10 @@ type Progress interface {
 
 // ChunkWriter is an optional Dst interface for a target that sends each
 // chunk on (over a link): the engine reads the chunk into a fresh buffer
-// behind ChunkHeadroom spare bytes and hands the whole buffer over with
-// WriteChunk (data at buf[ChunkHeadroom():]), so the target frames it in
-// place instead of copying. The buffer is the target's afterwards.
+// behind ChunkHeadroom spare bytes and hands it over with WriteChunk (data
+// at buf[ChunkHeadroom():]), so the target frames it in place instead of
+// copying. The data itself starts 4 KiB-aligned, as an O_DIRECT source
+// read needs. The buffer is the target's afterwards.
 type ChunkWriter interface {
 	ChunkHeadroom() int
 	WriteChunk(buf []byte, off int64) error
@@ -349,13 +350,18 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	return st, err
 }
 
+// chunkAlign aligns a ChunkWriter's data in its buffer (O_DIRECT reads).
+const chunkAlign = 4096
+
 // copyChunk copies [off, off+n) through buf (the window's), or, for a
 // ChunkWriter, through a fresh buffer the target keeps.
 func (r *Resync) copyChunk(ctx context.Context, buf []byte, off, n int64, st *ResyncStats) error {
 	if cw, owned := r.Dst.(ChunkWriter); owned {
 		h := cw.ChunkHeadroom()
-		full := make([]byte, int64(h)+n)
-		return r.copyInto(ctx, full[h:], off, st, func() error { return cw.WriteChunk(full, off) })
+		pad := (h + chunkAlign - 1) &^ (chunkAlign - 1)
+		full := make([]byte, int64(pad)+n) // a large allocation: page-aligned
+		msg := full[pad-h:]
+		return r.copyInto(ctx, full[pad:], off, st, func() error { return cw.WriteChunk(msg, off) })
 	}
 	b := buf[:n]
 	return r.copyInto(ctx, b, off, st, func() error { _, err := r.Dst.WriteAt(b, off); return err })
