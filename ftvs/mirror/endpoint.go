@@ -26,6 +26,9 @@ const DefaultTypeBase uint8 = 0xB0
 // ErrPeerLost fails remote calls in flight when the peer goes away.
 var ErrPeerLost = errors.New("mirror: peer lost")
 
+// errNoReply: a call's reply did not come within the call timeout.
+var errNoReply = errors.New("no reply")
+
 // ErrPeer wraps an error the peer reported for a remote operation.
 var ErrPeer = errors.New("mirror: peer reported")
 
@@ -203,7 +206,7 @@ func (e *endpoint) callFramed(ctx context.Context, r Request, framed []byte) ([]
 		return rep.Data, nil
 	case <-t.C:
 		forget()
-		return nil, fmt.Errorf("mirror: %s at %d: no reply within %v", r.Op, r.Off, e.timeout)
+		return nil, fmt.Errorf("mirror: %s at %d: %w within %v", r.Op, r.Off, errNoReply, e.timeout)
 	case <-ctx.Done():
 		forget()
 		return nil, ctx.Err()

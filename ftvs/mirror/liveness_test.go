@@ -175,3 +175,42 @@ func TestSourceOneSidedFlapDuringResyncDoesNotHang(t *testing.T) {
 	}
 	p.assertIdentical()
 }
+
+// A source that drops OpResyncState unanswered (an older version does not
+// know the op) is asked once; the target then waits for its OpBulkDone as
+// before instead of failing every round.
+func TestTargetWaitsForASourceThatCannotBeAsked(t *testing.T) {
+	p := newPair(t)
+	ctx := ctxT(t)
+	g := gatedSource(t, p)
+	// Node 1's deliveries go through a filter that drops the question.
+	in := make(chan link.Delivery, 1024)
+	p.hook[1].Store(&in)
+	go func() {
+		for d := range in {
+			if d.Event == nil && d.Type == DefaultTypeBase {
+				if r, err := ParseRequest(d.Payload); err == nil && r.Op == OpResyncState {
+					continue
+				}
+			}
+			p.n[1].m.Handle(d)
+		}
+	}()
+	t.Cleanup(func() { p.hook[1].Store(nil) })
+	src := goConnect(ctx, p.n[1].m)
+	dst := goConnect(ctx, p.n[2].m)
+	<-g.waiting
+	// Past the first question's timeout (5 s in the harness).
+	time.Sleep(7 * time.Second)
+	g.open()
+	if r := waitConnect(t, "source", src, 30*time.Second); r.err != nil {
+		t.Fatalf("source: %v", r.err)
+	}
+	if r := waitConnect(t, "target", dst, 10*time.Second); r.err != nil {
+		t.Fatalf("target: %v, want the wait to end at the source's bulk-done", r.err)
+	}
+	if err := p.n[1].m.FinishResync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.assertIdentical()
+}

@@ -176,12 +176,15 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 // The source's OpBulkDone wakes it; every bulkPoll it also asks the source
 // (OpResyncState), which is what decides. It ends with an error, and the
 // caller runs a new Connect round, on a link event (peer silent or up
-// again), on a failed question, when the source's round failed, or when
-// the source ran no resync toward this copy for CallTimeout.
+// again), when the peer is lost, when the source's round failed, or when
+// the source ran no resync toward this copy for CallTimeout. A source that
+// leaves the question unanswered (an older version drops the unknown op)
+// is not asked again: its OpBulkDone alone ends the wait, as before.
 func (m *Mirror) awaitBulk(ctx context.Context) error {
 	linkEv := m.ep.linkEvents()
-	poll := time.NewTicker(bulkPoll)
-	defer poll.Stop()
+	ticker := time.NewTicker(bulkPoll)
+	defer ticker.Stop()
+	poll := ticker.C
 	var idleSince time.Time
 	for {
 		m.mu.Lock()
@@ -200,9 +203,16 @@ func (m *Mirror) awaitBulk(ctx context.Context) error {
 			return fmt.Errorf("mirror node %d: waiting for the source's resync: link event: %w", m.node, ErrPeerLost)
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-poll.C:
+		case <-poll:
+		}
+		if poll == nil {
+			return nil // an older source's OpBulkDone (it cannot be asked)
 		}
 		b, err := m.ep.call(ctx, Request{Op: OpResyncState})
+		if errors.Is(err, errNoReply) {
+			poll = nil
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("mirror node %d: ask the source how its resync goes: %w", m.node, err)
 		}
