@@ -318,7 +318,14 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 				}
 				continue
 			}
-			pos = 0 // marks behind the cursor? another pass, in address order
+			// Marks behind the cursor? Another pass, in address order. The
+			// copies of this pass complete first: a region re-marked by a
+			// client write and taken again must not have its older copy,
+			// still in flight, land on the target after the newer one.
+			if at, err := w.drain(r.Marks); err != nil {
+				return stop(err, at)
+			}
+			pos = 0
 			wrapped = true
 			continue
 		}
