@@ -119,6 +119,9 @@ type pairOpts struct {
 	chunk    int64  // resync chunk (0: 256 KiB)
 	dir      string // where the copies live (default t.TempDir())
 	inflight int
+	// direct opens the copies as the daemon does: O_DIRECT, or buffered
+	// where the filesystem refuses it (tmpfs).
+	direct bool
 }
 
 func freePort(t testing.TB) int {
@@ -218,7 +221,10 @@ func (p *pair) start(id uint8) *node {
 	t := p.t
 	t.Helper()
 	path := filepath.Join(p.dir, map[uint8]string{1: "node1.img", 2: "node2.img"}[id])
-	f, err := filedev.Open(path, filedev.Options{})
+	f, err := filedev.Open(path, filedev.Options{Direct: p.opts.direct})
+	if err != nil && p.opts.direct {
+		f, err = filedev.Open(path, filedev.Options{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
