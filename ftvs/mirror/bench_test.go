@@ -15,8 +15,7 @@ import (
 // BenchmarkResyncVsLink measures, over one veth link between two network
 // namespaces (needs root), the link session's bulk rate with 1 MiB
 // messages and the resync rate of 128 MiB of marked data (unlimited
-// pacer, copies on files opened as the daemon opens them: O_DIRECT, or
-// buffered on tmpfs), and reports both and their ratio (the goal is
+// pacer, copies on files), and reports both and their ratio (the goal is
 // a resync at >= 90% of the link). The machine is shared: each iteration
 // alternates link and resync transfers benchRounds times and reports the
 // medians, and the ratio is the median of each round's resync over the
@@ -39,7 +38,7 @@ func BenchmarkResyncVsLink(b *testing.B) {
 func benchResync(b *testing.B, dir string) {
 	linktest.NeedRoot(b)
 	np := linktest.NewPair(b, "fm5r", 1, 185)
-	o := pairOpts{size: 256 << 20, chunk: 1 << 20, inflight: 8, dir: dir, direct: true}
+	o := pairOpts{size: 256 << 20, chunk: 1 << 20, inflight: 8, dir: dir}
 	o.links[1], o.links[2] = np.LinksA, np.LinksB
 	o.nets[1], o.nets[2] = linktest.Net{NS: np.A}, linktest.Net{NS: np.B}
 	p := newPairWith(b, o)

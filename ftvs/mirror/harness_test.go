@@ -33,9 +33,9 @@ var (
 )
 
 // lockedDev serialises a faultdev (plain data) for concurrent callers. The
-// faultdev wraps the file with its flush made a no-op: lockedDev runs the
-// file's fdatasync itself, outside the lock, as a real device's flush runs
-// beside reads and writes.
+// faultdev only checks its rules (it wraps checkOnly): lockedDev does the
+// file's reads, writes and flushes itself, outside the lock, concurrently,
+// as the daemon's filedev does.
 type lockedDev struct {
 	mu      sync.Mutex
 	d       *faultdev.Dev
@@ -43,21 +43,31 @@ type lockedDev struct {
 	onFlush func() // called after a successful flush (ordering tests)
 }
 
-// noFlush is the file under the faultdev: the faultdev's Flush only checks
-// the rules; lockedDev flushes the file.
-type noFlush struct{ blockdev.Device }
+// checkOnly is the file under the faultdev as far as the rules go: the
+// faultdev's operations only check them; lockedDev does the I/O.
+type checkOnly struct{ blockdev.Device }
 
-func (noFlush) Flush() error { return nil }
+func (checkOnly) ReadAt(p []byte, _ int64) (int, error)  { return len(p), nil }
+func (checkOnly) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+func (checkOnly) Flush() error                           { return nil }
 
 func (l *lockedDev) ReadAt(p []byte, off int64) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.d.ReadAt(p, off)
+	_, err := l.d.ReadAt(p, off) // the fault rules
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return l.file.ReadAt(p, off)
 }
 func (l *lockedDev) WriteAt(p []byte, off int64) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.d.WriteAt(p, off)
+	_, err := l.d.WriteAt(p, off) // the fault rules
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return l.file.WriteAt(p, off)
 }
 func (l *lockedDev) Flush() error {
 	l.mu.Lock()
@@ -119,9 +129,6 @@ type pairOpts struct {
 	chunk    int64  // resync chunk (0: 256 KiB)
 	dir      string // where the copies live (default t.TempDir())
 	inflight int
-	// direct opens the copies as the daemon does: O_DIRECT, or buffered
-	// where the filesystem refuses it (tmpfs).
-	direct bool
 }
 
 func freePort(t testing.TB) int {
@@ -221,15 +228,12 @@ func (p *pair) start(id uint8) *node {
 	t := p.t
 	t.Helper()
 	path := filepath.Join(p.dir, map[uint8]string{1: "node1.img", 2: "node2.img"}[id])
-	f, err := filedev.Open(path, filedev.Options{Direct: p.opts.direct})
-	if err != nil && p.opts.direct {
-		f, err = filedev.Open(path, filedev.Options{})
-	}
+	f, err := filedev.Open(path, filedev.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	fd := &lockedDev{d: faultdev.New(noFlush{f}), file: f}
+	fd := &lockedDev{d: faultdev.New(checkOnly{f}), file: f}
 	d, err := vdisk.Open(fd)
 	if err != nil {
 		t.Fatalf("open node %d: %v", id, err)

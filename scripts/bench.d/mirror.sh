@@ -2,8 +2,7 @@
 # Mirrored disks (ftvs/mirror): resync throughput of 128 MiB of marked data
 # against the CoServer link's bulk rate measured in the same run and the same
 # link session, over one veth link between two network namespaces (needs
-# root). Copies on the disk (files under /tmp opened O_DIRECT as the daemon
-# opens them; progress checkpoints fsync)
+# root). Copies on the disk (files under /tmp: progress checkpoints fsync)
 # and in RAM (/dev/shm: the protocol's ceiling). The machine is shared, so
 # each row is one run of 5 link/resync pairs: the rates are medians and the
 # ratio is the median of each resync over the link transfer just before it;
