@@ -302,7 +302,8 @@ func (m *Mirror) FinishResync(ctx context.Context) error {
 }
 
 // WaitResynced blocks the target until the source's FinishResync made this
-// copy UpToDate (or ctx ends).
+// copy UpToDate, ctx ends, or a link event (peer silent or up) says the
+// resync may not finish: the caller then runs Connect again.
 func (m *Mirror) WaitResynced(ctx context.Context) error {
 	m.mu.Lock()
 	if m.disk.Metadata().State == vdisk.UpToDate {
@@ -317,6 +318,8 @@ func (m *Mirror) WaitResynced(ctx context.Context) error {
 	select {
 	case <-ch:
 		return nil
+	case <-m.ep.linkEvents():
+		return fmt.Errorf("mirror node %d: waiting for the end of the resync: link event: %w", m.node, ErrPeerLost)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
