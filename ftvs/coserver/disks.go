@@ -163,35 +163,65 @@ func (ds *disks) connect(again bool) {
 	go ds.rounds(ctx)
 }
 
-// rounds runs Connect rounds until one ends with no peer-up during it.
+// rounds runs Connect rounds until one ends with no peer-up during it. A
+// round that failed for a reason that may pass (link lost mid-resync, the
+// source's round failed or ran none toward us) is run again while the link
+// hears the peer: each side starts rounds on its own link events, and a
+// drop that only one side saw gives the other no peer-up to retry at.
 func (ds *disks) rounds(ctx context.Context) {
+	backoff := connectRetryMin
 	for {
-		ok := true
-		for i, m := range ds.ms {
-			dec, err := m.Connect(ctx)
-			name := ds.d.cfg.VS.Disks[i].Name
-			if err != nil {
-				ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %v", name, err))
-				ds.d.log.Warn("coserver: virtual disk connect failed", "disk", name, "err", err)
-				ok = false // retried at the next peer-up; a joiner keeps waiting
-				break
-			}
-			ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %+v", name, dec))
-		}
+		err := ds.connectAll(ctx)
 		ds.mu.Lock()
 		if ds.again && ctx.Err() == nil {
 			ds.again = false
 			ds.mu.Unlock()
 			continue
 		}
+		if err != nil && retryConnect(err) && ctx.Err() == nil && ds.d.peerUp.Load() {
+			ds.mu.Unlock()
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, connectRetryMax)
+			continue
+		}
 		ds.running = false
-		if ok {
+		if err == nil {
 			ds.stale.Store(false)
 			close(ds.connected)
 		}
 		ds.mu.Unlock()
 		return
 	}
+}
+
+// connectRetryMin and connectRetryMax bound the wait between failed rounds.
+const (
+	connectRetryMin = 500 * time.Millisecond
+	connectRetryMax = 8 * time.Second
+)
+
+// retryConnect: split brain, refusals and a detached copy wait for the
+// operator; anything else is retried.
+func retryConnect(err error) bool {
+	return !errors.Is(err, vdisk.ErrSplitBrain) && !errors.Is(err, vdisk.ErrRefused) && !errors.Is(err, mirror.ErrDetached)
+}
+
+// connectAll runs Connect on every mirror in order; the first error ends it.
+func (ds *disks) connectAll(ctx context.Context) error {
+	for i, m := range ds.ms {
+		dec, err := m.Connect(ctx)
+		name := ds.d.cfg.VS.Disks[i].Name
+		if err != nil {
+			ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %v", name, err))
+			ds.d.log.Warn("coserver: virtual disk connect failed", "disk", name, "err", err)
+			return err
+		}
+		ds.d.addEvent("disk-connect", 0, fmt.Sprintf("%s: %+v", name, dec))
+	}
+	return nil
 }
 
 // awaitConnected blocks until the mirrors met the peer (or ctx ends); a

@@ -79,10 +79,16 @@
 // Peer back (link EventPeerUp), on both nodes, off the lockstep goroutine:
 // dec, err := m.Connect(ctx). The source returns after its bulk passes
 // (the VS keeps running and marking meanwhile); the target returns when the
-// source says the bulk is over. Only then does the target's daemon let its
-// lockstep node join (deliver EventPeerUp / start it as RoleJoining). An
-// error: ErrSplitBrain / ErrRefused → alert and wait for the operator;
-// anything else (link lost, I/O) → retry Connect at the next peer-up; the
+// source says the bulk is over (OpBulkDone, and OpResyncState, which the
+// target asks every second: each side starts its rounds on its own link
+// events, so the target may wait on a round that is long over or never
+// ran). Only then does the target's daemon let its lockstep node join
+// (deliver EventPeerUp / start it as RoleJoining). Every wait in Connect
+// ends on a link event (peer silent or up), ctx or a timeout, and calls
+// fail at once while the link says the peer is silent. An error:
+// ErrSplitBrain / ErrRefused / ErrDetached → alert and wait for the
+// operator; anything else (link lost, I/O, ErrNoResync) → run Connect
+// again, with a backoff while the peer is up and at the next peer-up; the
 // resync resumes from the marks left.
 //
 // Snapshot hand-over: the primary's Replica.Snapshot wrapper first calls

@@ -26,6 +26,9 @@ const DefaultTypeBase uint8 = 0xB0
 // ErrPeerLost fails remote calls in flight when the peer goes away.
 var ErrPeerLost = errors.New("mirror: peer lost")
 
+// errNoReply: a call's reply did not come within the call timeout.
+var errNoReply = errors.New("no reply")
+
 // ErrPeer wraps an error the peer reported for a remote operation.
 var ErrPeer = errors.New("mirror: peer reported")
 
@@ -43,11 +46,18 @@ type endpoint struct {
 	work    chan Request
 	dropped uint64 // requests refused because the queue was full
 	bad     uint64 // undecodable messages
+	// silent: the link says the peer is silent; calls fail at once
+	// (ErrPeerLost) instead of waiting out their timeout, until it is up.
+	silent bool
+	// linkSig is closed (and replaced) at every peer-silent or peer-up
+	// event: waits that span many calls (a resync target waiting for the
+	// source's bulk) end on it, and the caller runs a new Connect round.
+	linkSig chan struct{}
 }
 
 func newEndpoint(send func(uint8, []byte) error, base uint8, timeout time.Duration, serve func(Request) Reply) *endpoint {
 	return &endpoint{send: send, reqType: base, timeout: timeout, serve: serve,
-		pending: map[uint64]chan Reply{}, work: make(chan Request, 256)}
+		pending: map[uint64]chan Reply{}, work: make(chan Request, 256), linkSig: make(chan struct{})}
 }
 
 func (e *endpoint) run(ctx context.Context) {
@@ -56,18 +66,40 @@ func (e *endpoint) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case r := <-e.work:
-			rep := e.serve(r)
-			rep.ID = r.ID
-			_ = e.send(e.reqType+1, rep.Marshal()) // a lost reply times out the caller
+			if r.Op == OpResyncFlush {
+				// A resync checkpoint's flush covers the writes served
+				// before it (all done: this worker serves in order) and
+				// runs beside the next ones: a target's flush must not
+				// stall the stream. The source sends nothing that must
+				// follow the flush before its reply.
+				go e.reply(r)
+				continue
+			}
+			e.reply(r)
 		}
 	}
+}
+
+func (e *endpoint) reply(r Request) {
+	rep := e.serve(r)
+	rep.ID = r.ID
+	_ = e.send(e.reqType+1, rep.Marshal()) // a lost reply times out the caller
 }
 
 // handle takes one delivery; it reports whether the delivery was ours.
 func (e *endpoint) handle(d link.Delivery) (bool, error) {
 	if d.Event != nil {
-		if d.Event.Kind == link.EventPeerSilent || (d.Event.Kind == link.EventPeerUp && d.Event.Restarted) {
-			e.failAll(ErrPeerLost)
+		switch d.Event.Kind {
+		case link.EventPeerSilent, link.EventPeerUp:
+			silent := d.Event.Kind == link.EventPeerSilent
+			e.mu.Lock()
+			e.silent = silent
+			close(e.linkSig)
+			e.linkSig = make(chan struct{})
+			e.mu.Unlock()
+			if silent || d.Event.Restarted {
+				e.failAll(ErrPeerLost)
+			}
 		}
 		return false, nil
 	}
@@ -110,6 +142,13 @@ func (e *endpoint) handle(d link.Delivery) (bool, error) {
 	return false, nil
 }
 
+// linkEvents returns a channel closed at the next peer-silent or peer-up.
+func (e *endpoint) linkEvents() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.linkSig
+}
+
 func (e *endpoint) failAll(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -121,8 +160,20 @@ func (e *endpoint) failAll(err error) {
 
 // call sends one request and waits for its reply.
 func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
+	return e.callFramed(ctx, r, nil)
+}
+
+// callFramed is call for a request whose message is already laid out in
+// framed: reqHeader bytes of room, then the data (r.Data is ignored). The
+// header is written in place and the message sent without a copy; the
+// link owns framed afterwards.
+func (e *endpoint) callFramed(ctx context.Context, r Request, framed []byte) ([]byte, error) {
 	ch := make(chan Reply, 1)
 	e.mu.Lock()
+	if e.silent {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("mirror: %s at %d: %w (the link hears nothing from it)", r.Op, r.Off, ErrPeerLost)
+	}
 	e.nextID++
 	r.ID = e.nextID
 	e.pending[r.ID] = ch
@@ -132,7 +183,13 @@ func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
 		delete(e.pending, r.ID)
 		e.mu.Unlock()
 	}
-	if err := e.send(e.reqType, r.Marshal()); err != nil {
+	msg := framed
+	if msg == nil {
+		msg = r.Marshal()
+	} else {
+		r.putHeader(msg[:reqHeader], len(msg)-reqHeader)
+	}
+	if err := e.send(e.reqType, msg); err != nil {
 		forget()
 		return nil, fmt.Errorf("mirror: send %s [%d]: %w", r.Op, r.Off, err)
 	}
@@ -149,7 +206,7 @@ func (e *endpoint) call(ctx context.Context, r Request) ([]byte, error) {
 		return rep.Data, nil
 	case <-t.C:
 		forget()
-		return nil, fmt.Errorf("mirror: %s at %d: no reply within %v", r.Op, r.Off, e.timeout)
+		return nil, fmt.Errorf("mirror: %s at %d: %w within %v", r.Op, r.Off, errNoReply, e.timeout)
 	case <-ctx.Done():
 		forget()
 		return nil, ctx.Err()

@@ -32,28 +32,51 @@ var (
 	testKey  = []byte("fm5-mirror-test-pair-key-0123456")
 )
 
-// lockedDev serialises a faultdev (plain data) for concurrent callers.
+// lockedDev serialises a faultdev (plain data) for concurrent callers. The
+// faultdev only checks its rules (it wraps checkOnly): lockedDev does the
+// file's reads, writes and flushes itself, outside the lock, concurrently,
+// as the daemon's filedev does.
 type lockedDev struct {
 	mu      sync.Mutex
 	d       *faultdev.Dev
+	file    blockdev.Device
 	onFlush func() // called after a successful flush (ordering tests)
 }
 
+// checkOnly is the file under the faultdev as far as the rules go: the
+// faultdev's operations only check them; lockedDev does the I/O.
+type checkOnly struct{ blockdev.Device }
+
+func (checkOnly) ReadAt(p []byte, _ int64) (int, error)  { return len(p), nil }
+func (checkOnly) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
+func (checkOnly) Flush() error                           { return nil }
+
 func (l *lockedDev) ReadAt(p []byte, off int64) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.d.ReadAt(p, off)
+	_, err := l.d.ReadAt(p, off) // the fault rules
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return l.file.ReadAt(p, off)
 }
 func (l *lockedDev) WriteAt(p []byte, off int64) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.d.WriteAt(p, off)
+	_, err := l.d.WriteAt(p, off) // the fault rules
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return l.file.WriteAt(p, off)
 }
 func (l *lockedDev) Flush() error {
 	l.mu.Lock()
-	err := l.d.Flush()
+	err := l.d.Flush() // the fault rules
 	f := l.onFlush
 	l.mu.Unlock()
+	if err == nil {
+		err = l.file.Flush()
+	}
 	if err == nil && f != nil {
 		f()
 	}
@@ -210,7 +233,7 @@ func (p *pair) start(id uint8) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	fd := &lockedDev{d: faultdev.New(f)}
+	fd := &lockedDev{d: faultdev.New(checkOnly{f}), file: f}
 	d, err := vdisk.Open(fd)
 	if err != nil {
 		t.Fatalf("open node %d: %v", id, err)

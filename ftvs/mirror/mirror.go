@@ -91,6 +91,7 @@ type Mirror struct {
 	pendFlush  bool   // a deferred flush is owed
 	blocked    string // split brain / refusal: no go-live, no resync
 	resyncing  bool   // this node is a resync source between Connect and FinishResync
+	bulk       bulkState
 	// compared: since Open this copy was compared with the peer's (Connect),
 	// ran in lockstep, or the operator forced it; a copy that was running
 	// when its CoServer stopped needs one of these before going live alone.
@@ -564,6 +565,7 @@ func (m *Mirror) PeerLost() error {
 	m.mu.Lock()
 	m.lockstep = false
 	m.resyncing = false // a resync in progress ended with the peer; Connect starts the next
+	m.bulk = bulkIdle
 	det := m.detached
 	m.mu.Unlock()
 	m.ep.failAll(ErrPeerLost)

@@ -70,6 +70,11 @@ func (m *Mirror) serveOp(r Request) ([]byte, error) {
 		return nil, m.peerDetached(r.Off, int64(r.Count))
 	case OpFlushed:
 		return nil, m.peerFlushed(r.Count)
+	case OpResyncState:
+		m.mu.Lock()
+		st := m.bulk
+		m.mu.Unlock()
+		return []byte{byte(st)}, nil
 	case OpBulkDone:
 		m.mu.Lock()
 		if m.bulkResult == nil {

@@ -4,9 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ftvs/ftvs/ftvs/vdisk"
 )
+
+// bulkState is a resync source's phase as OpResyncState reports it to a
+// target waiting in Connect. The target trusts only this answer, not the
+// OpBulkDone notice alone: each side's Connect rounds start on its own
+// link events, so a target may come back to Connect after the source's
+// round is over (and no new one will run) or while none runs at all.
+type bulkState uint8
+
+const (
+	bulkIdle    bulkState = iota // no resync toward the peer, or a round is starting
+	bulkRunning                  // BeginResync persisted; bulk passes running
+	bulkOver                     // bulk passes over; FinishResync at the hand-over
+)
+
+// bulkPoll is how often a waiting target asks the source how its bulk goes.
+const bulkPoll = time.Second
+
+// ErrDetached: the local copy was detached after an I/O error; only the
+// operator (a new disk, a new copy) ends it.
+var ErrDetached = errors.New("mirror: local copy detached")
+
+// ErrNoResync: a target waited for a source that runs no resync toward it;
+// the caller runs a new Connect round.
+var ErrNoResync = errors.New("mirror: the peer runs no resync toward this copy")
+
+func (m *Mirror) setBulk(s bulkState) {
+	m.mu.Lock()
+	m.bulk = s
+	m.mu.Unlock()
+}
 
 // remoteTarget is the resync engine's writer on the peer's copy.
 type remoteTarget struct{ m *Mirror }
@@ -16,6 +47,16 @@ func (t remoteTarget) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// ChunkHeadroom and WriteChunk make remoteTarget a vdisk.ChunkWriter: the
+// engine reads each chunk behind room for the request header, and the
+// request goes to the link without copying the data again.
+func (remoteTarget) ChunkHeadroom() int { return reqHeader }
+
+func (t remoteTarget) WriteChunk(buf []byte, off int64) error {
+	_, err := t.m.ep.callFramed(context.Background(), Request{Op: OpResyncWrite, Off: off}, buf)
+	return err
 }
 
 func (m *Mirror) peerMeta(ctx context.Context) (vdisk.Metadata, *vdisk.Bitmap, error) {
@@ -54,12 +95,13 @@ func (m *Mirror) setPeerMeta(ctx context.Context, md vdisk.Metadata) error {
 // nothing; MayGoLive says no until an operator resolves it.
 func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	if m.Detached() {
-		return vdisk.Decision{}, fmt.Errorf("mirror node %d: local copy detached; replace the disk and recreate the copy", m.node)
+		return vdisk.Decision{}, fmt.Errorf("mirror node %d: %w; replace the disk and recreate the copy", m.node, ErrDetached)
 	}
 	peer, peerMarks, err := m.peerMeta(ctx)
 	if err != nil {
 		return vdisk.Decision{}, fmt.Errorf("mirror node %d: peer metadata: %w", m.node, err)
 	}
+	m.setBulk(bulkIdle) // a new round: the target waits for its BeginResync
 	local := m.disk.Metadata()
 	dec := vdisk.Decide(local, peer)
 	switch dec.Action {
@@ -105,7 +147,9 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	if err := m.disk.Update(func(x *vdisk.Metadata) { *x = nsrc }); err != nil {
 		return dec, fmt.Errorf("mirror node %d: begin resync: %w", m.node, err)
 	}
+	m.setBulk(bulkRunning)
 	if err := m.setPeerMeta(ctx, ndst); err != nil {
+		m.setBulk(bulkIdle)
 		return dec, fmt.Errorf("mirror node %d: begin resync on the peer: %w", m.node, err)
 	}
 	m.disk.SetMarking(true) // the VS keeps writing here; further passes copy it
@@ -117,6 +161,9 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
+		m.setBulk(bulkIdle)
+	} else {
+		m.setBulk(bulkOver)
 	}
 	if _, nerr := m.ep.call(ctx, Request{Op: OpBulkDone, Data: []byte(msg)}); nerr != nil && err == nil {
 		err = fmt.Errorf("mirror node %d: tell the target the bulk resync is over: %w", m.node, nerr)
@@ -126,23 +173,65 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 
 // awaitBulk holds a resync target's Connect until the source's bulk passes
 // are over, so that the daemon asks for the lockstep snapshot only then.
+// The source's OpBulkDone wakes it; every bulkPoll it also asks the source
+// (OpResyncState), which is what decides. It ends with an error, and the
+// caller runs a new Connect round, on a link event (peer silent or up
+// again), when the peer is lost, when the source's round failed, or when
+// the source ran no resync toward this copy for CallTimeout. A source that
+// leaves the question unanswered (an older version drops the unknown op)
+// is not asked again: its OpBulkDone alone ends the wait, as before.
 func (m *Mirror) awaitBulk(ctx context.Context) error {
-	m.mu.Lock()
-	sig := m.bulkSig
-	m.mu.Unlock()
-	select {
-	case <-sig:
-	case <-ctx.Done():
-		return ctx.Err()
+	linkEv := m.ep.linkEvents()
+	ticker := time.NewTicker(bulkPoll)
+	defer ticker.Stop()
+	poll := ticker.C
+	var idleSince time.Time
+	for {
+		m.mu.Lock()
+		sig := m.bulkSig
+		m.mu.Unlock()
+		select {
+		case <-sig:
+			m.mu.Lock()
+			res := m.bulkResult
+			m.bulkResult, m.bulkSig = nil, make(chan struct{})
+			m.mu.Unlock()
+			if res != nil && *res != "" {
+				return fmt.Errorf("mirror node %d: the source's resync failed: %s", m.node, *res)
+			}
+		case <-linkEv:
+			return fmt.Errorf("mirror node %d: waiting for the source's resync: link event: %w", m.node, ErrPeerLost)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-poll:
+		}
+		if poll == nil {
+			return nil // an older source's OpBulkDone (it cannot be asked)
+		}
+		b, err := m.ep.call(ctx, Request{Op: OpResyncState})
+		if errors.Is(err, errNoReply) {
+			poll = nil
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mirror node %d: ask the source how its resync goes: %w", m.node, err)
+		}
+		if len(b) != 1 {
+			return fmt.Errorf("mirror node %d: resync-state reply of %d bytes, want 1", m.node, len(b))
+		}
+		switch bulkState(b[0]) {
+		case bulkOver:
+			return nil
+		case bulkRunning:
+			idleSince = time.Time{}
+		default:
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+			} else if time.Since(idleSince) > m.cfg.CallTimeout {
+				return fmt.Errorf("mirror node %d: for %v: %w", m.node, m.cfg.CallTimeout, ErrNoResync)
+			}
+		}
 	}
-	m.mu.Lock()
-	res := m.bulkResult
-	m.bulkResult, m.bulkSig = nil, make(chan struct{})
-	m.mu.Unlock()
-	if res != nil && *res != "" {
-		return fmt.Errorf("mirror node %d: the source's resync failed: %s", m.node, *res)
-	}
-	return nil
 }
 
 func (m *Mirror) runResync(ctx context.Context) (vdisk.ResyncStats, error) {
@@ -206,14 +295,15 @@ func (m *Mirror) FinishResync(ctx context.Context) error {
 		return fmt.Errorf("mirror node %d: end resync: %w", m.node, err)
 	}
 	m.mu.Lock()
-	m.resyncing = false
+	m.resyncing, m.bulk = false, bulkIdle
 	m.mu.Unlock()
 	m.event(EventResyncDone, "source: target UpToDate")
 	return nil
 }
 
 // WaitResynced blocks the target until the source's FinishResync made this
-// copy UpToDate (or ctx ends).
+// copy UpToDate, ctx ends, or a link event (peer silent or up) says the
+// resync may not finish: the caller then runs Connect again.
 func (m *Mirror) WaitResynced(ctx context.Context) error {
 	m.mu.Lock()
 	if m.disk.Metadata().State == vdisk.UpToDate {
@@ -228,6 +318,8 @@ func (m *Mirror) WaitResynced(ctx context.Context) error {
 	select {
 	case <-ch:
 		return nil
+	case <-m.ep.linkEvents():
+		return fmt.Errorf("mirror node %d: waiting for the end of the resync: link event: %w", m.node, ErrPeerLost)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -42,11 +42,12 @@ const (
 	OpGoSolo                    // the sender's copy detached: go solo, mark [Off, Off+Count)
 	OpBulkDone                  // source to target: bulk passes over (data: error text, or empty)
 	OpFlushed                   // secondary to primary: my copy is durable through my write Count
+	OpResyncState               // target to source: reply one byte, a bulkState (is a resync toward me running, over?)
 	opMax
 )
 
 func (o Op) String() string {
-	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo", "bulk-done", "flushed"}
+	names := [...]string{"?", "read", "write", "flush", "resync-write", "resync-flush", "sums", "get-meta", "set-meta", "clear-marks", "go-solo", "bulk-done", "flushed", "resync-state"}
 	if int(o) < len(names) {
 		return names[o]
 	}
@@ -85,12 +86,17 @@ func (r Request) Marshal() []byte {
 		data = binary.LittleEndian.AppendUint64(nil, r.Wait)
 	}
 	b := make([]byte, reqHeader, reqHeader+len(data))
+	r.putHeader(b[:reqHeader], len(data))
+	return append(b, data...)
+}
+
+// putHeader writes the request's header, for n data bytes, into b.
+func (r Request) putHeader(b []byte, n int) {
 	b[0], b[1], b[2] = 'B', wireVersion, byte(r.Op)
 	binary.LittleEndian.PutUint64(b[3:], r.ID)
 	binary.LittleEndian.PutUint64(b[11:], uint64(r.Off))
 	binary.LittleEndian.PutUint64(b[19:], r.Count)
-	binary.LittleEndian.PutUint32(b[27:], uint32(len(data)))
-	return append(b, data...)
+	binary.LittleEndian.PutUint32(b[27:], uint32(n))
 }
 
 // ParseRequest decodes and validates a request; data aliases b.

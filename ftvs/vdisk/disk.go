@@ -485,10 +485,10 @@ type ProgressToken struct {
 	regions []int64
 }
 
-// SnapshotProgress captures the regions handed out by TakeNext so far (all
-// copied by the time the engine calls it) and starts a new set. The engine
-// then flushes the target, possibly while it copies on, and calls
-// CommitProgress with the token.
+// SnapshotProgress captures the regions handed out by TakeNext so far and
+// starts a new set. Once every copy handed out before it has completed,
+// the engine flushes the target, possibly while it copies on, and calls
+// CommitProgress with the token (or drops the token when one failed).
 func (d *Disk) SnapshotProgress() ProgressToken {
 	d.mu.Lock()
 	defer d.mu.Unlock()

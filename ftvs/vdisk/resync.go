@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Marks is the resync engine's view of the regions still to copy (the
@@ -35,6 +36,17 @@ type Yielder interface {
 type Progress interface {
 	SnapshotProgress() ProgressToken
 	CommitProgress(t ProgressToken, cursor int64) error
+}
+
+// ChunkWriter is an optional Dst interface for a target that sends each
+// chunk on (over a link): the engine reads the chunk into a fresh buffer
+// behind ChunkHeadroom spare bytes and hands it over with WriteChunk (data
+// at buf[ChunkHeadroom():]), so the target frames it in place instead of
+// copying. The data itself starts 4 KiB-aligned, as an O_DIRECT source
+// read needs. The buffer is the target's afterwards.
+type ChunkWriter interface {
+	ChunkHeadroom() int
+	WriteChunk(buf []byte, off int64) error
 }
 
 // Resync copies the marked regions from Src to Dst in address order.
@@ -97,7 +109,15 @@ type checkpointer struct {
 	done    int64
 }
 
-func (c *checkpointer) start(cursor int64) {
+// errEpochFailed: a copy of the checkpoint's epoch failed; the checkpoint
+// is skipped (its regions stay marked on disk) and Run stops on the failure.
+var errEpochFailed = errors.New("resync: a copy before the checkpoint failed")
+
+// start snapshots the progress and, in the background, waits for the
+// copies of ep (everything handed out before the snapshot), flushes the
+// target and commits. Copies launched after it go on meanwhile: a
+// checkpoint does not drain the pipeline.
+func (c *checkpointer) start(cursor int64, ep *epoch) {
 	var tok ProgressToken
 	if c.r.Progress != nil {
 		tok = c.r.Progress.SnapshotProgress()
@@ -105,6 +125,11 @@ func (c *checkpointer) start(cursor int64) {
 	ch := make(chan error, 1)
 	c.pending = ch
 	go func() {
+		ep.wg.Wait()
+		if ep.failed.Load() {
+			ch <- errEpochFailed
+			return
+		}
 		if c.r.FlushDst != nil {
 			if err := c.r.FlushDst(); err != nil {
 				ch <- &RegionError{Op: "flush target", Off: cursor, Err: err}
@@ -127,25 +152,37 @@ func (c *checkpointer) wait() error {
 	}
 	err := <-c.pending
 	c.pending = nil
+	if err == errEpochFailed {
+		return nil // the failed copy is re-marked and reported by the window
+	}
 	if err == nil {
 		c.done++
 	}
 	return err
 }
 
-// sync waits for the background checkpoint and runs a final one.
+// sync waits for the background checkpoint and runs a final one. The
+// window is drained and its failures re-marked: nothing is left to wait
+// for, and CommitProgress keeps the re-marked regions.
 func (c *checkpointer) sync(cursor int64) error {
 	if err := c.wait(); err != nil {
 		return err
 	}
-	c.start(cursor)
+	c.start(cursor, &epoch{})
 	return c.wait()
+}
+
+// epoch is the set of copies launched between two checkpoints.
+type epoch struct {
+	wg     sync.WaitGroup
+	failed atomic.Bool
 }
 
 // window runs up to n chunk copies at once (a link with latency needs
 // several writes in flight to reach its bandwidth).
 type window struct {
 	bufs   chan []byte
+	cur    *epoch // copies since the last checkpoint (Run's goroutine only)
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	st     *ResyncStats
@@ -158,15 +195,21 @@ type failedChunk struct {
 }
 
 func (w *window) launch(ctx context.Context, r *Resync, start, n int64) {
-	buf := <-w.bufs
-	if int64(cap(buf)) < n {
+	buf := <-w.bufs // a slot in the window, and its buffer (nil for a ChunkWriter)
+	if _, owned := r.Dst.(ChunkWriter); !owned && int64(cap(buf)) < n {
 		buf = make([]byte, n) // Marks may round up to their granularity
 	}
+	ep := w.cur
 	w.wg.Add(1)
+	ep.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer ep.wg.Done()
 		var local ResyncStats
-		err := r.copyChunk(ctx, buf[:n], start, &local)
+		err := r.copyChunk(ctx, buf, start, n, &local)
+		if err != nil {
+			ep.failed.Store(true)
+		}
 		w.mu.Lock()
 		w.st.Copied += local.Copied
 		w.st.Skipped += local.Skipped
@@ -199,6 +242,13 @@ func (w *window) drain(m Marks) (int64, error) {
 	return first.start, first.err
 }
 
+// cut ends the current epoch (for a checkpoint) and starts the next.
+func (w *window) cut() *epoch {
+	old := w.cur
+	w.cur = &epoch{}
+	return old
+}
+
 func (w *window) anyFailed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -220,9 +270,14 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	if r.Src == nil || r.Dst == nil || r.Marks == nil {
 		return st, errors.New("resync: source, target and marks are required")
 	}
-	w := &window{bufs: make(chan []byte, inflight), st: &st}
+	w := &window{bufs: make(chan []byte, inflight), st: &st, cur: &epoch{}}
+	_, owned := r.Dst.(ChunkWriter)
 	for range inflight {
-		w.bufs <- make([]byte, chunk)
+		var buf []byte
+		if !owned {
+			buf = make([]byte, chunk)
+		}
+		w.bufs <- buf
 	}
 	ck := &checkpointer{r: r}
 	// stop ends the run keeping what was copied: every copy in flight
@@ -263,7 +318,14 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 				}
 				continue
 			}
-			pos = 0 // marks behind the cursor? another pass, in address order
+			// Marks behind the cursor? Another pass, in address order. The
+			// copies of this pass complete first: a region re-marked by a
+			// client write and taken again must not have its older copy,
+			// still in flight, land on the target after the newer one.
+			if at, err := w.drain(r.Marks); err != nil {
+				return stop(err, at)
+			}
+			pos = 0
 			wrapped = true
 			continue
 		}
@@ -281,16 +343,12 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 		st.Chunks++
 		pos = start + n
 		if since += n; since >= every {
-			// Everything handed out so far must be written before the
-			// progress snapshot. The flush and commit then run in the
-			// background while copying goes on.
-			if at, err := w.drain(r.Marks); err != nil {
-				return stop(err, at)
-			}
+			// The checkpoint waits in the background for what was handed
+			// out so far, then flushes and commits, while copying goes on.
 			if err := ck.wait(); err != nil {
 				return stop(err, pos)
 			}
-			ck.start(pos)
+			ck.start(pos, w.cut())
 			since = 0
 		}
 	}
@@ -299,7 +357,26 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 	return st, err
 }
 
-func (r *Resync) copyChunk(ctx context.Context, b []byte, off int64, st *ResyncStats) error {
+// chunkAlign aligns a ChunkWriter's data in its buffer (O_DIRECT reads).
+const chunkAlign = 4096
+
+// copyChunk copies [off, off+n) through buf (the window's), or, for a
+// ChunkWriter, through a fresh buffer the target keeps.
+func (r *Resync) copyChunk(ctx context.Context, buf []byte, off, n int64, st *ResyncStats) error {
+	if cw, owned := r.Dst.(ChunkWriter); owned {
+		h := cw.ChunkHeadroom()
+		pad := (h + chunkAlign - 1) &^ (chunkAlign - 1)
+		full := make([]byte, int64(pad)+n) // a large allocation: page-aligned
+		msg := full[pad-h:]
+		return r.copyInto(ctx, full[pad:], off, st, func() error { return cw.WriteChunk(msg, off) })
+	}
+	b := buf[:n]
+	return r.copyInto(ctx, b, off, st, func() error { _, err := r.Dst.WriteAt(b, off); return err })
+}
+
+// copyInto checks the sums (skip-equal), reads the chunk into b and
+// writes it with write.
+func (r *Resync) copyInto(ctx context.Context, b []byte, off int64, st *ResyncStats, write func() error) error {
 	n := int64(len(b))
 	if r.SrcSums != nil && r.DstSums != nil {
 		s, err := r.SrcSums.Sums(ctx, off, n, n)
@@ -318,7 +395,7 @@ func (r *Resync) copyChunk(ctx context.Context, b []byte, off int64, st *ResyncS
 	if _, err := r.Src.ReadAt(b, off); err != nil {
 		return &RegionError{Op: "read source", Off: off, Len: n, Err: err}
 	}
-	if _, err := r.Dst.WriteAt(b, off); err != nil {
+	if err := write(); err != nil {
 		return &RegionError{Op: "write target", Off: off, Len: n, Err: err}
 	}
 	st.Copied += n
