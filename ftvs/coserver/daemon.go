@@ -29,7 +29,7 @@ import (
 
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
-	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1)
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1) | flags u8 (1: fenced by a healed split brain) | went live u64 unix ms (0: not live; absent: unknown) (splitheal.go)
 	// msgLeaving (empty): this secondary leaves the pair on purpose (out
 	// of service); see leave.go. (relay.go has 65 and 66, the mirrors
 	// 0xB0 on.)
@@ -64,7 +64,8 @@ type Daemon struct {
 
 	nodeCh chan link.Delivery // the lockstep node's Incoming
 	node   atomic.Pointer[lockstep.Node]
-	fenced atomic.Bool
+	fenced atomic.Bool // the witness lease lapsed (keepLease)
+	split  splitHeal   // a healed split brain (splitheal.go)
 	relay  relay
 
 	peerUp   atomic.Bool
@@ -216,6 +217,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { errc <- d.mgmt.Serve() }()
 	go func() { errc <- d.pumpPort(ctx) }()
 	go d.watchCarrier(ctx)
+	go d.watchSplitHeal(ctx)
 	if d.lease != nil {
 		go d.keepLease(ctx)
 	}
@@ -258,6 +260,9 @@ func (d *Daemon) control(ctx context.Context) error {
 			return err
 		}
 		d.node.Store(n)
+		if r == lockstep.RolePrimary {
+			d.markLive()
+		}
 		d.addEvent("role", 0, "starting as "+r.String()+": "+why)
 		d.log.Info("coserver: starting", "role", r, "why", why)
 		go func() { nodeDone <- n.Run(ctx) }()
@@ -371,6 +376,10 @@ func (d *Daemon) control(ctx context.Context) error {
 					}
 				} else if pr == int32(lockstep.RolePrimary) {
 					ns := n.Status()
+					if ns.Role == lockstep.RolePrimary {
+						fenced, live := parseRoleTail(dl.Payload)
+						d.onPeerPrimary(live, fenced, "CoServer links")
+					}
 					if ns.Role != lockstep.RoleJoining {
 						joinAsked = false
 					}
@@ -429,7 +438,7 @@ func (d *Daemon) sendRole() {
 		st := n.Status()
 		r, p = byte(st.Role), byte(st.Peer)
 	}
-	_ = d.sess.Send(msgRole, []byte{r, byte(d.cfg.Node), p, byte(machine.MaxBehaviour)})
+	_ = d.sess.Send(msgRole, append([]byte{r, byte(d.cfg.Node), p, byte(machine.MaxBehaviour)}, d.rolePayloadTail()...))
 }
 
 // transport is the lockstep node's view of the link: sends go straight to
@@ -511,6 +520,7 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 	case lockstep.EventNoGoLive:
 		d.retryGo.Store(strings.Contains(e.Reason, "guard refused"))
 	case lockstep.EventGoLive:
+		d.markLive()
 		d.retryGo.Store(false)
 		d.figs.failovers.Add(1)
 	case lockstep.EventRestored:
@@ -518,6 +528,9 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 	case lockstep.EventPeerLost:
 		go d.sendDrop(e.Seq)
 	case lockstep.EventPeerSynced:
+		// The peer follows our VS: it discarded its own (the operator kept
+		// this node's data), so no second VS is left.
+		d.unfenceSplitBrain("the peer discarded its VS and follows this node's")
 		go d.raiseBehaviour()
 	}
 	text := e.Reason
@@ -546,7 +559,7 @@ func (d *Daemon) emit(outs []machine.Output) {
 	if len(frames) == 0 {
 		return
 	}
-	if d.fenced.Load() {
+	if d.fenced.Load() || d.split.fenced.Load() {
 		d.stats.fencedDrop.Add(uint64(len(frames)))
 		return
 	}
@@ -596,7 +609,15 @@ func (d *Daemon) pumpPort(ctx context.Context) error {
 			}
 			node := d.node.Load()
 			for _, f := range got[:n] {
-				if node != nil && node.Status().Role == lockstep.RolePrimary {
+				primary := node != nil && node.Status().Role == lockstep.RolePrimary
+				if primary && len(f) >= 12 && string(f[6:12]) == string(d.mac) {
+					d.noteForeignVSFrame() // PACKET_IGNORE_OUTGOING: not ours
+				}
+				if primary && d.split.fenced.Load() {
+					d.stats.fencedDrop.Add(1) // keep the fenced VS as it is
+					continue
+				}
+				if primary {
 					if err := node.Submit(ctx, machine.InFrame, append([]byte(nil), f...)); err == nil {
 						d.stats.submitted.Add(1)
 						continue
@@ -621,7 +642,7 @@ func (d *Daemon) pumpPort(ctx context.Context) error {
 
 // submitFrame is how relayed frames from the peer's NIC enter the sequencer.
 func (d *Daemon) submitFrame(f []byte) {
-	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary && !d.split.fenced.Load() {
 		if n.Submit(context.Background(), machine.InFrame, f) == nil {
 			d.stats.submitted.Add(1)
 			return

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ftvs/ftvs/ftvs/coserver"
 	"github.com/ftvs/ftvs/ftvs/internal/ackcheck"
 	"github.com/ftvs/ftvs/ftvs/internal/nbdclient"
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
@@ -428,13 +430,20 @@ func TestDoubleCrash(t *testing.T) {
 // serve and both are written. When the links and management come back the
 // split brain is detected (an event on both nodes) and NOT resolved: no
 // resync starts and each copy still holds what its own side acknowledged,
-// and nothing of the other's. The operator's procedure then resolves it:
-// stop node 2, `ftvs vdisk resolve --discard-node 2` on its copy, start it
-// again: node 2's copy is resynchronised from node 1's and the pair runs
-// in lockstep with identical copies.
+// and nothing of the other's. Node 2, which went live later, fences itself
+// within a short bound ("fenced (split brain)": no frame from the VS MAC,
+// its copy untouched) while node 1 keeps serving, so the LAN can heal too:
+// tcpdump on the bridge then sees VS frames from node 1's port only, and
+// node 1's writer and a new client from the formerly split side carry on.
+// The operator's procedure then resolves it at node 1's manager API
+// (`ftvs ctl resolve-split-brain --keep 1`): node 2, fenced and running,
+// discards its VS, its copy is resynchronised from node 1's and the pair
+// runs in lockstep with identical copies.
 func TestStagedSplitBrain(t *testing.T) {
+	netnstest.Require(t, "tcpdump")
 	p := newPair(t, pairOpts{sizeMiB: 1, prefix: "fdp"})
 	copies := p.withDisks(t, "64MiB")
+	token := p.managed(t, ftvsBin)
 	p.startPair()
 	c1 := p.nbd(t)
 	ch1 := startChecker(c1, 0, 8192) // blocks 0..8191 from the client on node 1's side
@@ -460,25 +469,78 @@ func TestStagedSplitBrain(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	ch1.alive(t, "partitioned, node 1's side")
 	ch2.alive(t, "partitioned, node 2's side")
+	if err := ch2.stop(); err != nil {
+		t.Fatalf("node 2's side: %v", err)
+	}
+	// No copy was overwritten by the other side, and node 2's holds its own
+	// side's writes (read before it fences: afterwards its VS is cut off).
+	if err := ch2.k.Verify(c2); err != nil {
+		t.Fatalf("node 2's copy lost its own acknowledged writes: %v", err)
+	}
 
-	// The links and management come back; the LAN stays split (two VSs
-	// with one MAC must not meet on one bridge).
+	// The links and management come back; the LAN stays split for now.
 	resyncs := [3]int{0, p.countEvents(1, "disk-resync-start"), p.countEvents(2, "disk-resync-start")}
 	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
 	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
 	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
 	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	healed := time.Now()
+	// Node 2 went live later: it fences itself, node 1 keeps serving.
+	var st2 *coserver.Status
+	if !netnstest.WaitFor(10*time.Second, func() bool {
+		var err error
+		st2, err = p.status(2)
+		return err == nil && st2.Role == "fenced (split brain)" && st2.Fenced
+	}) {
+		t.Fatalf("node 2 did not fence itself within 10 s of the links healing: %+v", st2)
+	}
+	fencedAfter := time.Since(healed)
+	if !hasEvent(st2, "split-brain") {
+		t.Errorf("node 2's fencing raised no split-brain event: %+v", st2.Events)
+	}
+	fenced2 := fileSum(t, copies[2])
 	for i := 1; i <= 2; i++ {
 		if !netnstest.WaitFor(30*time.Second, func() bool { return p.countEvents(i, "disk-split-brain") > 0 }) {
 			t.Fatalf("node %d never reported the split brain:\n%s", i, p.diskEvents(i))
 		}
 	}
 	t.Logf("split brain reported on both nodes:\n%s", p.diskEvents(1))
-	time.Sleep(2 * time.Second) // time for a wrong resync to start, if one would
+
+	// The LAN heals too: node 2's port and the second client back on the
+	// one bridge. Only node 1's port may carry frames from the VS MAC.
+	var dumps [3]*netnstest.Proc
+	for i := 1; i <= 2; i++ {
+		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
+	}
+	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
+	p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+	time.Sleep(3 * time.Second) // time for a wrong resync, or a second VS, to show
+	// A client on the formerly split side now reaches the survivor.
+	c3, err := p.dialNBD(cli2, 15*time.Second)
+	if err != nil {
+		t.Fatalf("a client on the healed LAN: %v", err)
+	}
+	t.Cleanup(func() { _ = c3.Close() })
+	if err := ackcheck.New(4096).WithBase(8192).Verify(c3); err != nil {
+		t.Fatalf("the survivor (node 1) serves node 2's split-brain writes: %v", err)
+	}
+	ch1.alive(t, "after the LAN healed")
+	var n [3]int
+	for i := 1; i <= 2; i++ {
+		_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
+		_ = dumps[i].Wait()
+		n[i] = countVSFrames(dumps[i].Output())
+	}
+	t.Logf("node 2 fenced %s after the links healed; with the LAN healed, frames from the VS MAC: %d on node 1's port, %d on node 2's", fencedAfter.Round(time.Millisecond), n[1], n[2])
+	if n[1] == 0 || n[2] != 0 {
+		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want node 1's only", n[1], n[2])
+	}
 	for i := 1; i <= 2; i++ {
 		st, err := p.status(i)
-		if err != nil || st.Role != "primary" {
-			t.Fatalf("node %d after the split brain was seen: %+v %v (each side keeps serving its own VS)", i, st, err)
+		want := map[int]string{1: "primary", 2: "fenced (split brain)"}[i]
+		if err != nil || st.Role != want {
+			t.Fatalf("node %d after the split brain healed: %+v %v (want %s)", i, st, err, want)
 		}
 		if n := p.countEvents(i, "disk-resync-start"); n > resyncs[i] {
 			t.Fatalf("node %d started a resync after the split brain:\n%s", i, p.diskEvents(i))
@@ -490,33 +552,24 @@ func TestStagedSplitBrain(t *testing.T) {
 	if err := ch1.stop(); err != nil {
 		t.Fatalf("node 1's side: %v", err)
 	}
-	if err := ch2.stop(); err != nil {
-		t.Fatalf("node 2's side: %v", err)
-	}
-	// No copy was overwritten: each holds its side's acknowledged writes and
-	// none of the other side's.
 	if err := ch1.k.Verify(c1); err != nil {
 		t.Fatalf("node 1's copy lost its own acknowledged writes: %v", err)
 	}
-	if err := ch2.k.Verify(c2); err != nil {
-		t.Fatalf("node 2's copy lost its own acknowledged writes: %v", err)
-	}
-	if err := ackcheck.New(4096).WithBase(8192).Verify(c1); err != nil {
-		t.Fatalf("node 1's copy holds node 2's split-brain writes: %v", err)
+	if got := fileSum(t, copies[2]); got != fenced2 {
+		t.Fatalf("node 2's copy changed while it was fenced")
 	}
 	s1, s2 := ch1.k.Stats(), ch2.k.Stats()
-	t.Logf("split brain not resolved by itself: node 1's copy holds its %d acked writes, node 2's its %d", s1.Acked, s2.Acked)
+	t.Logf("split brain not resolved by itself: node 1's copy holds its %d acked writes, node 2's its %d and is unchanged since it fenced", s1.Acked, s2.Acked)
 
-	// The operator's procedure: node 2's changes are discarded.
-	p.kill(2)
-	out, err := exec.Command(ftvsBin, "vdisk", "resolve", "--discard-node", "2", copies[2]).CombinedOutput()
-	if err != nil {
-		t.Fatalf("vdisk resolve: %v\n%s", err, out)
-	}
-	t.Logf("vdisk resolve: %s", strings.TrimSpace(string(out)))
+	// The operator's procedure at node 1's manager API: keep node 1's data.
+	// Node 2, fenced and running, discards its VS and its changes.
 	t0 := time.Now()
-	p.start(2)
+	if out, err := p.cs[1].Run(ftvsBin, "ctl", "--addr", "10.98.0.1:7444", "--ca", p.apiCA(1), "--token-file", token,
+		"resolve-split-brain", "--keep", "1"); err != nil {
+		t.Fatalf("ctl resolve-split-brain --keep 1: %v\n%s", err, out)
+	}
 	p.waitRole(1, "primary", "synced", 90*time.Second)
+	p.waitRole(2, "secondary", "", 20*time.Second)
 	t.Logf("resolved: node 2 resynchronised from node 1 and in lockstep after %s", time.Since(t0).Round(time.Millisecond))
 	if !p.hasEvent(1, "disk-resync-start", "from node 1 to node 2") {
 		t.Errorf("node 1 did not resync node 2:\n%s", p.diskEvents(1))
@@ -524,7 +577,6 @@ func TestStagedSplitBrain(t *testing.T) {
 	if err := ch1.k.Verify(c1); err != nil {
 		t.Fatalf("after the resolution node 1's writes are gone: %v", err)
 	}
-	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
 	p.kill(1)
 	p.waitRole(2, "primary", "", 15*time.Second)
 	// Through node 2 now: node 1's writes are there, node 2's discarded.
@@ -535,7 +587,7 @@ func TestStagedSplitBrain(t *testing.T) {
 	if err := ackcheck.New(4096).WithBase(8192).Verify(c); err != nil {
 		t.Fatalf("node 2's discarded split-brain writes are still there: %v", err)
 	}
-	t.Logf("FIGURES split-brain: %d + %d writes acked on the two sides; after resolve node 2 serves node 1's %d blocks, its own %d discarded", s1.Acked, s2.Acked, ch1.k.Stats().Written, s2.Written)
+	t.Logf("FIGURES split-brain: %d + %d writes acked on the two sides; node 2 fenced %s after the links healed; after resolve node 2 serves node 1's %d blocks, its own %d discarded", s1.Acked, s2.Acked, fencedAfter.Round(time.Millisecond), ch1.k.Stats().Written, s2.Written)
 	p.kill(2)
 	verifyCopies(t, copies)
 }

@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ftvs/ftvs/ftvs/lockstep"
 )
 
 // Status is what `ftvs status` shows: GET /status on management.listen.
 type Status struct {
 	Node        int          `json:"node"`
-	Role        string       `json:"role"` // deciding, joining, secondary, primary
-	Peer        string       `json:"peer"` // primary's view of its secondary: none, joining, synced
+	Role        string       `json:"role"`                    // deciding, joining, secondary, primary, "fenced (split brain)"
+	LiveSinceMS int64        `json:"live_since_ms,omitempty"` // when this node's VS went live (unix ms; splitheal.go)
+	Peer        string       `json:"peer"`                    // primary's view of its secondary: none, joining, synced
 	PeerAlive   bool         `json:"peer_alive"`
 	PeerRole    string       `json:"peer_role,omitempty"`
 	Seq         uint64       `json:"seq"`
@@ -109,7 +112,7 @@ func (d *Daemon) addEvent(kind string, seq uint64, detail string) {
 
 // Status reports the daemon's state.
 func (d *Daemon) Status(withHash bool) Status {
-	st := Status{Node: d.cfg.Node, Role: "deciding", Fenced: d.fenced.Load(), UptimeMS: time.Since(d.started).Milliseconds()}
+	st := Status{Node: d.cfg.Node, Role: "deciding", Fenced: d.fenced.Load() || d.split.fenced.Load(), UptimeMS: time.Since(d.started).Milliseconds()}
 	if n := d.node.Load(); n != nil {
 		ns := n.Status()
 		st.Role, st.Peer, st.Seq, st.PeerApplied = ns.Role.String(), ns.Peer.String(), ns.Seq, ns.PeerApplied
@@ -118,6 +121,12 @@ func (d *Daemon) Status(withHash bool) Status {
 		}
 		st.LogEntries, st.HeldOutputs, st.Divergences, st.Snapshots = ns.LogEntries, ns.HeldOutputs, ns.Divergences, ns.Snapshots
 		st.LastPauseUS = ns.LastPause.Microseconds()
+		if ns.Role == lockstep.RolePrimary {
+			st.LiveSinceMS = d.split.liveSince.Load()
+			if d.split.fenced.Load() {
+				st.Role = roleFenced
+			}
+		}
 		if withHash {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			if seq, h, err := n.StateHash(ctx); err == nil {
