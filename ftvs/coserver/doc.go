@@ -46,4 +46,22 @@
 // whose VS is idle still answers the ARP probe, so the rule holds; a
 // primary whose redirected NIC is also cut is invisible and the secondary
 // goes live (two VSs, each reachable only from its own side).
+//
+// # Healed split brain
+//
+// When such a split heals, the two primaries meet and exactly one fences
+// itself at once (splitheal.go): it emits no frame and takes none from the
+// LAN, keeps its VS and disk copies untouched, shows role "fenced (split
+// brain)" and raises a split-brain event. The rule needs no further
+// exchange: each primary announces when its VS went live (the role message
+// on the CoServer links, live_since_ms in its status); the one that went
+// live later fences; equal or unknown times: node 2. A primary learns of
+// the other from the role message at peer-up, else (links silent) from the
+// management probe every 2 s, else from frames from the VS MAC it did not
+// send on its redirected NIC: then it asks the management network at once
+// and, with no answer, node 2 fences and node 1 serves on (the tie rule,
+// which needs no figures). A peer that announces it is fenced is left
+// alone. The fence lifts only when the peer follows this node's VS (the
+// operator kept this node's data); otherwise the operator's resolve makes
+// the fenced node discard its VS and rejoin from the survivor.
 package coserver

@@ -24,10 +24,9 @@ const roleFenced = "fenced (split brain)"
 const roleFlagFenced = 1 << 0
 
 type splitHeal struct {
-	liveSince  atomic.Int64 // unix ms this node's VS went live here (0: not primary)
-	fenced     atomic.Bool
-	foreignVS  atomic.Uint64 // frames from the VS MAC seen on the redirected NIC while primary
-	lastProbed atomic.Int64  // unix ms of the last management probe for a LAN sighting
+	liveSince atomic.Int64 // unix ms this node's VS went live here (0: not primary)
+	fenced    atomic.Bool
+	foreignVS atomic.Uint64 // frames from the VS MAC seen on the redirected NIC while primary
 }
 
 // splitBrainLoser is the node that fences when both run as primary: the one
@@ -144,12 +143,16 @@ func (d *Daemon) noteForeignVSFrame() {
 
 // watchSplitHeal looks for a second live VS while this node is primary and
 // its peer is silent on the CoServer links (with the links up, the role
-// exchange finds it): through the management probe, and through frames
-// from the VS MAC on the production LAN.
+// exchange finds it): through the management probe, and on the production
+// LAN, where another VS's frames mostly go unicast past this port, by the
+// guard's ARP probe for the VS IP once a second (our own VS never sees our
+// probe: only another VS answers it), besides any frame from the VS MAC that
+// reaches the port anyway.
 func (d *Daemon) watchSplitHeal(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	seen := d.split.foreignVS.Load()
+	var lastMgmt, lastLAN time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,15 +162,20 @@ func (d *Daemon) watchSplitHeal(ctx context.Context) {
 		now := d.split.foreignVS.Load()
 		lan := now != seen
 		seen = now
-		if !d.isPrimary() || d.split.fenced.Load() || d.sess.Status().PeerAlive {
+		if !d.isPrimary() || d.split.fenced.Load() || d.sess.Status().PeerAlive ||
+			d.relay.viaPeer.Load() || d.relay.peerViaUs.Load() {
 			continue
 		}
-		// The management probe every 2 s, and at once on a LAN sighting.
-		due := time.Now().UnixMilli()-d.split.lastProbed.Load() >= 2000
-		if !lan && !due {
+		if !lan && time.Since(lastLAN) >= time.Second {
+			lastLAN = time.Now()
+			if hit, err := probeLAN(d.cfg.Redirected.Interface, d.mac, d.vsIP, d.cfg.Node, d.cfg.Timeouts.SplitBrain); err == nil && hit {
+				lan = true
+			}
+		}
+		if !lan && time.Since(lastMgmt) < time.Second {
 			continue
 		}
-		d.split.lastProbed.Store(time.Now().UnixMilli())
+		lastMgmt = time.Now()
 		answered := false
 		if p := d.cfg.Management.Peer; p != "" {
 			if st, err := FetchStatus(p, d.cfg.Timeouts.Management, false); err == nil {
@@ -179,11 +187,11 @@ func (d *Daemon) watchSplitHeal(ctx context.Context) {
 			}
 		}
 		if lan && !answered && d.cfg.Node == 2 {
-			// Frames from another VS and no way to learn when it went
+			// Another VS on the LAN and no way to learn when it went
 			// live: the tie rule, which node 1 applies too (it keeps serving).
-			d.fenceSplitBrain("frames from the VS MAC on the production LAN that this node did not send, the peer silent on the links and the management network; node 2 fences (tie rule)")
+			d.fenceSplitBrain("another VS answers for the VS MAC on the production LAN, the peer silent on the links and the management network; node 2 fences (tie rule)")
 		} else if lan && !answered {
-			d.addEvent("split-brain", d.seq(), "frames from the VS MAC on the production LAN that this node did not send; node 2 fences (tie rule), this node keeps serving")
+			d.addEvent("split-brain", d.seq(), "another VS answers for the VS MAC on the production LAN; node 2 fences (tie rule), this node keeps serving")
 		}
 	}
 }

@@ -1,0 +1,112 @@
+package coserver_test
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
+)
+
+// TestSplitBrainHealFences: a true split site (both CoServer links, the
+// management network and the production LAN cut, no witness) lets both
+// nodes go live; then only one path heals, and the two primaries must still
+// find each other and leave one VS on the wire:
+//   - lan: only the production LAN heals, and no client talks. The links
+//     and management stay silent; each primary's ARP probe for the VS IP
+//     draws an answer from the other VS; with nobody to ask, node 2 fences
+//     (the tie rule) and node 1 serves on.
+//   - management: only the management network heals; the management probe
+//     finds the peer primary and the node that went live later (node 2)
+//     fences. Then the LAN heals.
+//
+// Either way node 2 shows "fenced (split brain)" within a short bound and
+// raises a split-brain event, tcpdump on the bridge sees frames from the VS
+// MAC on node 1's port only, and clients on both former sides are served.
+func TestSplitBrainHealFences(t *testing.T) {
+	netnstest.Require(t, "tcpdump")
+	for _, heal := range []string{"lan", "management"} {
+		t.Run(heal, func(t *testing.T) {
+			p := newPair(t, pairOpts{sizeMiB: 1, prefix: "fsh"})
+			p.startPair()
+			cli2 := p.env.NS("cli2")
+			p.env.Veth(cli2, "eth0", p.lan, "pc2")
+			cli2.Addr("eth0", "10.97.0.11/24")
+			p.lan.Bridge("brp2", "pc2")
+			p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
+			p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
+			p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
+			p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
+			p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
+			p.waitRole(2, "primary", "", 20*time.Second)
+			p.waitRole(1, "primary", "none", 5*time.Second)
+			get := func(ns *netnstest.NS, what string) {
+				t.Helper()
+				out, err := ns.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")
+				if err != nil || out != "small\n" {
+					t.Fatalf("%s: %q %v", what, out, err)
+				}
+			}
+			get(p.cli, "node 1's side, partitioned")
+			get(cli2, "node 2's side, partitioned")
+			t.Log("partitioned: both nodes serve")
+
+			healLAN := func() {
+				p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
+				p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+			}
+			t0 := time.Now()
+			if heal == "lan" {
+				// No client talks meanwhile: the primaries' own ARP probes
+				// must find each other.
+				healLAN()
+			} else {
+				p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
+				p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
+			}
+			var st2 *coserver.Status
+			if !netnstest.WaitFor(10*time.Second, func() bool {
+				var err error
+				st2, err = p.status(2)
+				return err == nil && st2.Role == "fenced (split brain)" && st2.Fenced
+			}) {
+				t.Fatalf("node 2 did not fence itself within 10 s of the %s healing: %+v", heal, st2)
+			}
+			took := time.Since(t0)
+			if !hasEvent(st2, "split-brain") {
+				t.Errorf("node 2 fenced without a split-brain event: %+v", st2.Events)
+			}
+			if st1, err := p.status(1); err != nil || st1.Role != "primary" || st1.Fenced {
+				t.Fatalf("node 1 after node 2 fenced: %+v %v", st1, err)
+			}
+			var dumps [3]*netnstest.Proc
+			for i := 1; i <= 2; i++ {
+				dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
+			}
+			time.Sleep(500 * time.Millisecond) // tcpdump attaches
+			if heal != "lan" {
+				healLAN()
+			}
+			for k := range 10 {
+				get(p.cli, fmt.Sprintf("request %d from node 1's side, healed", k))
+				get(cli2, fmt.Sprintf("request %d from node 2's former side, healed", k))
+			}
+			time.Sleep(300 * time.Millisecond)
+			var n [3]int
+			for i := 1; i <= 2; i++ {
+				_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
+				_ = dumps[i].Wait()
+				n[i] = countVSFrames(dumps[i].Output())
+			}
+			t.Logf("FIGURES split-brain heal (%s): node 2 fenced %s after the heal; then frames from the VS MAC: %d on node 1's port, %d on node 2's", heal, took.Round(time.Millisecond), n[1], n[2])
+			if n[1] == 0 || n[2] != 0 {
+				t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want node 1's only", n[1], n[2])
+			}
+			if st2, err := p.status(2); err != nil || st2.Role != "fenced (split brain)" {
+				t.Fatalf("node 2 no longer fenced before the operator acted: %+v %v", st2, err)
+			}
+		})
+	}
+}
