@@ -57,10 +57,11 @@
 // on the CoServer links, live_since_ms in its status); the one that went
 // live later fences; equal or unknown times: node 2. A primary learns of
 // the other from the role message at peer-up, else (links silent) from the
-// management probe every 2 s, else from frames from the VS MAC it did not
-// send on its redirected NIC: then it asks the management network at once
-// and, with no answer, node 2 fences and node 1 serves on (the tie rule,
-// which needs no figures). A peer that announces it is fenced is left
+// management probe every second, or on the LAN: the guard's ARP probe for
+// the VS IP once a second (only another VS answers it), or any frame from
+// the VS MAC it did not send. A LAN sighting asks the management network
+// at once and, with no answer, node 2 fences and node 1 serves on (the tie
+// rule, which needs no figures). A peer that announces it is fenced is left
 // alone. The fence lifts only when the peer follows this node's VS (the
 // operator kept this node's data); otherwise the operator's resolve makes
 // the fenced node discard its VS and rejoin from the survivor.

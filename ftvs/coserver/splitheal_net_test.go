@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/coserver"
+	"github.com/ftvs/ftvs/ftvs/internal/ackcheck"
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 )
 
@@ -109,4 +110,70 @@ func TestSplitBrainHealFences(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSplitBrainKeepFencedNode: the operator may keep the fenced node's
+// data. After a staged split brain with both sides written and the links
+// healed (node 2 fenced), `ftvs ctl resolve-split-brain --keep 2` at node
+// 1's API makes node 1 discard its VS and rejoin node 2; once node 1
+// follows node 2's VS the fence lifts, node 2 serves again, and its side's
+// writes are what clients read.
+func TestSplitBrainKeepFencedNode(t *testing.T) {
+	p := newPair(t, pairOpts{sizeMiB: 1, prefix: "fsk"})
+	copies := p.withDisks(t, "16MiB")
+	token := p.managed(t, ftvsBin)
+	p.startPair()
+	cli2 := p.env.NS("cli2")
+	p.env.Veth(cli2, "eth0", p.lan, "pc2")
+	cli2.Addr("eth0", "10.97.0.11/24")
+	p.lan.Bridge("brp2", "pc2")
+	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
+	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
+	p.waitRole(2, "primary", "", 20*time.Second)
+	p.waitRole(1, "primary", "none", 5*time.Second)
+	c1, c2 := p.nbd(t), p.nbdFrom(t, cli2)
+	ch1, ch2 := startChecker(c1, 0, 1024), startChecker(c2, 1024, 1024)
+	time.Sleep(2 * time.Second)
+	if err := ch1.stop(); err != nil {
+		t.Fatalf("node 1's side: %v", err)
+	}
+	if err := ch2.stop(); err != nil {
+		t.Fatalf("node 2's side: %v", err)
+	}
+	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.waitRole(2, "fenced (split brain)", "", 10*time.Second)
+	if !netnstest.WaitFor(30*time.Second, func() bool { return p.countEvents(2, "disk-split-brain") > 0 }) {
+		t.Fatalf("node 2 never reported the split brain:\n%s", p.diskEvents(2))
+	}
+	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
+	p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+
+	t0 := time.Now()
+	if out, err := p.cs[1].Run(ftvsBin, "ctl", "--addr", "10.98.0.1:7444", "--ca", p.apiCA(1), "--token-file", token,
+		"resolve-split-brain", "--keep", "2"); err != nil {
+		t.Fatalf("ctl resolve-split-brain --keep 2: %v\n%s", err, out)
+	}
+	p.waitRole(2, "primary", "synced", 90*time.Second)
+	p.waitRole(1, "secondary", "", 20*time.Second)
+	st2, err := p.status(2)
+	if err != nil || st2.Fenced || !hasEvent(st2, "split-brain-unfenced") {
+		t.Fatalf("node 2 after node 1 rejoined it: %+v %v", st2, err)
+	}
+	t.Logf("FIGURES split-brain keep the fenced node: node 2 serving again, node 1 in lockstep behind it, %s after the resolve", time.Since(t0).Round(time.Millisecond))
+	c := p.nbd(t)
+	if err := ch2.k.Verify(c); err != nil {
+		t.Fatalf("node 2's kept writes: %v", err)
+	}
+	if err := ackcheck.New(1024).Verify(c); err != nil {
+		t.Fatalf("node 1's discarded split-brain writes are still served: %v", err)
+	}
+	p.kill(1)
+	p.kill(2)
+	verifyCopies(t, copies)
 }
