@@ -29,7 +29,7 @@ import (
 
 // Daemon message types on the link session, above lockstep's 1..8.
 const (
-	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1) | flags u8 (1: fenced by a healed split brain) | went live u64 unix ms (0: not live; absent: unknown) (splitheal.go)
+	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1) | flags u8 (1: fenced by a healed split brain, 2: holds the witness lease) | went live u64 unix ms (0: not live; absent: unknown) (splitheal.go)
 	// msgLeaving (empty): this secondary leaves the pair on purpose (out
 	// of service); see leave.go. (relay.go has 65 and 66, the mirrors
 	// 0xB0 on.)
@@ -377,8 +377,8 @@ func (d *Daemon) control(ctx context.Context) error {
 				} else if pr == int32(lockstep.RolePrimary) {
 					ns := n.Status()
 					if ns.Role == lockstep.RolePrimary {
-						fenced, live := parseRoleTail(dl.Payload)
-						d.onPeerPrimary(live, fenced, "CoServer links")
+						fenced, lease, live := parseRoleTail(dl.Payload)
+						d.onPeerPrimary(live, lease, fenced, "CoServer links")
 					}
 					if ns.Role != lockstep.RoleJoining {
 						joinAsked = false

@@ -55,7 +55,9 @@
 // brain)" and raises a split-brain event. The rule needs no further
 // exchange: each primary announces when its VS went live (the role message
 // on the CoServer links, live_since_ms in its status); the one that went
-// live later fences; equal or unknown times: node 2. A primary learns of
+// live later fences (with a witness: the one not holding the lease);
+// equal or unknown times: node 2. The survivor then sends gratuitous ARPs
+// for a few seconds so the LAN forgets the fenced port. A primary learns of
 // the other from the role message at peer-up, else (links silent) from the
 // management probe every second, or on the LAN: the guard's ARP probe for
 // the VS IP once a second (only another VS answers it), or any frame from

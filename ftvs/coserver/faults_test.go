@@ -362,7 +362,8 @@ func TestWitnessLease(t *testing.T) {
 // cut, the nodes cannot reach each other's management address, and the
 // primary cannot reach the witness: the primary's lease lapses and it fences
 // itself (emits nothing), the secondary gets the lease and goes live, and
-// clients are served by it alone.
+// clients are served by it alone. When the links and management heal, the
+// lease holder keeps serving and node 1 stays fenced for the split brain.
 func TestWitnessDecidesSplitSite(t *testing.T) {
 	p := newPair(t, pairOpts{sizeMiB: 1, extra: "witness: 10.98.0.254:7444\n"})
 	p.lan.Addr("brm", "10.98.0.254/24")
@@ -395,4 +396,23 @@ func TestWitnessDecidesSplitSite(t *testing.T) {
 		t.Logf("node 1 fenced but dropped no frame (its VS had nothing to send)")
 	}
 	t.Logf("node 1: role %s fenced %v dropped %d; node 2: role %s", st1.Role, st1.Fenced, st1.Redirected.FencedDrop, st2.Role)
+
+	// The links and management heal (node 1 still cannot reach the
+	// witness): the two primaries meet. Node 2 went live later but holds
+	// the lease, so node 1 is the one that stays fenced, now for the split
+	// brain, and clients stay with node 2.
+	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.waitRole(1, "fenced (split brain)", "", 10*time.Second)
+	for k := range 10 {
+		out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")
+		if err != nil || out != "small\n" {
+			t.Fatalf("request %d after the links healed: %q %v", k, out, err)
+		}
+	}
+	if st2, err := p.status(2); err != nil || st2.Role != "primary" || st2.Fenced {
+		t.Fatalf("node 2, the lease holder, after the links healed: %+v %v", st2, err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/lockstep"
+	"github.com/ftvs/ftvs/ftvs/machine"
 )
 
 // When a split brain heals (see the package doc, "Healed split brain"), two
@@ -21,19 +22,32 @@ import (
 const roleFenced = "fenced (split brain)"
 
 // Role message flags (byte 4 of msgRole).
-const roleFlagFenced = 1 << 0
+const (
+	roleFlagFenced    = 1 << 0 // fenced by a healed split brain
+	roleFlagLeaseHeld = 1 << 1 // holds the witness lease
+)
 
 type splitHeal struct {
 	liveSince atomic.Int64 // unix ms this node's VS went live here (0: not primary)
 	fenced    atomic.Bool
+	leaseHeld atomic.Bool   // a primary holding the witness lease (keepLease)
 	foreignVS atomic.Uint64 // frames from the VS MAC seen on the redirected NIC while primary
+	announced atomic.Int64  // unix ms of the survivor's last gratuitous ARP burst
 }
 
-// splitBrainLoser is the node that fences when both run as primary: the one
-// that went live later by the times they announce; equal or unknown (0,
-// a peer too old to announce it) times: node 2. Both nodes evaluate it on
-// the same two figures, so they agree however their clocks are set.
-func splitBrainLoser(live1, live2 int64) int {
+// splitBrainLoser is the node that fences when both run as primary: with a
+// witness, the one not holding the lease (the other served the clients);
+// else the one that went live later by the times they announce; equal or
+// unknown (0, a peer too old to announce it) times: node 2. Both nodes
+// evaluate it on the same announced figures, so they agree however their
+// clocks are set.
+func splitBrainLoser(lease1, lease2 bool, live1, live2 int64) int {
+	if lease1 != lease2 {
+		if lease1 {
+			return 2
+		}
+		return 1
+	}
 	if live1 > 0 && live2 > 0 && live1 != live2 {
 		if live1 > live2 {
 			return 1
@@ -56,21 +70,24 @@ func (d *Daemon) isPrimary() bool {
 }
 
 // onPeerPrimary: the peer says (through source) it runs as primary too and
-// went live at peerLive (unix ms, 0 unknown). Exactly one of the two fences.
-func (d *Daemon) onPeerPrimary(peerLive int64, peerFenced bool, source string) {
+// went live at peerLive (unix ms, 0 unknown) and holds the witness lease or
+// not. Exactly one of the two fences.
+func (d *Daemon) onPeerPrimary(peerLive int64, peerLease, peerFenced bool, source string) {
 	if !d.isPrimary() || d.split.fenced.Load() || peerFenced {
 		return
 	}
 	mine := d.split.liveSince.Load()
-	live := [3]int64{}
+	live, lease := [3]int64{}, [3]bool{}
 	live[d.cfg.Node], live[3-d.cfg.Node] = mine, peerLive
-	loser := splitBrainLoser(live[1], live[2])
+	lease[d.cfg.Node], lease[3-d.cfg.Node] = d.split.leaseHeld.Load(), peerLease
+	loser := splitBrainLoser(lease[1], lease[2], live[1], live[2])
 	detail := fmt.Sprintf("peer is primary too (%s); went live: CoServer 1 %s, CoServer 2 %s", source, msTime(live[1]), msTime(live[2]))
 	if loser != d.cfg.Node {
 		d.addEvent("split-brain", d.seq(), detail+"; the peer fences itself, this node keeps serving")
+		d.announceSurvivor()
 		return
 	}
-	d.fenceSplitBrain(detail + "; this node went live later (or tie): fenced, emitting nothing until the operator resolves")
+	d.fenceSplitBrain(detail + "; this node lacks the witness lease, or went live later (or tie): fenced, emitting nothing until the operator resolves")
 }
 
 func msTime(ms int64) string {
@@ -109,6 +126,32 @@ func (d *Daemon) unfenceSplitBrain(why string) {
 	}
 }
 
+// announceSurvivor has the surviving VS send gratuitous ARPs (a logged
+// command, as at go-live) for a few seconds: the LAN's switches learnt the
+// VS MAC on whichever port the other VS last answered from, and the fenced
+// one answers nothing, so without them the survivor's clients could wait for
+// the switch's address table to age out. Spread over 3.5 s so that one comes
+// after the peer's fence (its own probe cadence), at most a burst per 10 s.
+func (d *Daemon) announceSurvivor() {
+	now := time.Now().UnixMilli()
+	last := d.split.announced.Load()
+	if now-last < 10_000 || !d.split.announced.CompareAndSwap(last, now) {
+		return
+	}
+	go func() {
+		for _, at := range []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond} {
+			time.Sleep(at - time.Since(time.UnixMilli(now)))
+			n := d.node.Load()
+			if n == nil || n.Status().Role != lockstep.RolePrimary || d.split.fenced.Load() {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = n.Submit(ctx, machine.InCommand, machine.GratuitousARPCommand())
+			cancel()
+		}
+	}()
+}
+
 // rolePayloadTail is what msgRole carries after the behaviour level:
 // flags u8 | live since u64 (unix ms, big-endian).
 func (d *Daemon) rolePayloadTail() []byte {
@@ -116,20 +159,23 @@ func (d *Daemon) rolePayloadTail() []byte {
 	if d.split.fenced.Load() {
 		b[0] |= roleFlagFenced
 	}
+	if d.split.leaseHeld.Load() {
+		b[0] |= roleFlagLeaseHeld
+	}
 	binary.BigEndian.PutUint64(b[1:], uint64(d.split.liveSince.Load()))
 	return b[:]
 }
 
 // parseRoleTail reads the tail of a peer's role message (absent: an older
-// peer, not fenced, live time unknown).
-func parseRoleTail(p []byte) (fenced bool, liveSince int64) {
+// peer, not fenced, no lease, live time unknown).
+func parseRoleTail(p []byte) (fenced, leaseHeld bool, liveSince int64) {
 	if len(p) >= 5 {
-		fenced = p[4]&roleFlagFenced != 0
+		fenced, leaseHeld = p[4]&roleFlagFenced != 0, p[4]&roleFlagLeaseHeld != 0
 	}
 	if len(p) >= 13 {
 		liveSince = int64(binary.BigEndian.Uint64(p[5:13]))
 	}
-	return fenced, liveSince
+	return fenced, leaseHeld, liveSince
 }
 
 // noteForeignVSFrame: the redirected NIC received a frame from the VS MAC
@@ -181,7 +227,7 @@ func (d *Daemon) watchSplitHeal(ctx context.Context) {
 			if st, err := FetchStatus(p, d.cfg.Timeouts.Management, false); err == nil {
 				answered = true
 				if st.Role == lockstep.RolePrimary.String() && !st.Fenced {
-					d.onPeerPrimary(st.LiveSinceMS, false, "management network")
+					d.onPeerPrimary(st.LiveSinceMS, st.LeaseHeld, false, "management network")
 					continue
 				}
 			}
@@ -192,6 +238,7 @@ func (d *Daemon) watchSplitHeal(ctx context.Context) {
 			d.fenceSplitBrain("another VS answers for the VS MAC on the production LAN, the peer silent on the links and the management network; node 2 fences (tie rule)")
 		} else if lan && !answered {
 			d.addEvent("split-brain", d.seq(), "another VS answers for the VS MAC on the production LAN; node 2 fences (tie rule), this node keeps serving")
+			d.announceSurvivor()
 		}
 	}
 }

@@ -2,17 +2,21 @@ package coserver
 
 import "testing"
 
-// Both nodes evaluate the rule on the same two figures: exactly one loses,
-// the one that went live later; equal or unknown times: node 2.
+// Both nodes evaluate the rule on the same figures: exactly one loses, the
+// one without the witness lease, else the one that went live later; equal
+// or unknown times: node 2.
 func TestSplitBrainLoser(t *testing.T) {
 	for _, c := range []struct {
-		live1, live2 int64
-		want         int
+		lease1, lease2 bool
+		live1, live2   int64
+		want           int
 	}{
-		{1000, 2000, 2}, {2000, 1000, 1}, {1000, 1000, 2}, {0, 1000, 2}, {1000, 0, 2}, {0, 0, 2},
+		{false, false, 1000, 2000, 2}, {false, false, 2000, 1000, 1}, {false, false, 1000, 1000, 2},
+		{false, false, 0, 1000, 2}, {false, false, 1000, 0, 2}, {false, false, 0, 0, 2},
+		{false, true, 1000, 2000, 1}, {true, false, 2000, 1000, 2}, {true, true, 2000, 1000, 1},
 	} {
-		if got := splitBrainLoser(c.live1, c.live2); got != c.want {
-			t.Errorf("splitBrainLoser(%d, %d) = %d, want %d", c.live1, c.live2, got, c.want)
+		if got := splitBrainLoser(c.lease1, c.lease2, c.live1, c.live2); got != c.want {
+			t.Errorf("splitBrainLoser(%v, %v, %d, %d) = %d, want %d", c.lease1, c.lease2, c.live1, c.live2, got, c.want)
 		}
 	}
 }
@@ -23,14 +27,15 @@ func TestRoleTail(t *testing.T) {
 	d := &Daemon{}
 	d.split.liveSince.Store(1764186000123)
 	d.split.fenced.Store(true)
+	d.split.leaseHeld.Store(true)
 	msg := append([]byte{3, 2, 0, 1}, d.rolePayloadTail()...)
-	if f, l := parseRoleTail(msg); !f || l != 1764186000123 {
-		t.Fatalf("parseRoleTail = %v %d", f, l)
+	if f, h, l := parseRoleTail(msg); !f || !h || l != 1764186000123 {
+		t.Fatalf("parseRoleTail = %v %v %d", f, h, l)
 	}
-	if f, l := parseRoleTail([]byte{3, 2, 0, 1}); f || l != 0 {
-		t.Fatalf("old peer: parseRoleTail = %v %d", f, l)
+	if f, h, l := parseRoleTail([]byte{3, 2, 0, 1}); f || h || l != 0 {
+		t.Fatalf("old peer: parseRoleTail = %v %v %d", f, h, l)
 	}
-	if f, l := parseRoleTail([]byte{3, 2}); f || l != 0 {
-		t.Fatalf("short: parseRoleTail = %v %d", f, l)
+	if f, h, l := parseRoleTail([]byte{3, 2}); f || h || l != 0 {
+		t.Fatalf("short: parseRoleTail = %v %v %d", f, h, l)
 	}
 }

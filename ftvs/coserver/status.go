@@ -18,6 +18,7 @@ type Status struct {
 	Node        int          `json:"node"`
 	Role        string       `json:"role"`                    // deciding, joining, secondary, primary, "fenced (split brain)"
 	LiveSinceMS int64        `json:"live_since_ms,omitempty"` // when this node's VS went live (unix ms; splitheal.go)
+	LeaseHeld   bool         `json:"lease_held,omitempty"`    // a primary holding the witness lease (splitheal.go)
 	Peer        string       `json:"peer"`                    // primary's view of its secondary: none, joining, synced
 	PeerAlive   bool         `json:"peer_alive"`
 	PeerRole    string       `json:"peer_role,omitempty"`
@@ -122,7 +123,7 @@ func (d *Daemon) Status(withHash bool) Status {
 		st.LogEntries, st.HeldOutputs, st.Divergences, st.Snapshots = ns.LogEntries, ns.HeldOutputs, ns.Divergences, ns.Snapshots
 		st.LastPauseUS = ns.LastPause.Microseconds()
 		if ns.Role == lockstep.RolePrimary {
-			st.LiveSinceMS = d.split.liveSince.Load()
+			st.LiveSinceMS, st.LeaseHeld = d.split.liveSince.Load(), d.split.leaseHeld.Load()
 			if d.split.fenced.Load() {
 				st.Role = roleFenced
 			}
@@ -245,6 +246,7 @@ func (d *Daemon) keepLease(ctx context.Context) {
 		n := d.node.Load()
 		if n == nil || n.Status().Role.String() != "primary" {
 			d.fenced.Store(false)
+			d.split.leaseHeld.Store(false)
 			continue
 		}
 		t := time.Now()
@@ -256,6 +258,7 @@ func (d *Daemon) keepLease(ctx context.Context) {
 		// Fence half a TTL early: renewals come every quarter TTL, and the
 		// witness counts the lease from when it received the request.
 		lapsed := time.Now().After(validUntil.Add(-ttl / 2))
+		d.split.leaseHeld.Store(!lapsed)
 		fence := lapsed && !d.sess.Status().PeerAlive
 		if d.fenced.Swap(fence) != fence {
 			if fence {
