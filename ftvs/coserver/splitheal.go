@@ -9,6 +9,7 @@ import (
 
 	"github.com/ftvs/ftvs/ftvs/lockstep"
 	"github.com/ftvs/ftvs/ftvs/machine"
+	"github.com/ftvs/ftvs/ftvs/port"
 )
 
 // When a split brain heals (see the package doc, "Healed split brain"), two
@@ -212,7 +213,9 @@ func (d *Daemon) watchSplitHeal(ctx context.Context) {
 			d.relay.viaPeer.Load() || d.relay.peerViaUs.Load() {
 			continue
 		}
-		if !lan && time.Since(lastLAN) >= time.Second {
+		// On a tap port the probe would enter our own VS, whose answer
+		// comes back as received: there the passive sightings must do.
+		if !lan && d.cfg.Redirected.Port == string(port.AFPacket) && time.Since(lastLAN) >= time.Second {
 			lastLAN = time.Now()
 			if hit, err := probeLAN(d.cfg.Redirected.Interface, d.mac, d.vsIP, d.cfg.Node, d.cfg.Timeouts.SplitBrain); err == nil && hit {
 				lan = true
