@@ -129,6 +129,7 @@ type pairOpts struct {
 	chunk    int64  // resync chunk (0: 256 KiB)
 	dir      string // where the copies live (default t.TempDir())
 	inflight int
+	fresh    bool // leave both copies as vdisk.Create made them (never synced)
 }
 
 func freePort(t testing.TB) int {
@@ -141,8 +142,8 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// newPair creates two fresh copies, syncs them locally (both zero) and
-// starts a real authenticated link session between the two nodes over
+// newPair creates two fresh copies, syncs them locally (both zero; not
+// with pairOpts.fresh) and starts a real authenticated link session between the two nodes over
 // loopback.
 func newPair(t testing.TB) *pair { return newPairWith(t, pairOpts{}) }
 
@@ -177,7 +178,9 @@ func newPairWith(t testing.TB, o pairOpts) *pair {
 		disks[id] = d
 		defer dev.Close()
 	}
-	if _, _, err := vdisk.SyncCopies(context.Background(), disks[1], disks[2], vdisk.SyncOptions{NewGen: p.newGen, SkipEqual: true, Offline: true}); err != nil {
+	if o.fresh {
+		// both copies new: the runtime's initial sync is under test
+	} else if _, _, err := vdisk.SyncCopies(context.Background(), disks[1], disks[2], vdisk.SyncOptions{NewGen: p.newGen, SkipEqual: true, Offline: true}); err != nil {
 		t.Fatalf("initial sync: %v", err)
 	}
 	var lc []link.LinkConfig

@@ -97,12 +97,11 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 	if m.Detached() {
 		return vdisk.Decision{}, fmt.Errorf("mirror node %d: %w; replace the disk and recreate the copy", m.node, ErrDetached)
 	}
-	peer, peerMarks, err := m.peerMeta(ctx)
+	local, peer, peerMarks, err := m.bothMetas(ctx)
 	if err != nil {
-		return vdisk.Decision{}, fmt.Errorf("mirror node %d: peer metadata: %w", m.node, err)
+		return vdisk.Decision{}, err
 	}
 	m.setBulk(bulkIdle) // a new round: the target waits for its BeginResync
-	local := m.disk.Metadata()
 	dec := vdisk.Decide(local, peer)
 	switch dec.Action {
 	case vdisk.InSync:
@@ -169,6 +168,43 @@ func (m *Mirror) Connect(ctx context.Context) (vdisk.Decision, error) {
 		err = fmt.Errorf("mirror node %d: tell the target the bulk resync is over: %w", m.node, nerr)
 	}
 	return dec, err
+}
+
+// metaRetries bounds how often bothMetas reads again when this copy's
+// metadata changed while the peer's were asked for.
+const metaRetries = 8
+
+// bothMetas returns this copy's metadata and the peer's as they were at one
+// moment. Both nodes Connect at once and the source persists BeginResync
+// on itself before on the target: a target that read the peer's metadata
+// before the source's BeginResync and its own after it would hold a pair
+// that never existed (the source new, itself Inconsistent with the source's
+// fresh generation), which Decide rightly refuses ("neither copy holds good
+// data"). So this copy's metadata are read before and after the peer's;
+// when Decide's inputs changed in between (the peer wrote them: OpSetMeta)
+// everything is read again. The source writes itself first, so a peer
+// reply older than its write to us is caught here.
+func (m *Mirror) bothMetas(ctx context.Context) (local, peer vdisk.Metadata, peerMarks *vdisk.Bitmap, err error) {
+	for try := 0; ; try++ {
+		before := m.disk.Metadata()
+		peer, peerMarks, err = m.peerMeta(ctx)
+		if err != nil {
+			return local, peer, nil, fmt.Errorf("mirror node %d: peer metadata: %w", m.node, err)
+		}
+		local = m.disk.Metadata()
+		if sameDecisionInputs(before, local) {
+			return local, peer, peerMarks, nil
+		}
+		if try == metaRetries {
+			return local, peer, nil, fmt.Errorf("mirror node %d: this copy's metadata changed %d times while the peer's were read", m.node, try+1)
+		}
+	}
+}
+
+// sameDecisionInputs: a and b agree on everything Decide reads that can
+// change (identity, node and size never do).
+func sameDecisionInputs(a, b vdisk.Metadata) bool {
+	return a.Gens == b.Gens && a.State == b.State && a.Flags == b.Flags
 }
 
 // awaitBulk holds a resync target's Connect until the source's bulk passes
