@@ -41,6 +41,9 @@ type disks struct {
 	// diverged: lockstep found the secondary diverged; the snapshot that
 	// follows first brings its disks to this node's content.
 	diverged atomic.Bool
+	// failFinish: test hook (failFinishEnv): so many resync sources'
+	// FinishResync fail at the hand-over.
+	failFinish atomic.Int32
 }
 
 // linkSend is the mirrors' view of the link: sends only; the daemon's
@@ -59,6 +62,11 @@ func newGen() uint64 {
 // openDisks opens every configured copy (exclusively: one daemon per copy).
 func openDisks(d *Daemon) (*disks, error) {
 	ds := &disks{d: d, connected: make(chan struct{})}
+	n, err := failFinishFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	ds.failFinish.Store(n)
 	for i, dc := range d.cfg.VS.Disks {
 		dev, err := openCopy(dc)
 		if err != nil {
@@ -346,8 +354,8 @@ func (ds *disks) close() error {
 }
 
 // resyncingReplica is the machine as lockstep's Replica: a snapshot for a
-// joiner first finishes the mirrors' resync (final pass while paused); a
-// restore first reloads the boot disk's store (bootFiles), whose copy the
+// joiner first finishes the mirrors' resync (PrepareSnapshot: final pass
+// while paused); a restore first reloads the boot disk's store (bootFiles), whose copy the
 // resync just brought to the snapshot's point.
 type resyncingReplica struct {
 	*machine.Machine
@@ -367,27 +375,65 @@ func (r resyncingReplica) Restore(b []byte) error {
 	return r.Machine.Restore(b)
 }
 
-func (r resyncingReplica) Snapshot() []byte {
+// PrepareSnapshot runs in the primary's snapshot pause (lockstep's
+// SnapshotPreparer): after a divergence it first brings the secondary's
+// disks to this node's content, then it ends every mirror's resync (final
+// pass, EndResync: the joiner's copies become UpToDate). If either fails
+// the join is refused: no snapshot, so a joiner whose copy may still be
+// Inconsistent never enters lockstep; the disks meet again (a new Connect
+// round) and the join request is handed to the node after it
+// (EventSnapshotRefused in diskEvent).
+func (r resyncingReplica) PrepareSnapshot() error {
 	if r.ds.diverged.Swap(false) {
 		for i, m := range r.ds.ms {
 			name := r.ds.d.cfg.VS.Disks[i].Name
 			t0 := time.Now()
 			st, err := m.ResyncDiverged(context.Background())
-			detail := fmt.Sprintf("%s: after a divergence: %d bytes compared equal, %d copied in %s", name, st.Skipped, st.Copied, time.Since(t0).Round(time.Millisecond))
 			if err != nil {
-				detail = fmt.Sprintf("%s: %v", name, err)
+				r.ds.diverged.Store(true) // the next snapshot tries again
+				r.ds.d.addEvent("disk-resync-diverged", 0, fmt.Sprintf("%s: %v", name, err))
 				r.ds.d.log.Warn("coserver: resync after a divergence", "disk", name, "err", err)
+				return fmt.Errorf("disk %s: resync after a divergence: %w", name, err)
 			}
-			r.ds.d.addEvent("disk-resync-diverged", 0, detail)
+			r.ds.d.addEvent("disk-resync-diverged", 0, fmt.Sprintf("%s: after a divergence: %d bytes compared equal, %d copied in %s",
+				name, st.Skipped, st.Copied, time.Since(t0).Round(time.Millisecond)))
 		}
 	}
 	for i, m := range r.ds.ms {
-		if err := m.FinishResync(context.Background()); err != nil {
-			r.ds.d.addEvent("disk-resync", 0, fmt.Sprintf("%s: finish: %v", r.ds.d.cfg.VS.Disks[i].Name, err))
-			r.ds.d.log.Warn("coserver: finish resync", "disk", r.ds.d.cfg.VS.Disks[i].Name, "err", err)
+		name := r.ds.d.cfg.VS.Disks[i].Name
+		if err := r.ds.finishResync(m); err != nil {
+			r.ds.d.addEvent("disk-resync", 0, fmt.Sprintf("%s: finish: %v", name, err))
+			r.ds.d.log.Warn("coserver: finish resync: join refused", "disk", name, "err", err)
+			return fmt.Errorf("disk %s: finish resync: %w", name, err)
 		}
 	}
-	return r.Machine.Snapshot()
+	return nil
+}
+
+// finishResync is mirror.FinishResync, or the test hook's failure.
+func (ds *disks) finishResync(m *mirror.Mirror) error {
+	if ds.failFinish.Load() > 0 && m.Resyncing() {
+		ds.failFinish.Add(-1)
+		return fmt.Errorf("%s: test hook: FinishResync fails", failFinishEnv)
+	}
+	return m.FinishResync(context.Background())
+}
+
+// joinRefused: the snapshot for a join was refused (PrepareSnapshot). The
+// disks must meet again before the next one, and the joiner's request is
+// held until they did, as holdJoin does for a request that comes while
+// this node is stale. A secondary dropped by the refusal (a divergence)
+// asks again itself; holdJoin takes its request as a repeat.
+func (ds *disks) joinRefused() {
+	ds.stale.Store(true)
+	ds.mu.Lock()
+	ds.joinHeld = false
+	ctx := ds.connCtx
+	ds.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ds.holdJoin(ctx, link.Delivery{Type: lockstepMsgJoin})
 }
 
 // diskEvent applies a lockstep event to the mirrors; it runs on the node's
@@ -416,6 +462,9 @@ func (d *Daemon) diskEvent(e lockstep.Event) {
 		// The snapshot about to be taken resynchronises the disks first
 		// (resyncingReplica.Snapshot).
 		d.disks.diverged.Store(true)
+		return
+	case lockstep.EventSnapshotRefused:
+		d.disks.joinRefused()
 		return
 	case lockstep.EventRestored:
 		d.disks.stale.Store(true)

@@ -143,3 +143,25 @@ func (s *faultSwitch) WriteAt(p []byte, off int64) (int, error) {
 func (s *faultSwitch) Flush() error    { return s.inner.Flush() }
 func (s *faultSwitch) Size() int64     { return s.inner.Size() }
 func (s *faultSwitch) SectorSize() int { return s.inner.SectorSize() }
+
+// failFinishEnv: FTVS_TEST_FAIL_FINISH_RESYNC=N makes the first N
+// hand-overs on this node where a mirror is a resync source fail their
+// FinishResync (as a link or target error would), so the join is refused.
+// Needs faultEnvAck like the other hooks.
+const failFinishEnv = "FTVS_TEST_FAIL_FINISH_RESYNC"
+
+func failFinishFromEnv() (int32, error) {
+	v := os.Getenv(failFinishEnv)
+	if v == "" {
+		return 0, nil
+	}
+	if os.Getenv(faultEnvAck) != faultAck {
+		return 0, fmt.Errorf("%s is set but %s is not %q: refusing to start with a fault hook", failFinishEnv, faultEnvAck, faultAck)
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a count >= 0", failFinishEnv, v)
+	}
+	fmt.Fprintf(os.Stderr, "ftvs: TEST FAULT HOOK: the first %d FinishResync of a resync source fail\n", n)
+	return int32(n), nil
+}

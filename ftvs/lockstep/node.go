@@ -123,9 +123,13 @@ const (
 	EventProtocol                          // a bad message from the peer (Reason)
 )
 
+// EventSnapshotRefused: primary: the Replica's PrepareSnapshot failed; no
+// snapshot sent (Reason).
+const EventSnapshotRefused = EventProtocol + 1
+
 func (k EventKind) String() string {
 	return [...]string{"?", "go-live", "no-go-live", "peer-lost", "snapshot-sent", "peer-synced",
-		"restored", "divergence", "split-brain", "protocol-error"}[min(int(k), 9)]
+		"restored", "divergence", "split-brain", "protocol-error", "snapshot-refused"}[min(int(k), 10)]
 }
 
 // Event is a state change worth a log line, an alert or a test assertion.
@@ -633,6 +637,17 @@ func (n *Node) handle(d link.Delivery) {
 // loop stops only for Snapshot() itself: that is the pause.
 func (n *Node) sendSnapshot() {
 	t := time.Now()
+	if p, ok := n.rep.(SnapshotPreparer); ok {
+		if err := p.PrepareSnapshot(); err != nil {
+			// No snapshot: a peer that followed (a divergence) is dropped
+			// and rejoins; the caller's OnEvent decides when to try again.
+			if n.peer != PeerNone {
+				n.dropPeer("snapshot refused: " + err.Error())
+			}
+			n.event(Event{Kind: EventSnapshotRefused, Seq: n.seq, Reason: err.Error()})
+			return
+		}
+	}
 	// Outputs still held stay held until the peer acks this snapshot (its
 	// state then covers them): releasing them now could let a client see
 	// what a secondary that goes live next would not know.

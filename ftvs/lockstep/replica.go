@@ -17,6 +17,17 @@ type Replica interface {
 	StateHash() uint64
 }
 
+// SnapshotPreparer is a Replica that has work to finish before its state
+// may be handed to a joiner (the daemon's mirrored disks end their resync
+// inside the snapshot pause). PrepareSnapshot runs on the node's loop right
+// before Snapshot, for the primary's snapshots only (not the joiner's check
+// after Restore). An error sends no snapshot: the node raises
+// EventSnapshotRefused (and drops a peer that was following), and a new join
+// request is needed to try again.
+type SnapshotPreparer interface {
+	PrepareSnapshot() error
+}
+
 // castagnoli is CRC-32C: SSE4.2 hardware on amd64 (15.8 GB/s here, against
 // 0.96 GB/s for the table-driven CRC-64/ECMA it replaced, which cost the
 // lockstep primary a CPU-second per GB hashed).

@@ -77,7 +77,10 @@
 // PeerLost (no usable copy) stops the VS with an alert.
 //
 // Peer back (link EventPeerUp), on both nodes, off the lockstep goroutine:
-// dec, err := m.Connect(ctx). The source returns after its bulk passes
+// dec, err := m.Connect(ctx). Connect reads this copy's metadata before and
+// after the peer's and reads again if they changed meanwhile (the peer's
+// Connect wrote them), so Decide sees one moment of both copies: two new
+// copies meeting at once get the initial sync from node 1. The source returns after its bulk passes
 // (the VS keeps running and marking meanwhile); the target returns when the
 // source says the bulk is over (OpBulkDone, and OpResyncState, which the
 // target asks every second: each side starts its rounds on its own link
@@ -91,10 +94,12 @@
 // again, with a backoff while the peer is up and at the next peer-up; the
 // resync resumes from the marks left.
 //
-// Snapshot hand-over: the primary's Replica.Snapshot wrapper first calls
-// m.FinishResync(ctx) for every mirror (final pass and EndResync while the
-// VS is paused; a no-op when not a resync source), then takes the machine
-// snapshot. In OnEvent(EventSnapshotSent) on the primary and
+// Snapshot hand-over: the primary's Replica implements lockstep's
+// SnapshotPreparer; its PrepareSnapshot calls m.FinishResync(ctx) for every
+// mirror (final pass and EndResync while the VS is paused; a no-op when not
+// a resync source) before the machine snapshot. An error refuses the join
+// (no snapshot: the target's copy may still be Inconsistent); the daemon
+// runs Connect again and then answers the held join request. In OnEvent(EventSnapshotSent) on the primary and
 // OnEvent(EventRestored) on the secondary (both on the node's goroutine,
 // before input N+1): m.StartLockstep(); on the secondary also
 // m.SetDeferFlush(true).
