@@ -111,11 +111,9 @@ func (w *webhookSink) dump() string {
 const slowSilence = "{peer_dead: 1s, link_dead: 1s}"
 
 // syncedDisks gives both nodes a copy of an 8 MiB mirrored disk, synced
-// offline (ftvs vdisk resync): the runtime's initial sync of two new copies
-// has a race these tests are not about (both Connect at once; when the
-// target reads the source's metadata after its BeginResync, Decide refuses
-// "neither copy holds good data" and the joiner waits for the next peer-up;
-// seen once in about thirty pair starts).
+// offline (ftvs vdisk resync): for a test whose nodes first start alone,
+// each on its own copy (a new copy is Inconsistent and never goes live
+// alone). A pair that starts together needs no such step: withDisks.
 func (p *pair) syncedDisks(t *testing.T) [3]string {
 	t.Helper()
 	copies := p.withDisks(t, "8MiB")
@@ -147,7 +145,7 @@ func TestManagerAlertsFromRealDaemon(t *testing.T) {
 		fmt.Sprintf("alerts: {rate_limit: {per_kind: 2, window: 10m}, retry: {attempts: 2, initial: 100ms}, "+
 			"webhooks: [{url: \"http://10.98.0.1:9098/slow\"}, {url: \"http://%s/alert\"}], "+
 			"syslog: [{network: udp, address: \"%s\"}]}\n", hook.addr, sl.addr)
-	p.syncedDisks(t)
+	p.withDisks(t, "8MiB") // new copies: the pair runs the initial sync
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)
@@ -309,7 +307,7 @@ func TestManagerVSStopStartResync(t *testing.T) {
 		t.Skip("needs root for network namespaces")
 	}
 	p := newPair(t, pairOpts{prefix: "fmh", sizeMiB: 1, timeouts: slowSilence})
-	copies := p.syncedDisks(t)
+	copies := p.withDisks(t, "8MiB") // new copies: the pair runs the initial sync
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)
@@ -563,7 +561,7 @@ func TestManagerDiskDetachedAlert(t *testing.T) {
 	p := newPair(t, pairOpts{prefix: "fmd", sizeMiB: 1, timeouts: slowSilence})
 	hook := newWebhookSink(t, p)
 	p.extra += fmt.Sprintf("alerts: {webhooks: [{url: \"http://%s/alert\"}]}\n", hook.addr)
-	copies := p.syncedDisks(t)
+	copies := p.withDisks(t, "8MiB") // new copies: the pair runs the initial sync
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)

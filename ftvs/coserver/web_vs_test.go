@@ -25,7 +25,7 @@ func TestWebPageVSStopStart(t *testing.T) {
 		t.Skip("chromium not installed (Debian package chromium)")
 	}
 	p := newPair(t, pairOpts{prefix: "fmw", sizeMiB: 1, timeouts: slowSilence, extra: "witness: \"10.98.0.1:9\"\n"})
-	p.syncedDisks(t)
+	p.withDisks(t, "8MiB") // new copies: the pair runs the initial sync
 	token := p.managed(t, ftvsBin)
 	p.start(1)
 	p.start(2)
