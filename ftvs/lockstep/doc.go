@@ -52,7 +52,10 @@
 //
 // # Reintegration
 //
-// A joining node sends msgJoin on every EventPeerUp. The primary takes
+// A joining node sends msgJoin on every EventPeerUp. A Replica that is a
+// SnapshotPreparer may refuse first (PrepareSnapshot fails: nothing is
+// sent, EventSnapshotRefused, a following peer is dropped; a new msgJoin
+// tries again). The primary takes
 // Snapshot() at its current Seq N and goes on executing; the loop stops only
 // for Snapshot() itself: that is the pause (EventSnapshotSent.Pause). Its
 // length follows the snapshot's size, mostly TCP send buffers: the netstack
