@@ -72,6 +72,13 @@ func TestDecideTable(t *testing.T) {
 		{"inconsistent node 2, unrelated gens", g{cur: X}, g{state: Inconsistent, cur: Y}, FullSync, 1, false, 110},
 		{"inconsistent node 2 in history", g{cur: Z, h0: X}, g{state: Inconsistent, cur: X}, FullSync, 1, false, 80},
 		{"both inconsistent", g{state: Inconsistent, cur: X}, g{state: Inconsistent, cur: Y, bm: X}, Refuse, 0, false, 50},
+		// The pair a target saw when it read a new source before, and
+		// itself after, the source's BeginResync (mirror.Connect now reads
+		// one moment of both): no good copy, still refused.
+		{"new node 1, inconsistent node 2 holding a generation", g{state: Inconsistent, cur: JC}, g{state: Inconsistent, cur: X}, Refuse, 0, false, 20},
+		// Both sides of the initial sync as mirror.Connect sees them.
+		{"initial sync begun: node 2 still new", g{cur: Y, bm: X}, g{state: Inconsistent, cur: JC}, FullSync, 1, false, 30},
+		{"initial sync begun on both", g{cur: Y, bm: X}, g{state: Inconsistent, cur: X}, BitmapResync, 1, true, 70},
 		{"outdated node would be source", g{state: Outdated, cur: Y, bm: X}, g{cur: X}, Refuse, 0, false, 70},
 		{"outdated node 1 is target", g{state: Outdated, cur: X}, g{cur: Y, bm: X}, BitmapResync, 2, true, 50},
 		{"both outdated in sync", g{state: Outdated, cur: X}, g{state: Outdated, cur: X}, InSync, 0, false, 40},
