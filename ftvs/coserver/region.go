@@ -19,11 +19,18 @@ type copyDev interface {
 
 // openCopy opens vs.disks[i]'s copy: all of its path (locked, exclusive),
 // or the byte range offset/size of it (a partition of a whole disk).
+// Data disks bypass the page cache (O_DIRECT: the VS's clients cache, and
+// their writes are whole sectors). The boot disk does not: the FAT32 store
+// writes directory entries and file tails in pieces smaller than a sector,
+// which O_DIRECT turns into synchronous read-modify-write (FTP uploads ran
+// at a quarter of the buffered speed). Durability is the same either way:
+// the mirror acknowledges a FLUSH or FUA only after fsync on both copies.
 func openCopy(dc config.Disk) (copyDev, error) {
+	direct := !dc.Boot
 	if dc.Offset == 0 && dc.Size == 0 {
-		return openFile(dc.Path, filedev.Options{Direct: true, Lock: true, Exclusive: true})
+		return openFile(dc.Path, filedev.Options{Direct: direct, Lock: true, Exclusive: true})
 	}
-	return openRegion(dc.Path, dc.Offset, dc.Size)
+	return openRegion(dc.Path, dc.Offset, dc.Size, direct)
 }
 
 // openFile opens with O_DIRECT where the filesystem allows it: tmpfs
@@ -65,8 +72,8 @@ func (r *region) WriteAt(p []byte, off int64) (int, error) {
 
 func (r *region) Close() error { return errors.Join(r.lock.Close(), r.Dev.Close()) }
 
-func openRegion(path string, off, size int64) (*region, error) {
-	dev, err := openFile(path, filedev.Options{Direct: true})
+func openRegion(path string, off, size int64, direct bool) (*region, error) {
+	dev, err := openFile(path, filedev.Options{Direct: direct})
 	if err != nil {
 		return nil, err
 	}
