@@ -894,6 +894,15 @@ func (s *Session) reader(i int, cn *conn) {
 				l.rtt = time.Duration(c - f.seq)
 			}
 		}
+		if f.typ != frameData && sinceAck > 0 && br.Buffered() == 0 {
+			// Data read just before this frame, with this frame already
+			// buffered behind it, was not marked for an ack: mark it now,
+			// else its ack waits for the next data frame (the sender's
+			// window stalls when traffic stops). It goes with the next
+			// heartbeat.
+			l.ackDue = true
+			sinceAck = 0
+		}
 		s.mu.Unlock()
 	}
 }
