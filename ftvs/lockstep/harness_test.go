@@ -170,6 +170,9 @@ type sideOpts struct {
 	released  chan uint64 // if set, gets the Seq of every released output
 	onEmit    func(machine.Output)
 	window    int // link MaxUnacked (0: default)
+	// wrap, if set, stands between the node and its link session (to
+	// lose messages of one type).
+	wrap func(Transport) Transport
 }
 
 func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
@@ -192,7 +195,11 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 		}}
 	}
 	s := &side{id: id, sess: sess, rep: rep, done: make(chan error, 1), events: make(chan Event, 1024)}
-	n, err := New(Config{Start: role, Replica: rep, Link: sess,
+	var tr Transport = sess
+	if o.wrap != nil {
+		tr = o.wrap(sess)
+	}
+	n, err := New(Config{Start: role, Replica: rep, Link: tr,
 		Emit: func(outs []machine.Output) {
 			for _, out := range outs {
 				if o.onEmit != nil {

@@ -127,9 +127,13 @@ const (
 // snapshot sent (Reason).
 const EventSnapshotRefused = EventProtocol + 1
 
+// EventHandOver: primary: handed its role to the peer at Seq; it emits
+// nothing more (handover.go).
+const EventHandOver = EventSnapshotRefused + 1
+
 func (k EventKind) String() string {
 	return [...]string{"?", "go-live", "no-go-live", "peer-lost", "snapshot-sent", "peer-synced",
-		"restored", "divergence", "split-brain", "protocol-error", "snapshot-refused"}[min(int(k), 10)]
+		"restored", "divergence", "split-brain", "protocol-error", "snapshot-refused", "hand-over"}[min(int(k), 11)]
 }
 
 // Event is a state change worth a log line, an alert or a test assertion.
@@ -139,6 +143,9 @@ type Event struct {
 	Pause  time.Duration // EventSnapshotSent: how long the primary's loop stopped
 	Size   int
 	Reason string
+	// Planned: EventGoLive after the primary handed its role over (a
+	// planned switch, not a failover: no silence, no guard).
+	Planned bool
 }
 
 // Status is a snapshot of the node.
@@ -222,6 +229,9 @@ type Node struct {
 
 	probes chan chan [2]uint64
 	reask  chan struct{}
+	hand   chan handOverReq
+	// handing: a hand-over in progress (primary): nothing is stamped.
+	handing *handOverReq
 
 	mu     sync.Mutex
 	status Status
@@ -259,6 +269,7 @@ func New(cfg Config) (*Node, error) {
 	n.submit = make(chan submission, n.cfg.SubmitQueue)
 	n.probes = make(chan chan [2]uint64)
 	n.reask = make(chan struct{}, 1)
+	n.hand = make(chan handOverReq)
 	n.snapSum = make(chan [2]uint64, 1)
 	n.cbase = n.cfg.Clock()
 	n.publish()
@@ -350,7 +361,7 @@ func (n *Node) Run(ctx context.Context) error {
 	in := n.cfg.Link.Incoming()
 	for {
 		var tick <-chan time.Time
-		stamping := n.role == RolePrimary && !n.halted
+		stamping := n.role == RolePrimary && !n.halted && n.handing == nil
 		if stamping {
 			if d := n.rep.NextDeadline(); d != 0 {
 				wait := time.Duration(d - n.vnow())
@@ -366,6 +377,10 @@ func (n *Node) Run(ctx context.Context) error {
 		var sub chan submission
 		if stamping {
 			sub = n.submit
+		}
+		var handDeadline <-chan time.Time
+		if n.handing != nil {
+			handDeadline = time.After(time.Until(n.handing.deadline))
 		}
 		var retry <-chan time.Time
 		if (n.snapImg != nil && n.snapOff < len(n.snapImg)) || n.flushBlocked {
@@ -393,6 +408,10 @@ func (n *Node) Run(ctx context.Context) error {
 				}
 			}
 		case <-tick:
+		case r := <-n.hand:
+			n.startHandOver(r)
+		case <-handDeadline:
+			n.handOverTimeout()
 		case r := <-n.probes:
 			r <- [2]uint64{n.seq, n.rep.StateHash()}
 		case <-n.reask:
@@ -416,6 +435,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) afterWork() {
 	n.pumpSnapshot()
 	n.flush()
+	n.progressHandOver()
 	n.publish()
 }
 
@@ -613,6 +633,16 @@ func (n *Node) handle(d link.Delivery) {
 		if h, err = decodeHello(d.Payload); err == nil && h.role == RolePrimary && n.role == RolePrimary {
 			n.event(Event{Kind: EventSplitBrain, Seq: n.seq,
 				Reason: fmt.Sprintf("peer is primary too (at seq %d, we are at %d)", h.applied, n.seq)})
+		}
+	case msgHandOver:
+		var v []uint64
+		if v, _, err = u64s("hand-over", d.Payload, 3, false); err == nil {
+			n.takeOver(v[0], v[1], v[2])
+		}
+	case msgTookOver:
+		var v []uint64
+		if v, _, err = u64s("took-over", d.Payload, 2, false); err == nil {
+			n.onTookOver(v[0], v[1] == 1)
 		}
 	case msgDrop:
 		if n.role == RoleSecondary {
@@ -862,16 +892,21 @@ func (n *Node) peerSilent(why string) {
 			return
 		}
 		// Every message before the silence is applied already: the log we
-		// hold is finished. The virtual clock goes on from its last input
-		// plus the time since that input arrived: the silence counts, as it
-		// did on the primary's clock, so the VS's retransmission timers for
-		// what the dead primary never sent are due now, not a full RTO
-		// after go-live. Time still enters the replica only through the
-		// Input.Now this node stamps, and it never goes back.
-		now := n.cfg.Clock()
-		n.role, n.peer, n.eligible, n.following = RolePrimary, PeerNone, false, false
-		n.vbase, n.cbase = n.lastNow+max(now-n.lastNowAt, 0), now
-		n.stamp(machine.InCommand, machine.GratuitousARPCommand())
-		n.event(Event{Kind: EventGoLive, Seq: n.seq, Reason: why})
+		// hold is finished.
+		n.goLive(why, false)
 	}
+}
+
+// goLive makes a secondary whose log is finished the primary. The virtual
+// clock goes on from its last input plus the time since that input
+// arrived: the silence counts, as it did on the primary's clock, so the
+// VS's retransmission timers for what the dead primary never sent are due
+// now, not a full RTO after go-live. Time still enters the replica only
+// through the Input.Now this node stamps, and it never goes back.
+func (n *Node) goLive(why string, planned bool) {
+	now := n.cfg.Clock()
+	n.role, n.peer, n.eligible, n.following = RolePrimary, PeerNone, false, false
+	n.vbase, n.cbase = n.lastNow+max(now-n.lastNowAt, 0), now
+	n.stamp(machine.InCommand, machine.GratuitousARPCommand())
+	n.event(Event{Kind: EventGoLive, Seq: n.seq, Reason: why, Planned: planned})
 }

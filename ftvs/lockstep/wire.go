@@ -19,6 +19,11 @@ const (
 	msgHello     uint8 = 7 // role u8 | applied u64
 	msgDrop      uint8 = 8 // gen u64: you were dropped (too far behind); ask to join again
 	msgSnapEnd   uint8 = 9 // gen u64 | CRC-64 of the snapshot bytes
+	// msgHandOver: the primary stopped at seq (every output of it and
+	// before released, the peer's ack in) and gives the peer its role.
+	msgHandOver uint8 = 10 // gen u64 | seq u64 | output hash u64
+	// msgTookOver: the secondary's answer, sent before it stamps anything.
+	msgTookOver uint8 = 11 // seq u64 | 1 took over, 0 refused (u64)
 )
 
 const (
