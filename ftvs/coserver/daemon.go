@@ -27,7 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Daemon message types on the link session, above lockstep's 1..8.
+// Daemon message types on the link session, above lockstep's 1..11.
 const (
 	msgRole = 64 // role u8 (0 deciding, else lockstep.Role) | node u8 | peer state u8 (lockstep.PeerState) | max VS behaviour level u8 (absent: 1) | flags u8 (1: fenced by a healed split brain, 2: holds the witness lease) | went live u64 unix ms (0: not live; absent: unknown) (splitheal.go)
 	// msgLeaving (empty): this secondary leaves the pair on purpose (out
@@ -76,7 +76,11 @@ type Daemon struct {
 
 	behaviour behaviourState
 	leaving   atomic.Bool // told the primary we leave (leave.go)
-	started   time.Time
+	// handingOver: the primary role is being handed over (leave.go):
+	// no role message after it; roleMu orders the two.
+	handingOver atomic.Bool
+	roleMu      sync.Mutex
+	started     time.Time
 
 	events eventRing
 	figs   figures  // the manager's figures (figures.go)
@@ -433,6 +437,11 @@ func (d *Daemon) linkEvent(e *link.Event) {
 }
 
 func (d *Daemon) sendRole() {
+	d.roleMu.Lock()
+	defer d.roleMu.Unlock()
+	if d.handingOver.Load() {
+		return
+	}
 	r, p := byte(0), byte(0)
 	if n := d.node.Load(); n != nil {
 		st := n.Status()
@@ -522,7 +531,9 @@ func (d *Daemon) nodeEvent(e lockstep.Event) {
 	case lockstep.EventGoLive:
 		d.markLive()
 		d.retryGo.Store(false)
-		d.figs.failovers.Add(1)
+		if !e.Planned {
+			d.figs.failovers.Add(1) // a hand-over is no failover
+		}
 	case lockstep.EventRestored:
 		d.dropped.Store(false)
 	case lockstep.EventPeerLost:

@@ -6,7 +6,7 @@ import (
 	"github.com/ftvs/ftvs/ftvs/mirror"
 )
 
-// The daemon's link message types share one space with lockstep's (1..9)
+// The daemon's link message types share one space with lockstep's (1..11)
 // and the mirrors' (mirror.DefaultTypeBase on, two per disk): a collision
 // makes one side read the other's messages (a leave notice read as relayed
 // frames, say).
@@ -17,8 +17,8 @@ func TestDaemonMessageTypesAreDistinct(t *testing.T) {
 			t.Errorf("%s and %s are both message type %d", name, other, typ)
 		}
 		seen[typ] = name
-		if typ <= 9 || typ >= mirror.DefaultTypeBase {
-			t.Errorf("%s = %d: inside lockstep's 1..9 or the mirrors' %d.. range", name, typ, mirror.DefaultTypeBase)
+		if typ <= 11 || typ >= mirror.DefaultTypeBase {
+			t.Errorf("%s = %d: inside lockstep's 1..11 or the mirrors' %d.. range", name, typ, mirror.DefaultTypeBase)
 		}
 	}
 }

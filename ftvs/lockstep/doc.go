@@ -9,8 +9,9 @@
 // # Roles
 //
 //	joining   --snapshot restored-->   secondary   --peer silent, in sync, guard ok-->  primary (solo)
-//	   ^  <--link reset, drop, bad msg--    |                                              |
+//	   ^  <--link reset, drop, bad msg--    |     --hand-over at N (no guard)-------------->   |
 //	   |                                    +--peer silent, not in sync: stays (EventNoGoLive)
+//	   +----------------------------------------------------------- hand-over done ------------+
 //	primary: peer none --Join--> joining (snapshot sent) --ack of N--> synced --silence/restart--> none
 //
 // A node starts as primary (fresh VS) or joining (waits for a snapshot);
@@ -96,6 +97,37 @@
 // that comes back and rejoins from a snapshot ends the halt. Going on
 // alone bumps gen and sends a drop notice (msgDrop).
 //
+// # Planned hand-over
+//
+// Node.HandOver gives the primary role to a synced secondary without a
+// failover (a rolling upgrade taking the primary out of service). The
+// primary stops stamping at its last input N (submissions wait in the
+// queue), waits until the peer's ack of N released every held output (the
+// output rule: nothing left that the peer has not applied), then sends
+// msgHandOver(gen, N, output hash) and still stamps nothing. The
+// secondary, at exactly N with the same hash, answers msgTookOver(N, 1)
+// before anything else and goes live at once: no silence, no MayGoLive
+// (the primary gave up explicitly); EventGoLive has Planned set. On the
+// answer the old primary raises EventHandOver and becomes a joining node
+// that releases nothing until it rejoins by snapshot; the submissions still
+// queued are returned to the caller (HandOverResult.Unstamped: the daemon
+// relays those frames to the new primary; a lost client frame would cost
+// a retransmission timeout, a lost window update the VS's persist timer).
+// A Submit racing the role change may still strand one input.
+//
+// Failures: no synced peer refuses at once (ErrNoSyncedPeer); no ack of N
+// within the timeout, the peer lost (silence with MayGoOnAlone's yes, a
+// restart), a resync, or a refusal (msgTookOver(N, 0): not at N or another
+// hash) end the hand-over with an error and the primary stamps on, nothing
+// lost. A timeout after msgHandOver while the link still hears the peer
+// (the message or the answer lost) leaves the outcome unknown: the node
+// gives up its role all the same (ErrHandOverUnconfirmed), and the peer
+// goes live by the ordinary path (silence, guard) once this node is gone.
+// The one unsafe window is the new primary dying within a link round trip
+// after its answer, before the answer arrives: the old primary, seeing it
+// silent, resumes at N though the dead one may have emitted the outputs of
+// a few inputs after N.
+//
 // # Messages (link message types; integers little-endian)
 //
 //	1 batch      firstSeq u64 | count u32 | count × (now i64 | kind u8 | len u32 | payload)
@@ -107,6 +139,8 @@
 //	7 hello      role u8 | seq u64   (sent on every EventPeerUp; two primaries: EventSplitBrain)
 //	8 drop       gen u64
 //	9 snap-end   gen u64 | snapshot length u32<<32 | CRC-32C of its bytes (as a u64)
+//	10 hand-over gen u64 | seq u64 | output hash u64   (primary: take over at seq)
+//	11 took-over seq u64 | 1 took over, 0 refused (u64)
 //
 // Any malformed message raises EventProtocol; a secondary then rejoins.
 //

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ftvs/ftvs/ftvs/machine"
 )
 
 // A planned hand-over gives the primary role to an in-sync secondary
 // without a failover, in two steps:
 //
 //  1. The primary stops stamping at its last input N (inputs submitted
-//     meanwhile wait in the queue) and waits until the peer's ack of N
+//     meanwhile wait in the queue; HandOver returns them to the caller for
+//     the new primary) and waits until the peer's ack of N
 //     released every held output: nothing was emitted that the peer has
 //     not applied.
 //  2. It sends msgHandOver(gen, N, hash). The secondary, finding its log
@@ -39,8 +42,19 @@ type handOverReq struct {
 }
 
 type handOverResult struct {
-	seq uint64
+	res HandOverResult
 	err error
+}
+
+// HandOverResult is what a completed hand-over leaves to the caller.
+type HandOverResult struct {
+	Seq uint64 // the peer took over after this input
+	// Unstamped are the inputs submitted after this node stopped stamping,
+	// in order (Kind and Payload set): the caller hands them to the new
+	// primary (the daemon relays frames over the link) rather than lose
+	// them; a lost frame costs the client a retransmission timeout, and a
+	// lost window update the VS's persist timer.
+	Unstamped []machine.Input
 }
 
 // ErrNoSyncedPeer is returned by HandOver when no secondary follows the log.
@@ -51,25 +65,26 @@ var ErrNoSyncedPeer = errors.New("lockstep: no secondary in sync to hand over to
 var ErrHandOverUnconfirmed = errors.New("lockstep: the peer did not confirm the hand-over; this node gave up its role all the same")
 
 // HandOver gives the primary role to the in-sync secondary (above). It
-// returns the seq N the peer takes over at; after it returns nil (or
+// returns the seq N the peer takes over at and the inputs left unstamped;
+// after it returns nil (or
 // ErrHandOverUnconfirmed) this node is joining and releases nothing more.
 // On any other error the node is still the primary (or was not one).
 // timeout bounds the whole hand-over.
-func (n *Node) HandOver(ctx context.Context, timeout time.Duration) (uint64, error) {
+func (n *Node) HandOver(ctx context.Context, timeout time.Duration) (HandOverResult, error) {
 	if timeout <= 0 {
-		return 0, fmt.Errorf("lockstep: hand-over timeout %v, want > 0", timeout)
+		return HandOverResult{}, fmt.Errorf("lockstep: hand-over timeout %v, want > 0", timeout)
 	}
 	r := handOverReq{deadline: time.Now().Add(timeout), done: make(chan handOverResult, 1)}
 	select {
 	case n.hand <- r:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return HandOverResult{}, ctx.Err()
 	}
 	select {
 	case res := <-r.done:
-		return res.seq, res.err
+		return res.res, res.err
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return HandOverResult{}, ctx.Err()
 	}
 }
 
@@ -96,7 +111,7 @@ func (n *Node) progressHandOver() {
 		return
 	}
 	if n.role != RolePrimary || n.peer != PeerSynced || n.halted || n.snapImg != nil {
-		n.endHandOver(0, fmt.Errorf("the secondary left the pair or fell out of sync at seq %d: carrying on as primary", n.seq))
+		n.endHandOver(HandOverResult{}, fmt.Errorf("the secondary left the pair or fell out of sync at seq %d: carrying on as primary", n.seq))
 		return
 	}
 	if h.sent || n.applied < n.seq || n.flushed < n.seq {
@@ -104,7 +119,7 @@ func (n *Node) progressHandOver() {
 	}
 	if err := n.cfg.Link.Send(msgHandOver, encU64s(n.gen, n.seq, n.hash)); err != nil {
 		// Not queued: the peer cannot take over, so we may go on.
-		n.endHandOver(0, fmt.Errorf("sending the hand-over: %w: carrying on as primary", err))
+		n.endHandOver(HandOverResult{}, fmt.Errorf("sending the hand-over: %w: carrying on as primary", err))
 		return
 	}
 	h.sent, h.seq = true, n.seq
@@ -117,11 +132,10 @@ func (n *Node) onTookOver(seq uint64, ok bool) {
 		return // stale
 	}
 	if !ok {
-		n.endHandOver(0, fmt.Errorf("the secondary refused the hand-over at seq %d: carrying on as primary", seq))
+		n.endHandOver(HandOverResult{}, fmt.Errorf("the secondary refused the hand-over at seq %d: carrying on as primary", seq))
 		return
 	}
-	n.giveUp("the peer took over at this seq; this node emits nothing more")
-	n.endHandOver(seq, nil)
+	n.endHandOver(HandOverResult{seq, n.giveUp("the peer took over at this seq; this node emits nothing more")}, nil)
 }
 
 // handOverTimeout: before msgHandOver the primary resumes; after it, the
@@ -132,25 +146,30 @@ func (n *Node) handOverTimeout() {
 		return
 	}
 	if !h.sent {
-		n.endHandOver(0, fmt.Errorf("the secondary did not ack seq %d within the hand-over timeout: carrying on as primary", n.seq))
+		n.endHandOver(HandOverResult{}, fmt.Errorf("the secondary did not ack seq %d within the hand-over timeout: carrying on as primary", n.seq))
 		return
 	}
-	n.giveUp("the peer did not confirm the hand-over: giving up the role all the same (the peer goes live when this node is gone)")
-	n.endHandOver(h.seq, ErrHandOverUnconfirmed)
+	un := n.giveUp("the peer did not confirm the hand-over: giving up the role all the same (the peer goes live when this node is gone)")
+	n.endHandOver(HandOverResult{h.seq, un}, ErrHandOverUnconfirmed)
 }
 
-// giveUp ends this node's primary role after msgHandOver.
-func (n *Node) giveUp(why string) {
+// giveUp ends this node's primary role after msgHandOver and returns the
+// submissions it did not stamp.
+func (n *Node) giveUp(why string) []machine.Input {
 	n.releaseAll() // empty: every output was acked
 	n.role, n.peer, n.eligible, n.following = RoleJoining, PeerNone, false, false
-	n.gen++ // late acks of the old generation are stale
+	n.gen++     // late acks of the old generation are stale
+	n.publish() // Submit refuses from here on
+	var un []machine.Input
 	for len(n.submit) > 0 {
-		<-n.submit // the peer serves them now: clients retransmit
+		s := <-n.submit
+		un = append(un, machine.Input{Kind: s.kind, Payload: s.payload})
 	}
 	n.event(Event{Kind: EventHandOver, Seq: n.seq, Reason: why})
+	return un
 }
 
-func (n *Node) endHandOver(seq uint64, err error) {
+func (n *Node) endHandOver(res HandOverResult, err error) {
 	h := n.handing
 	if h == nil {
 		return
@@ -159,7 +178,7 @@ func (n *Node) endHandOver(seq uint64, err error) {
 		n.log.Warn("lockstep: hand-over", "seq", n.seq, "err", err)
 	}
 	n.handing = nil
-	h.done <- handOverResult{seq, err}
+	h.done <- handOverResult{res, err}
 }
 
 // takeOver is the secondary's side of msgHandOver.

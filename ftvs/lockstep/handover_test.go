@@ -3,6 +3,7 @@ package lockstep
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,14 +50,27 @@ func TestHandOver(t *testing.T) {
 	subs := submitUntil(a, stop, 0)
 	a.waitFor(t, "busy", func(st Status) bool { return st.Seq > synced.Seq+500 })
 	t0 := time.Now()
-	seq, err := a.node.HandOver(context.Background(), 2*time.Second)
+	res, err := a.node.HandOver(context.Background(), 2*time.Second)
 	if err != nil {
 		t.Fatalf("hand-over: %v", err)
 	}
+	seq := res.Seq
 	live := b.waitEvent(t, EventGoLive)
 	took := time.Since(t0)
 	close(stop)
-	<-subs
+	submitted := <-subs
+	// Every submission was stamped by the old primary or returned to the
+	// caller (at most one Submit racing the role change is lost).
+	stamped := 0
+	for _, o := range e.rec.snapshot() {
+		if o.node == 1 && o.what == "apply" && strings.HasPrefix(string(o.data), "bg ") {
+			stamped++
+		}
+	}
+	if lost := submitted - stamped - len(res.Unstamped); lost < 0 || lost > 1 {
+		t.Errorf("%d submitted, %d stamped, %d returned unstamped", submitted, stamped, len(res.Unstamped))
+	}
+	t.Logf("%d inputs returned unstamped", len(res.Unstamped))
 	if !live.Planned || live.Seq != seq+1 {
 		t.Errorf("go-live %+v, want a planned one at seq %d", live, seq+1)
 	}
@@ -116,7 +130,8 @@ func TestHandOverLostMessage(t *testing.T) {
 	b := e.start(2, RoleJoining, sideOpts{mayGoLive: func() bool { asked.Add(1); return true }})
 	synced := a.waitEvent(t, EventPeerSynced)
 	submitN(t, a, 0, 300)
-	seq, err := a.node.HandOver(context.Background(), 300*time.Millisecond)
+	res, err := a.node.HandOver(context.Background(), 300*time.Millisecond)
+	seq := res.Seq
 	if !errors.Is(err, ErrHandOverUnconfirmed) {
 		t.Fatalf("hand-over with its message lost: %v, want ErrHandOverUnconfirmed", err)
 	}
