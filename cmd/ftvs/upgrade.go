@@ -30,7 +30,9 @@ meanwhile), then the other:
   1. waits until the pair is in sync;
   2. takes the CoServer out of service through its manager API (the peer
      carries on alone; the VS never stops; a leaving secondary tells the
-     primary first, so it does not wait for the peer timeout);
+     primary first, so it does not wait for the peer timeout; a leaving
+     primary hands its role over to its in-sync secondary, which takes over
+     at once instead of after the peer timeout);
   3. keeps the old executable as EXE.ftvs-prev and renames FILE over the
      executable the daemon runs from (--exe, the same order as --addr; the
      path must be reachable from here, e.g. run on a CoServer with the

@@ -518,6 +518,15 @@ func (d *Daemon) newNode(r lockstep.Role) (*lockstep.Node, error) {
 			d.addEvent("go-live-check", 0, why)
 			return ok
 		},
+		// A hand-over skips the guard (the primary gave up its role) but
+		// not this node's disk copies.
+		MayTakeOver: func() bool {
+			ok, why := d.disks.mayGoLive()
+			if !ok {
+				d.addEvent("hand-over-refused", 0, why)
+			}
+			return ok
+		},
 		Diverge: d.opt.Diverge,
 		Log:     d.log,
 	})

@@ -105,7 +105,8 @@
 // queue), waits until the peer's ack of N released every held output (the
 // output rule: nothing left that the peer has not applied), then sends
 // msgHandOver(gen, N, output hash) and still stamps nothing. The
-// secondary, at exactly N with the same hash, answers msgTookOver(N, 1)
+// secondary, at exactly N with the same hash and ready by its own
+// Config.MayTakeOver (the daemon: its disk copies), answers msgTookOver(N, 1)
 // before anything else and goes live at once: no silence, no MayGoLive
 // (the primary gave up explicitly); EventGoLive has Planned set. On the
 // answer the old primary raises EventHandOver and becomes a joining node
@@ -117,8 +118,8 @@
 //
 // Failures: no synced peer refuses at once (ErrNoSyncedPeer); no ack of N
 // within the timeout, the peer lost (silence with MayGoOnAlone's yes, a
-// restart), a resync, or a refusal (msgTookOver(N, 0): not at N or another
-// hash) end the hand-over with an error and the primary stamps on, nothing
+// restart), a resync, or a refusal (msgTookOver(N, 0): not at N, another
+// hash, or MayTakeOver's no) end the hand-over with an error and the primary stamps on, nothing
 // lost. A timeout after msgHandOver while the link still hears the peer
 // (the message or the answer lost) leaves the outcome unknown: the node
 // gives up its role all the same (ErrHandOverUnconfirmed), and the peer

@@ -18,7 +18,8 @@ import (
 //     released every held output: nothing was emitted that the peer has
 //     not applied.
 //  2. It sends msgHandOver(gen, N, hash). The secondary, finding its log
-//     at exactly N with the same output hash, answers msgTookOver(N, 1)
+//     at exactly N with the same output hash (and MayTakeOver's yes),
+//     answers msgTookOver(N, 1)
 //     and goes live at once: no silence to wait for and no split-brain
 //     guard to ask, since the primary gave up explicitly. On the answer
 //     the old primary becomes a joining node that releases nothing (it
@@ -190,6 +191,8 @@ func (n *Node) takeOver(gen, seq, hash uint64) {
 		refuse = why + ": not in sync with the primary's log"
 	case n.seq != seq || n.hash != hash:
 		refuse = fmt.Sprintf("%s: this node is at seq %d (output hash %#x, primary's %#x)", why, n.seq, n.hash, hash)
+	case n.cfg.MayTakeOver != nil && !n.cfg.MayTakeOver():
+		refuse = why + ": this node may not take over (MayTakeOver)"
 	}
 	if refuse != "" {
 		n.send(msgTookOver, encU64s(seq, 0)) // the primary carries on

@@ -210,3 +210,34 @@ func TestHandOverAbandoned(t *testing.T) {
 		t.Errorf("primary released %d outputs up to seq %d, want all %d", n, last, st.Seq)
 	}
 }
+
+// TestHandOverRefused: a secondary not ready to take over (its disks, say)
+// refuses; the primary carries on with its peer still synced, and a later
+// hand-over, once it is ready, succeeds.
+func TestHandOverRefused(t *testing.T) {
+	e := newEnv(t)
+	var ready atomic.Bool
+	a := e.start(1, RolePrimary, sideOpts{})
+	b := e.start(2, RoleJoining, sideOpts{mayTake: ready.Load})
+	synced := a.waitEvent(t, EventPeerSynced)
+	submitN(t, a, 0, 100)
+	if _, err := a.node.HandOver(context.Background(), 2*time.Second); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("hand-over to a secondary that may not take over: %v, want a refusal", err)
+	}
+	submitN(t, a, 100, 100)
+	if st := a.quiet(t, synced.Seq+200); st.Role != RolePrimary {
+		t.Fatalf("primary after a refused hand-over: %+v", st)
+	}
+	if st := b.node.Status(); st.Role != RoleSecondary {
+		t.Fatalf("secondary after refusing the hand-over: %+v", st)
+	}
+	ready.Store(true)
+	res, err := a.node.HandOver(context.Background(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("hand-over once ready: %v", err)
+	}
+	if live := b.waitEvent(t, EventGoLive); !live.Planned || live.Seq != res.Seq+1 {
+		t.Errorf("go-live %+v after the hand-over at %d", live, res.Seq)
+	}
+	checkOutputRule(t, e.rec.snapshot(), 1, 2, synced.Seq)
+}

@@ -166,6 +166,7 @@ type sideOpts struct {
 	diverge   func(*machine.Input)
 	mayGoLive func() bool
 	mayAlone  func() bool
+	mayTake   func() bool
 	rep       Replica
 	released  chan uint64 // if set, gets the Seq of every released output
 	onEmit    func(machine.Output)
@@ -219,7 +220,7 @@ func (e *pairEnv) start(id int, role Role, o sideOpts) *side {
 			default:
 			}
 		},
-		Diverge: o.diverge, MayGoLive: o.mayGoLive, MayGoOnAlone: o.mayAlone, Log: quiet})
+		Diverge: o.diverge, MayGoLive: o.mayGoLive, MayGoOnAlone: o.mayAlone, MayTakeOver: o.mayTake, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,11 @@ type Config struct {
 	// says yes the primary holds its outputs and stamps nothing; Reconsider
 	// asks again. Default: yes.
 	MayGoOnAlone func() bool
+	// MayTakeOver is asked on a secondary offered a planned hand-over:
+	// the primary gave up explicitly, so no split-brain guard, only this
+	// node's own readiness (the daemon: its virtual disk copies). A no
+	// refuses the hand-over and the primary carries on. Default: yes.
+	MayTakeOver func() bool
 	// BeforeAck, if set, runs on a secondary after it applied a batch and
 	// before it acks it: the mirrored disks' deferred flushes go here, so
 	// the primary releases a FLUSH/FUA reply only once both copies are
