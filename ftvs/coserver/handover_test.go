@@ -63,6 +63,7 @@ func (p *pair) pingVS(t *testing.T) func() (time.Duration, int) {
 	pr := p.cli.Start("ping", "-n", "-D", "-i", "0.01", vsIP)
 	return func() (time.Duration, int) {
 		_ = pr.Process.Kill()
+		_ = pr.Wait() // reaped here: the cleanup has nothing left to wait for
 		var gap time.Duration
 		var last float64
 		n := 0
