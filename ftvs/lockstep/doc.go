@@ -124,10 +124,13 @@
 // (the message or the answer lost) leaves the outcome unknown: the node
 // gives up its role all the same (ErrHandOverUnconfirmed), and the peer
 // goes live by the ordinary path (silence, guard) once this node is gone.
-// The one unsafe window is the new primary dying within a link round trip
-// after its answer, before the answer arrives: the old primary, seeing it
-// silent, resumes at N though the dead one may have emitted the outputs of
-// a few inputs after N.
+// The one unsafe window is the answer lost after the peer took over: the
+// new primary dying within a link round trip of its answer, or every link
+// failing then. The old primary, seeing the peer silent, resumes at N
+// (after MayGoOnAlone) although the peer may have emitted the outputs of
+// inputs after N, or, links cut, still serves (split brain). The daemon
+// re-executes right after a failed hand-over, which bounds the second
+// case to that moment.
 //
 // # Messages (link message types; integers little-endian)
 //

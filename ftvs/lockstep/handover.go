@@ -14,16 +14,15 @@ import (
 //
 //  1. The primary stops stamping at its last input N (inputs submitted
 //     meanwhile wait in the queue; HandOver returns them to the caller for
-//     the new primary) and waits until the peer's ack of N
-//     released every held output: nothing was emitted that the peer has
-//     not applied.
+//     the new primary) and waits until the peer's ack of N released every
+//     held output: nothing was emitted that the peer has not applied.
 //  2. It sends msgHandOver(gen, N, hash). The secondary, finding its log
 //     at exactly N with the same output hash (and MayTakeOver's yes),
-//     answers msgTookOver(N, 1)
-//     and goes live at once: no silence to wait for and no split-brain
-//     guard to ask, since the primary gave up explicitly. On the answer
-//     the old primary becomes a joining node that releases nothing (it
-//     may serve again only after rejoining by snapshot).
+//     answers msgTookOver(N, 1) and goes live at once: no silence to wait
+//     for and no split-brain guard to ask, since the primary gave up
+//     explicitly. On the answer the old primary becomes a joining node
+//     that releases nothing (it may serve again only after rejoining by
+//     snapshot).
 //
 // Failures: before msgHandOver is queued the primary may always resume (a
 // secondary lost, out of sync or too slow to ack ends the hand-over with
