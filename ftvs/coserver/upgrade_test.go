@@ -17,6 +17,7 @@ import (
 	"github.com/ftvs/ftvs/ftvs/coserver"
 	"github.com/ftvs/ftvs/ftvs/internal/netnstest"
 	"github.com/ftvs/ftvs/ftvs/manager/state"
+	"golang.org/x/sys/unix"
 )
 
 // managed gives both nodes of p a manager section (API on the management
@@ -409,13 +410,18 @@ func testRollback(t *testing.T, prefix, script string, supervise bool) {
 				mu.Lock()
 				pr := p.procs[2]
 				mu.Unlock()
-				waited := make(chan struct{})
-				go func() { _ = pr.Wait(); close(waited) }()
-				select {
-				case <-stop:
-					return
-				case <-waited:
+				// Poll for the exit without reaping (WNOWAIT), and Wait
+				// only once it happened: a Wait still pending when the
+				// cleanup's own Wait starts would make one of the two
+				// block forever (exec.Cmd is not safe for two Waits).
+				for !exited(pr.Process.Pid) {
+					select {
+					case <-stop:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
 				}
+				_ = pr.Wait()
 				select {
 				case <-stop:
 					return
@@ -484,4 +490,16 @@ func inSyncPair(p *pair) bool {
 		}
 	}
 	return roles["primary"] == 1 && roles["secondary"] == 1
+}
+
+// exited says whether process pid has ended, leaving it to be reaped by
+// its Wait.
+func exited(pid int) bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if err != nil {
+		return true // not our child any more: reaped
+	}
+	// WNOHANG with no state change leaves the siginfo zero.
+	return info.Signo != 0
 }
