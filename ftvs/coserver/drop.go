@@ -42,24 +42,44 @@ func (n *dropNotice) sum(key []byte) string {
 // parseDrop decodes and authenticates a drop notice from the peer.
 func parseDrop(b []byte, key []byte, self int, now time.Time) (*dropNotice, error) {
 	var n dropNotice
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&n); err != nil {
-		return nil, fmt.Errorf("drop notice: %w", err)
-	}
-	if n.Node != 3-self {
-		return nil, fmt.Errorf("drop notice from node %d, want the peer %d", n.Node, 3-self)
-	}
-	if len(n.Nonce) != 32 {
-		return nil, errors.New("drop notice: nonce is not 16 bytes of hex")
-	}
-	if !hmac.Equal([]byte(n.sum(key)), []byte(n.MAC)) {
-		return nil, errors.New("drop notice: bad MAC (wrong pair key?)")
-	}
-	if d := now.Sub(time.UnixMilli(n.TimeMS)); d > 10*time.Second || d < -10*time.Second {
-		return nil, fmt.Errorf("drop notice: time is %s off", d.Round(time.Millisecond))
+	if err := decodePeerNotice("drop notice", b, &n, key, self, now); err != nil {
+		return nil, err
 	}
 	return &n, nil
+}
+
+func (n *dropNotice) envelope() (int, int64, string, string) { return n.Node, n.TimeMS, n.Nonce, n.MAC }
+
+// peerNotice is a notice one CoServer posts to the other over the
+// management network (drop, control): JSON, signed with the pair key.
+type peerNotice interface {
+	envelope() (node int, timeMS int64, nonce, mac string)
+	sum(key []byte) string
+}
+
+// decodePeerNotice decodes b strictly into n and checks what every notice
+// must hold: sent by the peer, a 16-byte nonce, the pair key's MAC, and a
+// time within 10 s of ours (replays are the caller's nonce check).
+func decodePeerNotice(what string, b []byte, n peerNotice, key []byte, self int, now time.Time) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(n); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	node, timeMS, nonce, mac := n.envelope()
+	if node != 3-self {
+		return fmt.Errorf("%s from node %d, want the peer %d", what, node, 3-self)
+	}
+	if len(nonce) != 32 {
+		return fmt.Errorf("%s: nonce is not 16 bytes of hex", what)
+	}
+	if !hmac.Equal([]byte(n.sum(key)), []byte(mac)) {
+		return fmt.Errorf("%s: bad MAC (wrong pair key?)", what)
+	}
+	if d := now.Sub(time.UnixMilli(timeMS)); d > 10*time.Second || d < -10*time.Second {
+		return fmt.Errorf("%s: time is %s off", what, d.Round(time.Millisecond))
+	}
+	return nil
 }
 
 type dropState struct {

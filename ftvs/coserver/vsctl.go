@@ -177,6 +177,8 @@ type ctlNotice struct {
 	MAC         string     `json:"mac"`
 }
 
+func (n *ctlNotice) envelope() (int, int64, string, string) { return n.Node, n.TimeMS, n.Nonce, n.MAC }
+
 func (n *ctlNotice) sum(key []byte) string {
 	r, _ := json.Marshal(n.Ranges)
 	m := hmac.New(sha256.New, key)
@@ -221,22 +223,8 @@ func (c *ctlState) fresh(nonce string) bool {
 // parseCtl decodes and authenticates a control notice from the peer.
 func parseCtl(b []byte, key []byte, self int, now time.Time) (*ctlNotice, error) {
 	var n ctlNotice
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&n); err != nil {
-		return nil, fmt.Errorf("control notice: %w", err)
-	}
-	if n.Node != 3-self {
-		return nil, fmt.Errorf("control notice from node %d, want the peer %d", n.Node, 3-self)
-	}
-	if len(n.Nonce) != 32 {
-		return nil, errors.New("control notice: nonce is not 16 bytes of hex")
-	}
-	if !hmac.Equal([]byte(n.sum(key)), []byte(n.MAC)) {
-		return nil, errors.New("control notice: bad MAC (wrong pair key?)")
-	}
-	if d := now.Sub(time.UnixMilli(n.TimeMS)); d > 10*time.Second || d < -10*time.Second {
-		return nil, fmt.Errorf("control notice: time is %s off", d.Round(time.Millisecond))
+	if err := decodePeerNotice("control notice", b, &n, key, self, now); err != nil {
+		return nil, err
 	}
 	switch n.Action {
 	case "vs-stop", "vs-start", "resync", "discard":
