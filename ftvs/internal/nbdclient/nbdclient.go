@@ -15,7 +15,9 @@ import (
 	"time"
 )
 
-// Wire constants (NBD doc/proto.md).
+// Wire constants (NBD doc/proto.md), written out again rather than shared
+// with ftvs/services/nbd on purpose: a test client that took the server's
+// constants would agree with the server's mistakes.
 const (
 	magicNBD     = 0x4e42444d41474943 // "NBDMAGIC"
 	magicOpt     = 0x49484156454F5054 // "IHAVEOPT"
