@@ -52,8 +52,13 @@ func smbios(index int, biosVersion string) []string {
 }
 
 // startPair powers on both machines of the test network with blank disks;
-// machine b gets biosB as its BIOS version.
-func startPair(t *testing.T, seg *segments, biosB string) [2]*machine {
+// machine b gets biosB as its BIOS version. With fromStick the machines
+// boot the installer ISO written to a USB stick (SeaBIOS, the isohybrid
+// MBR, isolinux), as an operator does; otherwise QEMU loads the kernel and
+// initramfs directly (faster; the media paths have their own boot tests).
+// Both machines get the same devices either way: the hardware match
+// compares PCI slots.
+func startPair(t *testing.T, seg *segments, biosB string, fromStick bool) [2]*machine {
 	t.Helper()
 	var ms [2]*machine
 	dir := t.TempDir()
@@ -71,10 +76,17 @@ func startPair(t *testing.T, seg *segments, biosB string) [2]*machine {
 		if i == 1 {
 			bios = biosB
 		}
-		args := append(qemuvm.BaseArgs(memMiB),
-			"-kernel", kern.Vmlinuz, "-initrd", initrd,
-			"-append", "console=ttyS0,115200 quiet panic=-1",
-			"-drive", "file="+disk+",format=raw,if=virtio")
+		args := qemuvm.BaseArgs(memMiB)
+		if fromStick {
+			// The USB controller sits after the NICs (slot 0x10): the
+			// roles test names the NICs' slots.
+			args = append(args, "-device", "qemu-xhci,addr=0x10",
+				"-drive", "if=none,id=stick,format=raw,readonly=on,file="+isoImage,
+				"-device", "usb-storage,drive=stick,bootindex=1")
+		} else {
+			args = append(args, "-kernel", kern.Vmlinuz, "-initrd", initrd, "-append", bootCmdline)
+		}
+		args = append(args, "-drive", "file="+disk+",format=raw,if=virtio")
 		args = append(args, smbios(i, bios)...)
 		args = append(args, seg.nics(name, i)...)
 		ms[i] = &machine{vm: qemuvm.Start(t, "machine "+name, seg.exec(), args...), disk: disk}
@@ -111,7 +123,7 @@ func stage(t *testing.T, ms [2]*machine, name string, re *regexp.Regexp, timeout
 }
 
 // TestPairInstallAndFailover is issue 7's end-to-end proof: two machines
-// with the same SMBIOS boot the installer, find their NIC roles, pair,
+// with the same SMBIOS boot the installer from the ISO on a USB stick, find their NIC roles, pair,
 // pass the hardware match, lay out their blank disks and launch the
 // runtime; a client on the production LAN downloads from the VS while the
 // primary's QEMU process is killed, and gets the whole file.
@@ -119,7 +131,7 @@ func TestPairInstallAndFailover(t *testing.T) {
 	needSetup(t)
 	seg := newSegments(t, "pair")
 	t0 := time.Now()
-	ms := startPair(t, seg, "1.0")
+	ms := startPair(t, seg, "1.0", true)
 
 	stage(t, ms, "installer started", bannerRE, bootTimeout)
 	stage(t, ms, "hardware match", matchRE, bootTimeout)
@@ -304,7 +316,7 @@ func lastRole(console string) string {
 func TestBIOSMismatchStopsBoth(t *testing.T) {
 	needSetup(t)
 	seg := newSegments(t, "bios")
-	ms := startPair(t, seg, "1.1")
+	ms := startPair(t, seg, "1.1", false)
 
 	stage(t, ms, "installer started", bannerRE, bootTimeout)
 	stage(t, ms, "hardware mismatch", mismatchRE, bootTimeout)

@@ -20,7 +20,9 @@ import (
 
 	"github.com/ftvs/ftvs/images/bootcfg"
 	"github.com/ftvs/ftvs/images/initramfs"
+	"github.com/ftvs/ftvs/images/iso"
 	"github.com/ftvs/ftvs/images/kernel"
+	"github.com/ftvs/ftvs/images/uki"
 )
 
 // configPath is the unattended config embedded in the installer.
@@ -34,6 +36,7 @@ const blobSize = 4 << 20
 var (
 	kern      *kernel.Kernel
 	initrd    string // installer initramfs + the VS content overlay
+	isoImage  string // the same installer as `ftvs image iso` writes it (isohybrid)
 	blobSum   string // sha256 of /blob.bin on the VS
 	setupErr  error
 	setupSkip string
@@ -95,9 +98,31 @@ func setup(dir string) {
 		setupErr = err
 		return
 	}
-	setupLog = fmt.Sprintf("kernel %v (cache %s), %s %v, content overlay %v",
-		t1.Sub(t0).Round(time.Millisecond), cache, built, t2.Sub(t1).Round(time.Millisecond), time.Since(t2).Round(time.Millisecond))
+	t3 := time.Now()
+	if isoImage, err = buildISO(ctx, dir); err != nil {
+		setupErr = err
+		return
+	}
+	setupLog = fmt.Sprintf("kernel %v (cache %s), %s %v, content overlay %v, ISO %v",
+		t1.Sub(t0).Round(time.Millisecond), cache, built, t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond),
+		time.Since(t3).Round(time.Millisecond))
 	fmt.Fprintln(os.Stderr, "e2e setup:", setupLog)
+}
+
+// bootCmdline is the installer's kernel command line in every e2e boot.
+const bootCmdline = "console=ttyS0,115200 quiet panic=-1"
+
+// buildISO writes the installer ISO (UKI for UEFI, isolinux for BIOS,
+// isohybrid) from the e2e kernel and initramfs, as `ftvs image iso` does.
+func buildISO(ctx context.Context, dir string) (string, error) {
+	ukiPath, out := filepath.Join(dir, "ftvs.efi"), filepath.Join(dir, "ftvs.iso")
+	if err := uki.Build(ctx, uki.Options{Vmlinuz: kern.Vmlinuz, Initrd: initrd, Cmdline: bootCmdline, Out: ukiPath}); err != nil {
+		return "", fmt.Errorf("building the UKI: %w", err)
+	}
+	if err := iso.Build(iso.Options{UKI: ukiPath, Vmlinuz: kern.Vmlinuz, Initrd: initrd, Cmdline: bootCmdline, Out: out}); err != nil {
+		return "", fmt.Errorf("building the ISO: %w", err)
+	}
+	return out, nil
 }
 
 // checkEmbedded makes sure the installer carries testdata/e2e/install.yaml
