@@ -2,7 +2,11 @@
 
 package machine
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/ftvs/ftvs/ftvs/netstack/wire"
+)
 
 // TEST-ONLY build (-tags ftvs_behaviourbump): VS behaviour level 2 marks
 // every IPv4 frame the VS emits with TOS 0x20, so its outputs differ from a
@@ -24,13 +28,6 @@ func behaviourFrame(level uint16, frame []byte) []byte {
 	}
 	frame[ip+1] = bumpTOS
 	frame[ip+10], frame[ip+11] = 0, 0
-	var sum uint32
-	for i := ip; i < ip+hl; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(frame[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(frame[ip+10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(frame[ip+10:], wire.Checksum(frame[ip:ip+hl]))
 	return frame
 }
