@@ -65,7 +65,7 @@ func (s *Service) underUploadPrefix(p string) bool {
 func (s *Service) startPut(c *conn, req *Request, now int64) {
 	if !s.uploadsOn() {
 		s.skipOrClose(c, req)
-		s.errorResponse(c, 405, false, "Allow: GET, HEAD\r\n")
+		s.errorResponse(c, 405, false, s.allowHeader())
 		return
 	}
 	if !s.underUploadPrefix(req.Path) {
