@@ -2,7 +2,6 @@ package ftp
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/ftvs/ftvs/ftvs/services/svcutil"
 	"github.com/ftvs/ftvs/ftvs/snap"
@@ -54,23 +53,13 @@ func (s *Service) Snapshot() []byte {
 			w.U16(c.active.Port)
 			w.Bool(c.epsvAll)
 		}
-		ls := make([]sockapi.SockID, 0, len(s.owner))
-		//detcheck:orderless: collected, then sorted
-		for l := range s.owner {
-			ls = append(ls, l)
-		}
-		sort.Slice(ls, func(i, j int) bool { return ls[i] < ls[j] })
+		ls := svcutil.SortedIDs(s.owner)
 		w.U32(uint32(len(ls)))
 		for _, l := range ls {
 			w.U32(uint32(l))
 			w.U32(uint32(s.owner[l]))
 		}
-		ds := make([]sockapi.SockID, 0, len(s.dialed))
-		//detcheck:orderless: collected, then sorted
-		for d := range s.dialed {
-			ds = append(ds, d)
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		ds := svcutil.SortedIDs(s.dialed)
 		w.U32(uint32(len(ds)))
 		for _, d := range ds {
 			w.U32(uint32(d))
