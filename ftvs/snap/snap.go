@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 )
 
 // Writer appends fields to a byte slice.
@@ -58,13 +59,7 @@ func (w *Writer) Blob2(a, b []byte) {
 
 // Grow makes room for n more bytes, so that a writer whose final size is
 // known (or guessed from the last snapshot) copies its buffer at most once.
-func (w *Writer) Grow(n int) {
-	if n > cap(w.buf)-len(w.buf) {
-		nb := make([]byte, len(w.buf), len(w.buf)+n)
-		copy(nb, w.buf)
-		w.buf = nb
-	}
-}
+func (w *Writer) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
 
 // String writes a length-prefixed string.
 func (w *Writer) String(s string) {
