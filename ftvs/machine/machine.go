@@ -111,7 +111,7 @@ func build(cfg Config, env Env) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("machine: network stack: %w", err)
 	}
-	m := &Machine{cfg: cfg, env: env, stack: st, behaviour: MaxBehaviour}
+	m := &Machine{cfg: cfg, env: env, stack: st, snapVersion: machineVersion, behaviour: MaxBehaviour}
 	if cfg.HTTP.Enabled {
 		m.http = httpsvc.New(cfg.HTTP.Config, env.Files)
 		m.services = append(m.services, m.http)
@@ -282,9 +282,6 @@ const minWriteVersion = 2
 func (m *Machine) Snapshot() []byte {
 	w := snap.NewWriter(4096)
 	ver := m.snapVersion
-	if ver == 0 {
-		ver = machineVersion
-	}
 	w.Section("machine", ver, func(w *snap.Writer) {
 		m.cfg.encode(w)
 		w.Bool(m.seen)
