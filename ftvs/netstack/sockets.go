@@ -111,14 +111,12 @@ func (s *Stack) Write(id sockapi.SockID, p []byte) (int, error) {
 	if c.finQueued {
 		return 0, sockapi.ErrClosed
 	}
+	// sendRoom is at most the buffer's free space: Write takes all of p.
 	if room := c.sendRoom(s.cfg.SendAhead); len(p) > room {
 		p = p[:room]
 		c.wantWritable = true
 	}
 	n := c.snd.Write(p)
-	if n < len(p) {
-		c.wantWritable = true
-	}
 	if n > 0 {
 		s.markPending(c)
 	}
