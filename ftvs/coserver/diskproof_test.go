@@ -449,20 +449,10 @@ func TestStagedSplitBrain(t *testing.T) {
 	ch1 := startChecker(c1, 0, 8192) // blocks 0..8191 from the client on node 1's side
 	time.Sleep(2 * time.Second)
 
-	// The production LAN splits: node 2's port and a second client move
-	// to a bridge of their own.
-	cli2 := p.env.NS("cli2")
-	p.env.Veth(cli2, "eth0", p.lan, "pc2")
-	cli2.Addr("eth0", "10.97.0.11/24")
-	p.lan.Bridge("brp2", "pc2")
-	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
-	// Management both ways, then the CoServer links.
-	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
-	p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
-	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
-	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
-	p.waitRole(2, "primary", "", 20*time.Second)
-	p.waitRole(1, "primary", "none", 5*time.Second)
+	// The production LAN splits (node 2's port and a second client move to
+	// a bridge of their own), then management both ways, then the CoServer
+	// links.
+	cli2 := p.splitSite()
 	t.Log("partitioned: both nodes serve")
 	c2 := p.nbdFrom(t, cli2)
 	ch2 := startChecker(c2, 8192, 4096) // blocks 8192..12287 from the client on node 2's side
@@ -480,10 +470,8 @@ func TestStagedSplitBrain(t *testing.T) {
 
 	// The links and management come back; the LAN stays split for now.
 	resyncs := [3]int{0, p.countEvents(1, "disk-resync-start"), p.countEvents(2, "disk-resync-start")}
-	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
-	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
-	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
-	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.healManagement()
+	p.healLinks()
 	healed := time.Now()
 	// Node 2 went live later: it fences itself, node 1 keeps serving.
 	var st2 *coserver.Status
@@ -513,8 +501,7 @@ func TestStagedSplitBrain(t *testing.T) {
 		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
 	}
 	time.Sleep(500 * time.Millisecond) // tcpdump attaches
-	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
-	p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+	p.healLAN()
 	time.Sleep(3 * time.Second) // time for a wrong resync, or a second VS, to show
 	// A client on the formerly split side now reaches the survivor.
 	c3, err := p.dialNBD(cli2, 15*time.Second)

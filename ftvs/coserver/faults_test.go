@@ -401,10 +401,8 @@ func TestWitnessDecidesSplitSite(t *testing.T) {
 	// witness): the two primaries meet. Node 2 went live later but holds
 	// the lease, so node 1 is the one that stays fenced, now for the split
 	// brain, and clients stay with node 2.
-	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
-	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
-	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
-	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.healManagement()
+	p.healLinks()
 	p.waitRole(1, "fenced (split brain)", "", 10*time.Second)
 	for k := range 10 {
 		out, err := p.cli.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")

@@ -343,3 +343,42 @@ func (p *pair) check(d *download, what string) time.Duration {
 	p.t.Logf("%s: %d bytes intact in %.2fs, longest stall %s (at byte %d)", what, d.res.Bytes, d.res.Elapsed.Seconds(), d.res.MaxStall.Round(time.Millisecond), d.res.StallAt)
 	return d.res.MaxStall
 }
+
+// splitSite cuts the pair into two sites and waits until both nodes have
+// gone live: node 2's production port and a second client (cli2,
+// 10.97.0.11, returned) move to a LAN bridge of their own, management is
+// blackholed both ways, then the CoServer links go down.
+func (p *pair) splitSite() *netnstest.NS {
+	p.t.Helper()
+	cli2 := p.env.NS("cli2")
+	p.env.Veth(cli2, "eth0", p.lan, "pc2")
+	cli2.Addr("eth0", "10.97.0.11/24")
+	p.lan.Bridge("brp2", "pc2")
+	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
+	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
+	p.waitRole(2, "primary", "", 20*time.Second)
+	p.waitRole(1, "primary", "none", 5*time.Second)
+	return cli2
+}
+
+// healManagement undoes splitSite's management blackholes.
+func (p *pair) healManagement() {
+	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
+	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
+}
+
+// healLinks brings splitSite's CoServer links back up.
+func (p *pair) healLinks() {
+	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
+	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+}
+
+// healLAN moves node 2's port and splitSite's second client back onto the
+// one production bridge.
+func (p *pair) healLAN() {
+	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
+	p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+}

@@ -32,17 +32,7 @@ func TestSplitBrainHealFences(t *testing.T) {
 		t.Run(heal, func(t *testing.T) {
 			p := newPair(t, pairOpts{sizeMiB: 1, prefix: "fsh"})
 			p.startPair()
-			cli2 := p.env.NS("cli2")
-			p.env.Veth(cli2, "eth0", p.lan, "pc2")
-			cli2.Addr("eth0", "10.97.0.11/24")
-			p.lan.Bridge("brp2", "pc2")
-			p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
-			p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
-			p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
-			p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
-			p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
-			p.waitRole(2, "primary", "", 20*time.Second)
-			p.waitRole(1, "primary", "none", 5*time.Second)
+			cli2 := p.splitSite()
 			get := func(ns *netnstest.NS, what string) {
 				t.Helper()
 				out, err := ns.Run("curl", "-sS", "--fail", "--max-time", "10", "http://"+vsIP+"/small.txt")
@@ -54,18 +44,13 @@ func TestSplitBrainHealFences(t *testing.T) {
 			get(cli2, "node 2's side, partitioned")
 			t.Log("partitioned: both nodes serve")
 
-			healLAN := func() {
-				p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
-				p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
-			}
 			t0 := time.Now()
 			if heal == "lan" {
 				// No client talks meanwhile: the primaries' own ARP probes
 				// must find each other.
-				healLAN()
+				p.healLAN()
 			} else {
-				p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
-				p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
+				p.healManagement()
 			}
 			var st2 *coserver.Status
 			if !netnstest.WaitFor(10*time.Second, func() bool {
@@ -88,7 +73,7 @@ func TestSplitBrainHealFences(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond) // tcpdump attaches
 			if heal != "lan" {
-				healLAN()
+				p.healLAN()
 			}
 			for k := range 10 {
 				get(p.cli, fmt.Sprintf("request %d from node 1's side, healed", k))
@@ -123,17 +108,7 @@ func TestSplitBrainKeepFencedNode(t *testing.T) {
 	copies := p.withDisks(t, "16MiB")
 	token := p.managed(t, ftvsBin)
 	p.startPair()
-	cli2 := p.env.NS("cli2")
-	p.env.Veth(cli2, "eth0", p.lan, "pc2")
-	cli2.Addr("eth0", "10.97.0.11/24")
-	p.lan.Bridge("brp2", "pc2")
-	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp2")
-	p.cs[1].MustRun("ip", "route", "add", "blackhole", "10.98.0.2/32")
-	p.cs[2].MustRun("ip", "route", "add", "blackhole", "10.98.0.1/32")
-	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
-	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
-	p.waitRole(2, "primary", "", 20*time.Second)
-	p.waitRole(1, "primary", "none", 5*time.Second)
+	cli2 := p.splitSite()
 	c1, c2 := p.nbd(t), p.nbdFrom(t, cli2)
 	ch1, ch2 := startChecker(c1, 0, 1024), startChecker(c2, 1024, 1024)
 	time.Sleep(2 * time.Second)
@@ -143,16 +118,13 @@ func TestSplitBrainKeepFencedNode(t *testing.T) {
 	if err := ch2.stop(); err != nil {
 		t.Fatalf("node 2's side: %v", err)
 	}
-	p.cs[1].MustRun("ip", "route", "del", "blackhole", "10.98.0.2/32")
-	p.cs[2].MustRun("ip", "route", "del", "blackhole", "10.98.0.1/32")
-	p.cs[2].MustRun("ip", "link", "set", "cs1", "up")
-	p.cs[2].MustRun("ip", "link", "set", "cs2", "up")
+	p.healManagement()
+	p.healLinks()
 	p.waitRole(2, "fenced (split brain)", "", 10*time.Second)
 	if !netnstest.WaitFor(30*time.Second, func() bool { return p.countEvents(2, "disk-split-brain") > 0 }) {
 		t.Fatalf("node 2 never reported the split brain:\n%s", p.diskEvents(2))
 	}
-	p.lan.MustRun("ip", "link", "set", "p2", "master", "brp")
-	p.lan.MustRun("ip", "link", "set", "pc2", "master", "brp")
+	p.healLAN()
 
 	t0 := time.Now()
 	if out, err := p.cs[1].Run(ftvsBin, "ctl", "--addr", "10.98.0.1:7444", "--ca", p.apiCA(1), "--token-file", token,
