@@ -7,13 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ftvs/ftvs/images/bootcfg"
+	"github.com/ftvs/ftvs/images/e2e/qemuvm"
 	"github.com/ftvs/ftvs/images/initramfs"
 	"github.com/ftvs/ftvs/images/iso"
 	"github.com/ftvs/ftvs/images/kernel"
@@ -48,24 +48,10 @@ func TestMain(m *testing.M) {
 }
 
 func setup(dir string) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		setupSkip = "qemu-system-x86_64 not installed (Debian package qemu-system-x86)"
-		return
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		setupSkip = "apt-get not available to fetch Debian's kernel"
-		return
-	}
-	cache, err := kernel.DefaultCacheDir()
-	if err != nil {
-		setupErr = err
-		return
-	}
 	ctx := context.Background()
 	t0 := time.Now()
-	kern, err = kernel.Fetch(ctx, cache, "", os.Stderr)
-	if err != nil {
-		setupErr = fmt.Errorf("fetching kernel: %w", err)
+	var cache string
+	if kern, cache, setupSkip, setupErr = qemuvm.FetchKernel(ctx, os.Stderr); setupSkip != "" || setupErr != nil {
 		return
 	}
 	t1 := time.Now()

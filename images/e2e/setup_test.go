@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/u-root/mkuimage/cpio"
 
 	"github.com/ftvs/ftvs/images/bootcfg"
+	"github.com/ftvs/ftvs/images/e2e/qemuvm"
 	"github.com/ftvs/ftvs/images/initramfs"
 	"github.com/ftvs/ftvs/images/iso"
 	"github.com/ftvs/ftvs/images/kernel"
@@ -59,23 +59,13 @@ func TestMain(m *testing.M) {
 // (images/kernel) and the initramfs with the e2e config embedded, exactly
 // what `ftvs image initramfs --config testdata/e2e/install.yaml` builds.
 func setup(dir string) {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		setupSkip = "qemu-system-x86_64 not installed (Debian package qemu-system-x86)"
-		return
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		setupSkip = "apt-get not available to fetch Debian's kernel"
-		return
-	}
-	cache, err := kernel.DefaultCacheDir()
-	if err != nil {
-		setupErr = err
-		return
-	}
 	ctx := context.Background()
 	t0 := time.Now()
-	if kern, err = kernel.Fetch(ctx, cache, "", os.Stderr); err != nil {
-		setupErr = fmt.Errorf("fetching kernel: %w", err)
+	var (
+		cache string
+		err   error
+	)
+	if kern, cache, setupSkip, setupErr = qemuvm.FetchKernel(ctx, os.Stderr); setupSkip != "" || setupErr != nil {
 		return
 	}
 	t1 := time.Now()

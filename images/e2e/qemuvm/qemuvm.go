@@ -7,6 +7,7 @@ package qemuvm
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os/exec"
@@ -16,7 +17,29 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ftvs/ftvs/images/kernel"
 )
+
+// FetchKernel is the set-up the QEMU test suites share. skip says why they
+// cannot run (no qemu-system-x86_64, or no apt-get to fetch Debian's
+// kernel); otherwise it fetches that kernel into the shared cache
+// (images/kernel, returned as cache), with progress to progress.
+func FetchKernel(ctx context.Context, progress io.Writer) (k *kernel.Kernel, cache, skip string, err error) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return nil, "", "qemu-system-x86_64 not installed (Debian package qemu-system-x86)", nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return nil, "", "apt-get not available to fetch Debian's kernel", nil
+	}
+	if cache, err = kernel.DefaultCacheDir(); err != nil {
+		return nil, "", "", err
+	}
+	if k, err = kernel.Fetch(ctx, cache, "", progress); err != nil {
+		return nil, "", "", fmt.Errorf("fetching kernel: %w", err)
+	}
+	return k, cache, "", nil
+}
 
 // BaseArgs is the machine the tests use: q35 under TCG (never KVM), one
 // vCPU, memMiB of RAM, no display, no reboot on panic, serial on stdio, and
