@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -496,11 +495,7 @@ func TestStagedSplitBrain(t *testing.T) {
 
 	// The LAN heals too: node 2's port and the second client back on the
 	// one bridge. Only node 1's port may carry frames from the VS MAC.
-	var dumps [3]*netnstest.Proc
-	for i := 1; i <= 2; i++ {
-		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
-	}
-	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	stopDumps := p.dumpVSFrames()
 	p.healLAN()
 	time.Sleep(3 * time.Second) // time for a wrong resync, or a second VS, to show
 	// A client on the formerly split side now reaches the survivor.
@@ -513,12 +508,7 @@ func TestStagedSplitBrain(t *testing.T) {
 		t.Fatalf("the survivor (node 1) serves node 2's split-brain writes: %v", err)
 	}
 	ch1.alive(t, "after the LAN healed")
-	var n [3]int
-	for i := 1; i <= 2; i++ {
-		_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
-		_ = dumps[i].Wait()
-		n[i] = countVSFrames(dumps[i].Output())
-	}
+	n := stopDumps()
 	t.Logf("node 2 fenced %s after the links healed; with the LAN healed, frames from the VS MAC: %d on node 1's port, %d on node 2's", fencedAfter.Round(time.Millisecond), n[1], n[2])
 	if n[1] == 0 || n[2] != 0 {
 		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want node 1's only", n[1], n[2])

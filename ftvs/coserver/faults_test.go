@@ -89,6 +89,26 @@ func countVSFrames(out string) int {
 	return n
 }
 
+// dumpVSFrames starts tcpdump on both nodes' ports of the production LAN
+// bridge and waits for it to attach. stop ends the captures and returns,
+// at index i, the frames from the VS MAC seen on node i's port.
+func (p *pair) dumpVSFrames() (stop func() [3]int) {
+	var dumps [3]*netnstest.Proc
+	for i := 1; i <= 2; i++ {
+		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
+	}
+	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	return func() [3]int {
+		var n [3]int
+		for i := 1; i <= 2; i++ {
+			_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
+			_ = dumps[i].Wait()
+			n[i] = countVSFrames(dumps[i].Output())
+		}
+		return n
+	}
+}
+
 // TestBothLinksCutOneVS: every CoServer link cut while both nodes live:
 // the secondary's split-brain guard refuses to go live (the peer answers
 // on the management network), so exactly one bridge port carries frames
@@ -99,11 +119,7 @@ func TestBothLinksCutOneVS(t *testing.T) {
 	netnstest.Require(t, "tcpdump")
 	p := newPair(t, pairOpts{sizeMiB: 1})
 	p.startPair()
-	var dumps [3]*netnstest.Proc
-	for i := 1; i <= 2; i++ {
-		dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
-	}
-	time.Sleep(500 * time.Millisecond) // tcpdump attaches
+	stopDumps := p.dumpVSFrames()
 	p.cs[2].MustRun("ip", "link", "set", "cs1", "down")
 	p.cs[2].MustRun("ip", "link", "set", "cs2", "down")
 	if !netnstest.WaitFor(10*time.Second, func() bool {
@@ -122,12 +138,7 @@ func TestBothLinksCutOneVS(t *testing.T) {
 	}
 	st2, _ := p.status(2)
 	time.Sleep(300 * time.Millisecond)
-	var n [3]int
-	for i := 1; i <= 2; i++ {
-		_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
-		_ = dumps[i].Wait()
-		n[i] = countVSFrames(dumps[i].Output())
-	}
+	n := stopDumps()
 	t.Logf("frames from the VS MAC: %d on node 1's port, %d on node 2's; node 2 is %s", n[1], n[2], st2.Role)
 	if n[1] == 0 || n[2] != 0 {
 		t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want exactly one port emitting", n[1], n[2])

@@ -2,7 +2,6 @@ package coserver_test
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,11 +66,7 @@ func TestSplitBrainHealFences(t *testing.T) {
 			if st1, err := p.status(1); err != nil || st1.Role != "primary" || st1.Fenced {
 				t.Fatalf("node 1 after node 2 fenced: %+v %v", st1, err)
 			}
-			var dumps [3]*netnstest.Proc
-			for i := 1; i <= 2; i++ {
-				dumps[i] = p.lan.Start("tcpdump", "-l", "-nn", "-e", "-Q", "in", "-i", fmt.Sprintf("p%d", i), "ether", "src", vsMAC)
-			}
-			time.Sleep(500 * time.Millisecond) // tcpdump attaches
+			stopDumps := p.dumpVSFrames()
 			if heal != "lan" {
 				p.healLAN()
 			}
@@ -80,12 +75,7 @@ func TestSplitBrainHealFences(t *testing.T) {
 				get(cli2, fmt.Sprintf("request %d from node 2's former side, healed", k))
 			}
 			time.Sleep(300 * time.Millisecond)
-			var n [3]int
-			for i := 1; i <= 2; i++ {
-				_ = syscall.Kill(-dumps[i].Process.Pid, syscall.SIGKILL)
-				_ = dumps[i].Wait()
-				n[i] = countVSFrames(dumps[i].Output())
-			}
+			n := stopDumps()
 			t.Logf("FIGURES split-brain heal (%s): node 2 fenced %s after the heal; then frames from the VS MAC: %d on node 1's port, %d on node 2's", heal, took.Round(time.Millisecond), n[1], n[2])
 			if n[1] == 0 || n[2] != 0 {
 				t.Fatalf("VS frames per bridge port: node1 %d, node2 %d: want node 1's only", n[1], n[2])
