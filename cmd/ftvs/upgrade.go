@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -361,10 +360,5 @@ func apiStatus(cmd *cobra.Command, f *ctlFlags) error {
 	if err != nil {
 		return ctlErr(fmt.Errorf("status: %w", err))
 	}
-	if f.asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
-	}
-	return state.WriteText(cmd.OutOrStdout(), s, 10)
+	return writePairStatus(cmd.OutOrStdout(), s, f.asJSON)
 }
