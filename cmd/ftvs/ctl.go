@@ -116,11 +116,6 @@ Exit status: 1 unreachable or failed, 2 bad usage, 3 authentication refused,
 			return nil
 		}
 	}
-	printJSON := func(out io.Writer, v any) error {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
 	control := func(use, short string, args cobra.PositionalArgs, do func(ctx context.Context, c *api.Client, args []string) (string, error)) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, args []string) error {
 			if err := args0Check(cmd, args); err != nil {
@@ -153,10 +148,7 @@ Exit status: 1 unreachable or failed, 2 bad usage, 3 authentication refused,
 			if err != nil {
 				return err
 			}
-			if f.asJSON {
-				return printJSON(out, s)
-			}
-			return state.WriteText(out, s, 10)
+			return writePairStatus(out, s, f.asJSON)
 		})}
 	events := &cobra.Command{Use: "events", Short: "The recent events", Args: cobra.NoArgs,
 		RunE: run(func(ctx context.Context, c *api.Client, out io.Writer) error {
@@ -255,4 +247,19 @@ func args0Check(cmd *cobra.Command, args []string) error {
 		}
 	}
 	return nil
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writePairStatus prints the manager API's snapshot as JSON or as text with
+// its last ten events (ftvs ctl status, ftvs status --api).
+func writePairStatus(out io.Writer, s *state.Snapshot, asJSON bool) error {
+	if asJSON {
+		return printJSON(out, s)
+	}
+	return state.WriteText(out, s, 10)
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,13 +93,8 @@ func printStatus(w io.Writer, st *coserver.Status) {
 		fmt.Fprintf(w, "output hold: %d batches, mean %s\n", h.Count, time.Duration(h.SumS/float64(h.Count)*1e9).Round(time.Microsecond))
 	}
 	if len(st.Services) > 0 {
-		names := make([]string, 0, len(st.Services))
-		for k := range st.Services {
-			names = append(names, k)
-		}
-		sort.Strings(names)
 		fmt.Fprint(w, "requests:")
-		for _, k := range names {
+		for _, k := range slices.Sorted(maps.Keys(st.Services)) {
 			fmt.Fprintf(w, " %s %d", k, st.Services[k])
 		}
 		fmt.Fprintln(w)

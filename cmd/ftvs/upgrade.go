@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -185,6 +184,27 @@ func inSync(s *state.Snapshot) bool {
 	return roles["primary"] == 1 && roles["secondary"] == 1
 }
 
+// outOfService: node is out of service.
+func outOfService(node int) func(*state.Snapshot) bool {
+	return func(s *state.Snapshot) bool {
+		c := s.CoServer(node)
+		return c != nil && !c.InService
+	}
+}
+
+// runs: node reports version.
+func runs(node int, version string) func(*state.Snapshot) bool {
+	return func(s *state.Snapshot) bool {
+		c := s.CoServer(node)
+		return c != nil && c.Version == version
+	}
+}
+
+// rejoinedOn: node runs version and the pair is in sync.
+func rejoinedOn(node int, version string) func(*state.Snapshot) bool {
+	return func(s *state.Snapshot) bool { return runs(node, version)(s) && inSync(s) }
+}
+
 func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want string) error {
 	s, err := n.wait(ctx, "be in sync with its peer", inSync)
 	if err != nil {
@@ -199,10 +219,7 @@ func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want s
 	if err := n.c.SetInService(ctx, n.node, false); err != nil {
 		return fmt.Errorf("take out of service: %w", err)
 	}
-	if _, err := n.wait(ctx, "be out of service", func(s *state.Snapshot) bool {
-		c := s.CoServer(n.node)
-		return c != nil && !c.InService
-	}); err != nil {
+	if _, err := n.wait(ctx, "be out of service", outOfService(n.node)); err != nil {
 		return err
 	}
 	prev, err := keepPrevious(n.exe)
@@ -218,17 +235,11 @@ func (n *upgradeNode) upgrade(ctx context.Context, out io.Writer, binary, want s
 		err = fmt.Errorf("bring back into service: %w", err)
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, n.startTimeout)
-		_, err = n.wait(sctx, "answer as "+want, func(s *state.Snapshot) bool {
-			c := s.CoServer(n.node)
-			return c != nil && c.Version == want
-		})
+		_, err = n.wait(sctx, "answer as "+want, runs(n.node, want))
 		cancel()
 	}
 	if err == nil {
-		_, err = n.wait(ctx, "rejoin on "+want, func(s *state.Snapshot) bool {
-			c := s.CoServer(n.node)
-			return c != nil && c.Version == want && inSync(s)
-		})
+		_, err = n.wait(ctx, "rejoin on "+want, rejoinedOn(n.node, want))
 	}
 	if err != nil {
 		return n.rollBack(out, prev, old, err)
@@ -272,20 +283,14 @@ func (n *upgradeNode) rollBack(out io.Writer, prev, old string, cause error) err
 		if err := n.c.SetInService(ctx, n.node, false); err != nil {
 			return fmt.Errorf("%w; rolled back the executable, but taking CoServer %d out failed: %v", cause, n.node, err)
 		}
-		if _, err := n.wait(ctx, "be out of service", func(s *state.Snapshot) bool {
-			c := s.CoServer(n.node)
-			return c != nil && !c.InService
-		}); err != nil {
+		if _, err := n.wait(ctx, "be out of service", outOfService(n.node)); err != nil {
 			return fmt.Errorf("%w; rolled back the executable: %v", cause, err)
 		}
 	}
 	if err := n.c.SetInService(ctx, n.node, true); err != nil { // a no-op when in service
 		return fmt.Errorf("%w; rolled back the executable, but bringing CoServer %d back failed: %v", cause, n.node, err)
 	}
-	if _, err := n.wait(ctx, "rejoin on "+old, func(s *state.Snapshot) bool {
-		c := s.CoServer(n.node)
-		return c != nil && c.Version == old && inSync(s)
-	}); err != nil {
+	if _, err := n.wait(ctx, "rejoin on "+old, rejoinedOn(n.node, old)); err != nil {
 		return fmt.Errorf("%w; rolled back the executable, but CoServer %d did not rejoin: %v", cause, n.node, err)
 	}
 	fmt.Fprintf(out, "CoServer %d: rolled back: in sync on %s again\n", n.node, old)
@@ -355,10 +360,5 @@ func apiStatus(cmd *cobra.Command, f *ctlFlags) error {
 	if err != nil {
 		return ctlErr(fmt.Errorf("status: %w", err))
 	}
-	if f.asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
-	}
-	return state.WriteText(cmd.OutOrStdout(), s, 10)
+	return writePairStatus(cmd.OutOrStdout(), s, f.asJSON)
 }

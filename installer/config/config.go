@@ -144,7 +144,8 @@ type HWCheck struct {
 
 // Runtime holds settings passed on to the runtime's config (ftvs
 // coserver): its failure-detection timeouts, zero meaning the runtime's
-// default. Slow links or machines (QEMU under TCG) need longer ones.
+// default. Slow links or machines (QEMU under TCG) need longer ones. Its
+// fields are ftvs/coserver/config.Timeouts', which it converts to.
 type Runtime struct {
 	Heartbeat, PeerDead, LinkDead, SplitBrain, Reintegrate, Management time.Duration
 }

@@ -34,8 +34,7 @@ func runtimeConfig(p *Plan, cfg *config.Config, key []byte, stateDir string) ([]
 		Management: cscfg.Management{Listen: addrPort(p.Management.Addr(), ManagementPort)},
 		VS:         cscfg.VS{MAC: p.VS.MAC.String(), IP: p.VS.IP.String()},
 		StateDir:   stateDir,
-		Timeouts: cscfg.Timeouts{Heartbeat: cfg.Runtime.Heartbeat, PeerDead: cfg.Runtime.PeerDead, LinkDead: cfg.Runtime.LinkDead,
-			SplitBrain: cfg.Runtime.SplitBrain, Reintegrate: cfg.Runtime.Reintegrate, Management: cfg.Runtime.Management},
+		Timeouts:   cscfg.Timeouts(cfg.Runtime), // the same fields, so a field added to one alone fails to build
 	}
 	if p.PeerMgmt.IsValid() {
 		rc.Management.Peer = addrPort(p.PeerMgmt, ManagementPort)

@@ -13,12 +13,10 @@ import (
 //   - a directory in the root has ".." pointing at the root cluster; the
 //     FAT spec says a ".." naming the root holds cluster 0;
 //   - the FSInfo free-cluster count and next-free hint are left "unknown".
-func fixFAT32(b backend.Storage, offset int64) error {
+//
+// v is the volume as readFATVolume read it (with any FAT change since).
+func fixFAT32(b backend.Storage, offset int64, v *fatVolume) error {
 	w, err := b.Writable()
-	if err != nil {
-		return err
-	}
-	v, err := readFATVolume(b, offset)
 	if err != nil {
 		return err
 	}

@@ -63,17 +63,14 @@ func fatDateTime(t time.Time) (date, tm uint16, err error) {
 // every directory reachable from the root (deleted and long-name slots are
 // left as they are: they hold no time). On the way it frees the cluster
 // go-diskfs v1.9.4 gives an empty file (fsck.fat: "File size is 0 bytes,
-// cluster chain length is > 0"): an empty file has cluster 0.
-func stampFAT32(b backend.Storage, offset int64, st Stamp) error {
+// cluster chain length is > 0"): an empty file has cluster 0. v is the
+// volume as readFATVolume read it; its FAT is kept up to date.
+func stampFAT32(b backend.Storage, offset int64, v *fatVolume, st Stamp) error {
 	date, tm, err := fatDateTime(st.Time)
 	if err != nil {
 		return err
 	}
 	w, err := b.Writable()
-	if err != nil {
-		return err
-	}
-	v, err := readFATVolume(b, offset)
 	if err != nil {
 		return err
 	}

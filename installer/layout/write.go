@@ -154,11 +154,16 @@ func FormatFAT32Stamped(b backend.Storage, offset, size int64, label string, fil
 	if err := WriteFiles(fs, files); err != nil {
 		return err
 	}
-	// Stamp first: it may free clusters, which fixFAT32's FSInfo counts.
-	if err := stampFAT32(b, offset, st); err != nil {
+	// One read of the geometry and FAT for both passes. Stamp first: it may
+	// free clusters (in v's FAT too), which fixFAT32's FSInfo counts.
+	v, err := readFATVolume(b, offset)
+	if err != nil {
 		return fmt.Errorf("stamp FAT32: %w", err)
 	}
-	return fixFAT32(b, offset)
+	if err := stampFAT32(b, offset, v, st); err != nil {
+		return fmt.Errorf("stamp FAT32: %w", err)
+	}
+	return fixFAT32(b, offset, v)
 }
 
 func checkFATBytes(size int64) error {

@@ -144,6 +144,8 @@ func Snapshot(local *Status, peer *Status) state.Snapshot {
 		if primary.Redirected.ViaPeer {
 			s.VS.PortNode = 3 - primary.Node
 		}
+	} else if local.VSStopped || (peer != nil && peer.VSStopped) {
+		s.VS = state.VS{LogPosition: local.Seq, Health: state.Degraded, Stopped: true}
 	} else {
 		s.VS = state.VS{LogPosition: local.Seq, Health: state.Failed}
 	}
@@ -169,9 +171,6 @@ func Snapshot(local *Status, peer *Status) state.Snapshot {
 		}
 	}
 	s.Witness = witness(local, peer)
-	if primary.Role != "primary" && (local.VSStopped || (peer != nil && peer.VSStopped)) {
-		s.VS = state.VS{Running: false, LogPosition: local.Seq, Health: state.Degraded, Stopped: true}
-	}
 	return s
 }
 
