@@ -51,22 +51,7 @@ func (m *Mirror) ResyncDiverged(ctx context.Context) (vdisk.ResyncStats, error) 
 	m.resyncing, m.resyncPeer = true, ndst
 	m.mu.Unlock()
 	m.event(EventResyncStart, "after a divergence: every region compared by checksum, differing ones copied")
-	r := &vdisk.Resync{
-		Src: m.disk, Dst: remoteTarget{m}, Size: m.Size(), Marks: m.disk,
-		FlushDst: func() error {
-			_, err := m.ep.call(context.Background(), Request{Op: OpResyncFlush})
-			return err
-		},
-		Progress: m.disk, SrcSums: vdisk.ReaderSummer{R: m.disk}, DstSums: m.RemoteSummer(),
-		Chunk: m.cfg.ResyncChunk, InFlight: m.cfg.ResyncInFlight,
-	}
-	st, err := r.Run(ctx)
-	m.mu.Lock()
-	m.resyncStats.Copied += st.Copied
-	m.resyncStats.Skipped += st.Skipped
-	m.resyncStats.Chunks += st.Chunks
-	m.resyncStats.Passes += st.Passes
-	m.mu.Unlock()
+	st, err := m.resync(ctx, &vdisk.Resync{SrcSums: vdisk.ReaderSummer{R: m.disk}, DstSums: m.RemoteSummer()})
 	if err != nil {
 		return st, fmt.Errorf("mirror node %d: resync after a divergence: %w", m.node, err)
 	}

@@ -271,26 +271,32 @@ func (m *Mirror) awaitBulk(ctx context.Context) error {
 }
 
 func (m *Mirror) runResync(ctx context.Context) (vdisk.ResyncStats, error) {
-	r := &vdisk.Resync{
-		Src: m.disk, Dst: remoteTarget{m}, Size: m.Size(), Marks: m.disk,
-		FlushDst: func() error {
-			_, err := m.ep.call(context.Background(), Request{Op: OpResyncFlush})
-			return err
-		},
-		Progress: m.disk, Pacer: m.cfg.ResyncPacer, Yield: m.cf,
-		Chunk: m.cfg.ResyncChunk, InFlight: m.cfg.ResyncInFlight,
-	}
-	st, err := r.Run(ctx)
-	m.mu.Lock()
-	m.resyncStats.Copied += st.Copied
-	m.resyncStats.Chunks += st.Chunks
-	m.resyncStats.Passes += st.Passes
-	m.resyncStats.Checkpoints += st.Checkpoints
-	m.mu.Unlock()
+	st, err := m.resync(ctx, &vdisk.Resync{Pacer: m.cfg.ResyncPacer, Yield: m.cf})
 	if err != nil {
 		return st, fmt.Errorf("mirror node %d: resync: %w", m.node, err)
 	}
 	return st, nil
+}
+
+// resync runs r from this copy to the peer's (the source, target, marks,
+// flush, progress and chunking filled in here; r brings the rest) and adds
+// what it did to the node's resync stats.
+func (m *Mirror) resync(ctx context.Context, r *vdisk.Resync) (vdisk.ResyncStats, error) {
+	r.Src, r.Dst, r.Size, r.Marks, r.Progress = m.disk, remoteTarget{m}, m.Size(), m.disk, m.disk
+	r.FlushDst = func() error {
+		_, err := m.ep.call(context.Background(), Request{Op: OpResyncFlush})
+		return err
+	}
+	r.Chunk, r.InFlight = m.cfg.ResyncChunk, m.cfg.ResyncInFlight
+	st, err := r.Run(ctx)
+	m.mu.Lock()
+	m.resyncStats.Copied += st.Copied
+	m.resyncStats.Skipped += st.Skipped
+	m.resyncStats.Chunks += st.Chunks
+	m.resyncStats.Passes += st.Passes
+	m.resyncStats.Checkpoints += st.Checkpoints
+	m.mu.Unlock()
+	return st, err
 }
 
 // ResyncStats returns what this node's resyncs copied so far.
