@@ -358,12 +358,10 @@ func (s *Session) sendDirect(i int, cn *conn) {
 		binary.BigEndian.PutUint64(b[:], s.recvNext-1)
 		out = cn.tx.seal(out, frameAck, b[:])
 	}
-	var plain [9 + 256]byte
+	var buf [9 + 256]byte
+	plain := buf[:0]
 	for ; l.cursor < s.nextSeq; l.cursor++ {
-		m := s.sendQ[l.cursor-s.sendBase]
-		p := binary.BigEndian.AppendUint64(plain[:0], m.seq)
-		p = append(append(p, m.typ), m.payload...)
-		out = cn.tx.seal(out, frameData, p)
+		out, plain = cn.tx.sealData(out, plain, s.sendQ[l.cursor-s.sendBase])
 	}
 	s.mu.Unlock()
 	cn.c.SetWriteDeadline(time.Now().Add(10 * s.cfg.LinkTimeout))
@@ -772,10 +770,7 @@ func (s *Session) writer(i int, cn *conn) {
 			out = cn.tx.seal(out, frameAck, binary.BigEndian.AppendUint64(plain[:0], ack))
 		}
 		for _, m := range msgs {
-			plain = binary.BigEndian.AppendUint64(plain[:0], m.seq)
-			plain = append(plain, m.typ)
-			plain = append(plain, m.payload...)
-			out = cn.tx.seal(out, frameData, plain)
+			out, plain = cn.tx.sealData(out, plain, m)
 		}
 		clear(msgs)
 		if len(out) == 0 {

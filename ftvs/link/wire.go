@@ -152,6 +152,14 @@ func (c *codec) seal(dst []byte, t frameType, plain []byte) []byte {
 	return c.aead.Seal(dst, c.nextNonce(), plain, hdr)
 }
 
+// sealData appends m's data frame (sequence number, type, payload) to dst,
+// building the plaintext in plain's storage; it returns both for reuse.
+func (c *codec) sealData(dst, plain []byte, m outMsg) ([]byte, []byte) {
+	plain = binary.BigEndian.AppendUint64(plain[:0], m.seq)
+	plain = append(append(plain, m.typ), m.payload...)
+	return c.seal(dst, frameData, plain), plain
+}
+
 // readFrame reads and opens one frame. buf is reused for the body.
 func (c *codec) readFrame(r io.Reader, hdr *[headerLen]byte, buf []byte) (frameType, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
