@@ -791,15 +791,22 @@ func (n *Node) onBatch(p []byte) error {
 	if err != nil {
 		return err
 	}
+	before := n.seq
 	for _, in := range ins {
 		if in.Seq <= n.seq {
 			continue
 		}
 		if in.Seq != n.seq+1 {
-			return fmt.Errorf("batch input seq %d after %d: gap in the log", in.Seq, n.seq)
+			err = fmt.Errorf("batch input seq %d after %d: gap in the log", in.Seq, n.seq)
+			break
 		}
 		n.apply(in)
-		n.lastNowAt = n.cfg.Clock()
+	}
+	if n.seq != before {
+		n.lastNowAt = n.cfg.Clock() // only the last applied input's arrival counts
+	}
+	if err != nil {
+		return err
 	}
 	if n.cfg.BeforeAck != nil {
 		if err := n.cfg.BeforeAck(n.seq); err != nil {
