@@ -848,12 +848,16 @@ func (n *Node) onAck(p []byte) error {
 		n.sendSnapshot()
 		return nil
 	}
+	var now int64
+	if n.cfg.OutputHeld != nil {
+		now = n.vnow()
+	}
 	k := 0
 	for k < len(n.entries) && n.entries[k].in.Seq <= a.applied {
 		e := &n.entries[k]
 		if len(e.outs) > 0 {
 			if n.cfg.OutputHeld != nil {
-				n.cfg.OutputHeld(time.Duration(max(n.vnow()-e.in.Now, 0)))
+				n.cfg.OutputHeld(time.Duration(max(now-e.in.Now, 0)))
 			}
 			n.emit(e.outs)
 			n.held--
