@@ -873,7 +873,7 @@ func (n *Node) onAck(p []byte) error {
 		// The peer holds the snapshot; once every input stamped so far is
 		// in the stream ahead of msgSynced, gate from here.
 		n.flush()
-		n.peer, n.halted = PeerSynced, false // a halted primary's peer is back and follows
+		n.peer = PeerSynced
 		n.send(msgSynced, encU64s(n.gen, n.seq+1))
 		n.event(Event{Kind: EventPeerSynced, Seq: n.seq + 1})
 	}
