@@ -94,12 +94,18 @@ func (n *Node) startHandOver(r handOverReq) {
 		r.done <- handOverResult{err: ErrNotPrimary}
 	case n.handing != nil:
 		r.done <- handOverResult{err: errors.New("lockstep: a hand-over is already in progress")}
-	case n.peer != PeerSynced || n.halted || n.snapImg != nil:
+	case !n.canHandOver():
 		r.done <- handOverResult{err: ErrNoSyncedPeer}
 	default:
 		n.handing = &r
 		n.log.Info("lockstep: handing over: stamping stopped", "seq", n.seq, "acked", n.applied)
 	}
+}
+
+// canHandOver: the peer is a synced follower (no snapshot in flight) and
+// this primary is not halted.
+func (n *Node) canHandOver() bool {
+	return n.peer == PeerSynced && !n.halted && n.snapImg == nil
 }
 
 // progressHandOver runs after every turn of the loop: it sends the
@@ -110,7 +116,7 @@ func (n *Node) progressHandOver() {
 	if h == nil {
 		return
 	}
-	if n.role != RolePrimary || n.peer != PeerSynced || n.halted || n.snapImg != nil {
+	if n.role != RolePrimary || !n.canHandOver() {
 		n.endHandOver(HandOverResult{}, fmt.Errorf("the secondary left the pair or fell out of sync at seq %d: carrying on as primary", n.seq))
 		return
 	}
