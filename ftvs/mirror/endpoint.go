@@ -229,10 +229,12 @@ func Demux(ctx context.Context, tr Transport, isMine func(typ uint8) bool, mine 
 				if !ok {
 					return
 				}
-				if d.Event != nil || isMine(d.Type) {
+				ev := d.Event != nil
+				ours := !ev && isMine(d.Type)
+				if ev || ours {
 					mine(d)
 				}
-				if d.Event != nil || !isMine(d.Type) {
+				if !ours {
 					select {
 					case rest <- d:
 					case <-ctx.Done():
