@@ -361,37 +361,46 @@ func (r *Resync) Run(ctx context.Context) (ResyncStats, error) {
 const chunkAlign = 4096
 
 // copyChunk copies [off, off+n) through buf (the window's), or, for a
-// ChunkWriter, through a fresh buffer the target keeps.
+// ChunkWriter, through a fresh buffer the target keeps. A chunk whose sums
+// already match is skipped before any buffer is allocated.
 func (r *Resync) copyChunk(ctx context.Context, buf []byte, off, n int64, st *ResyncStats) error {
+	if same, err := r.sumsMatch(ctx, off, n); err != nil || same {
+		if same {
+			st.Skipped += n
+		}
+		return err
+	}
 	if cw, owned := r.Dst.(ChunkWriter); owned {
 		h := cw.ChunkHeadroom()
 		pad := (h + chunkAlign - 1) &^ (chunkAlign - 1)
 		full := make([]byte, int64(pad)+n) // a large allocation: page-aligned
 		msg := full[pad-h:]
-		return r.copyInto(ctx, full[pad:], off, st, func() error { return cw.WriteChunk(msg, off) })
+		return r.copyInto(full[pad:], off, st, func() error { return cw.WriteChunk(msg, off) })
 	}
 	b := buf[:n]
-	return r.copyInto(ctx, b, off, st, func() error { _, err := r.Dst.WriteAt(b, off); return err })
+	return r.copyInto(b, off, st, func() error { _, err := r.Dst.WriteAt(b, off); return err })
 }
 
-// copyInto checks the sums (skip-equal), reads the chunk into b and
-// writes it with write.
-func (r *Resync) copyInto(ctx context.Context, b []byte, off int64, st *ResyncStats, write func() error) error {
-	n := int64(len(b))
-	if r.SrcSums != nil && r.DstSums != nil {
-		s, err := r.SrcSums.Sums(ctx, off, n, n)
-		if err != nil {
-			return &RegionError{Op: "checksum source", Off: off, Len: n, Err: err}
-		}
-		d, err := r.DstSums.Sums(ctx, off, n, n)
-		if err != nil {
-			return &RegionError{Op: "checksum target", Off: off, Len: n, Err: err}
-		}
-		if len(s) == 1 && len(d) == 1 && s[0] == d[0] {
-			st.Skipped += n
-			return nil
-		}
+// sumsMatch reports whether [off, off+n) has equal checksums on both sides
+// (false when the Summers are not both set).
+func (r *Resync) sumsMatch(ctx context.Context, off, n int64) (bool, error) {
+	if r.SrcSums == nil || r.DstSums == nil {
+		return false, nil
 	}
+	s, err := r.SrcSums.Sums(ctx, off, n, n)
+	if err != nil {
+		return false, &RegionError{Op: "checksum source", Off: off, Len: n, Err: err}
+	}
+	d, err := r.DstSums.Sums(ctx, off, n, n)
+	if err != nil {
+		return false, &RegionError{Op: "checksum target", Off: off, Len: n, Err: err}
+	}
+	return len(s) == 1 && len(d) == 1 && s[0] == d[0], nil
+}
+
+// copyInto reads the chunk into b and writes it with write.
+func (r *Resync) copyInto(b []byte, off int64, st *ResyncStats, write func() error) error {
+	n := int64(len(b))
 	if _, err := r.Src.ReadAt(b, off); err != nil {
 		return &RegionError{Op: "read source", Off: off, Len: n, Err: err}
 	}
