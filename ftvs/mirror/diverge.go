@@ -63,14 +63,6 @@ func (m *Mirror) ResyncDiverged(ctx context.Context) (vdisk.ResyncStats, error) 
 // diverged and its writes must not land behind the copy.
 const divergedMark = 0xD1
 
-// divergedTarget: this copy is the target of ResyncDiverged and the
-// snapshot has not been restored yet.
-func (m *Mirror) divergedTarget() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.divTarget
-}
-
 // dropDivergedWrite drops a diverged replica's write (the snapshot that
 // follows replaces the replica) but marks its range, so that a resync that
 // fails half-way still covers it next time.

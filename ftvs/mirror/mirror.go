@@ -462,9 +462,9 @@ func (m *Mirror) WriteAt(p []byte, off int64) (int, error) {
 	// both replicas' counts stay aligned.
 	defer m.recordWrite(off, p)
 	m.mu.Lock()
-	det, ls := m.detached, m.lockstep
+	det, ls, div := m.detached, m.lockstep, m.divTarget
 	m.mu.Unlock()
-	if !det && ls && m.divergedTarget() {
+	if !det && ls && div {
 		return m.dropDivergedWrite(p, off)
 	}
 	if !det {
