@@ -810,9 +810,6 @@ func (s *Session) reader(i int, cn *conn) {
 	sinceAck := 0
 	for {
 		t, plain, err := cn.rx.readFrame(br, &hdr, buf)
-		if err == nil {
-			s.bytesIn.Add(uint64(headerLen + binary.BigEndian.Uint32(hdr[:])))
-		}
 		if err != nil {
 			reason := fmt.Sprintf("read: %v", err)
 			if errors.Is(err, io.EOF) {
@@ -821,6 +818,7 @@ func (s *Session) reader(i int, cn *conn) {
 			s.linkDown(i, cn, reason)
 			return
 		}
+		s.bytesIn.Add(uint64(headerLen + binary.BigEndian.Uint32(hdr[:])))
 		if cap(plain) > cap(buf) {
 			buf = plain[:0]
 		}
