@@ -69,9 +69,9 @@ type Daemon struct {
 	relay  relay
 
 	peerUp   atomic.Bool
-	retryGo  atomic.Bool // the guard refused a go-live: ask again while the peer stays silent
-	dropped  atomic.Bool // the primary went on without us: our log is stale until a snapshot
-	drops    dropState
+	retryGo  atomic.Bool  // the guard refused a go-live: ask again while the peer stays silent
+	dropped  atomic.Bool  // the primary went on without us: our log is stale until a snapshot
+	drops    nonceSet     // the peer's drop notices already taken
 	peerRole atomic.Int32 // -1 unknown, 0 deciding, else lockstep.Role
 
 	behaviour behaviourState

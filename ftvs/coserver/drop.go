@@ -82,9 +82,30 @@ func decodePeerNotice(what string, b []byte, n peerNotice, key []byte, self int,
 	return nil
 }
 
-type dropState struct {
+// nonceSet remembers the nonces of the peer's notices for a minute (longer
+// than decodePeerNotice's 10 s time window), so none is accepted twice.
+type nonceSet struct {
 	mu     sync.Mutex
 	nonces map[string]time.Time
+}
+
+// fresh records nonce and reports whether it was not seen before.
+func (s *nonceSet) fresh(nonce string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nonces == nil {
+		s.nonces = map[string]time.Time{}
+	}
+	for k, t := range s.nonces { //detcheck:orderless (shell code; expiry only)
+		if time.Since(t) > time.Minute {
+			delete(s.nonces, k)
+		}
+	}
+	if _, seen := s.nonces[nonce]; seen {
+		return false
+	}
+	s.nonces[nonce] = time.Now()
+	return true
 }
 
 // handleDrop serves POST /drop on the status endpoint.
@@ -95,21 +116,8 @@ func (d *Daemon) handleDrop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := parseDrop(b, d.cfg.Key(), d.cfg.Node, time.Now())
-	if err == nil {
-		d.drops.mu.Lock()
-		if d.drops.nonces == nil {
-			d.drops.nonces = map[string]time.Time{}
-		}
-		for k, t := range d.drops.nonces { //detcheck:orderless (shell code; expiry only)
-			if time.Since(t) > time.Minute {
-				delete(d.drops.nonces, k)
-			}
-		}
-		if _, seen := d.drops.nonces[n.Nonce]; seen {
-			err = errors.New("drop notice: replayed nonce")
-		}
-		d.drops.nonces[n.Nonce] = time.Now()
-		d.drops.mu.Unlock()
+	if err == nil && !d.drops.fresh(n.Nonce) {
+		err = errors.New("drop notice: replayed nonce")
 	}
 	if err != nil {
 		d.log.Warn("coserver: drop notice refused", "from", r.RemoteAddr, "err", err)

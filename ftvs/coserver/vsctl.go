@@ -194,31 +194,14 @@ type ctlState struct {
 
 	mu       sync.Mutex
 	mismatch map[string][][2]int64 // per disk: the last online verify's differing ranges
-	nonces   map[string]time.Time
+
+	nonceSet // the peer's control notices already taken
 }
 
 // SetRunCancel gives the daemon the cancel function of Run's context: a VS
 // stop ends Run cleanly (copies flushed and closed clean) and the caller
 // then serves the stopped VS (RunOutOfService).
 func (d *Daemon) SetRunCancel(cancel context.CancelFunc) { d.ctl.stopRun.Store(&cancel) }
-
-func (c *ctlState) fresh(nonce string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.nonces == nil {
-		c.nonces = map[string]time.Time{}
-	}
-	for k, t := range c.nonces { //detcheck:orderless (shell code; expiry only)
-		if time.Since(t) > time.Minute {
-			delete(c.nonces, k)
-		}
-	}
-	if _, seen := c.nonces[nonce]; seen {
-		return false
-	}
-	c.nonces[nonce] = time.Now()
-	return true
-}
 
 // parseCtl decodes and authenticates a control notice from the peer.
 func parseCtl(b []byte, key []byte, self int, now time.Time) (*ctlNotice, error) {
