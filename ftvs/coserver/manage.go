@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ftvs/ftvs/ftvs/coserver/config"
@@ -196,17 +195,11 @@ func (c *controller) SetInService(ctx context.Context, node int, in bool) error 
 	if _, err := os.Stat(c.o.Exe); err != nil {
 		return fmt.Errorf("service change: the daemon's executable: %w", err)
 	}
-	// Answer the API call first, then replace the process.
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		if c.d != nil {
-			c.d.leave()
-		}
-		c.o.Log.Warn("coserver: re-executing", "exe", c.o.Exe, "in_service", in)
-		err := syscall.Exec(c.o.Exe, os.Args, os.Environ())
-		c.o.Log.Error("coserver: re-exec failed; exiting so a supervisor restarts it", "err", err)
-		os.Exit(1)
-	}()
+	var leave func()
+	if c.d != nil {
+		leave = c.d.leave
+	}
+	reexec(c.o.Exe, c.o.Log, "in service: "+strconv.FormatBool(in), leave)
 	return nil
 }
 
@@ -326,7 +319,7 @@ func (c *controller) StartVS(ctx context.Context) error {
 	if err := sendCtl(c.cfg, ctlNotice{Action: "vs-start", AtMS: at.UnixMilli(), LastPrimary: stop.LastPrimary}); err != nil {
 		c.o.Log.Warn("coserver: VS start not delivered to the peer; it starts when it sees this node run", "err", err)
 	}
-	reexec(c.o.Exe, c.o.Log, "VS start")
+	reexec(c.o.Exe, c.o.Log, "VS start", nil)
 	return nil
 }
 
@@ -521,7 +514,7 @@ func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) e
 			if err := recordVSStart(cfg, time.UnixMilli(n.AtMS).UTC(), n.LastPrimary); err != nil {
 				return err
 			}
-			reexec(o.Exe, o.Log, "VS start (at the peer)")
+			reexec(o.Exe, o.Log, "VS start (at the peer)", nil)
 		case n.Action == "vs-stop":
 			if !stopped {
 				if err := writeVSStop(cfg, vsStop{At: time.UnixMilli(n.AtMS).UTC(), LastPrimary: n.LastPrimary}); err != nil {

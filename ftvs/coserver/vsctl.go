@@ -354,15 +354,21 @@ func (d *Daemon) reexec(why string) {
 	if p := d.ctl.exe.Load(); p != nil {
 		exe = *p
 	}
-	reexec(exe, d.log, why)
+	reexec(exe, d.log, why, nil)
 }
 
-func reexec(exe string, log *slog.Logger, why string) {
+// reexec replaces the process with exe (this executable when empty) a
+// moment later, so the API call that asked for it is answered first; before,
+// if not nil, runs just before the exec.
+func reexec(exe string, log *slog.Logger, why string, before func()) {
 	if exe == "" {
 		exe, _ = os.Executable()
 	}
 	go func() {
 		time.Sleep(200 * time.Millisecond) // answer the API call first
+		if before != nil {
+			before()
+		}
 		log.Warn("coserver: re-executing", "exe", exe, "why", why)
 		err := syscall.Exec(exe, os.Args, os.Environ())
 		log.Error("coserver: re-exec failed; exiting so a supervisor restarts it", "err", err)
@@ -548,7 +554,7 @@ func watchPeerStart(ctx context.Context, cfg *config.Config, o ManageOptions, st
 			continue
 		}
 		o.Log.Warn("coserver: the peer runs the VS again (started by the operator); joining it")
-		reexec(o.Exe, o.Log, "VS started at the peer")
+		reexec(o.Exe, o.Log, "VS started at the peer", nil)
 		return
 	}
 }
