@@ -627,9 +627,11 @@ func (d *Daemon) pumpPort(ctx context.Context) error {
 			if n == 0 {
 				break
 			}
+			// The role once per batch, not per frame (Status copies the
+			// node's whole status under its lock); Submit checks it again.
 			node := d.node.Load()
+			primary := node != nil && node.Status().Role == lockstep.RolePrimary
 			for _, f := range got[:n] {
-				primary := node != nil && node.Status().Role == lockstep.RolePrimary
 				if primary && len(f) >= 12 && string(f[6:12]) == string(d.mac) {
 					d.noteForeignVSFrame() // PACKET_IGNORE_OUTGOING: not ours
 				}
