@@ -68,8 +68,7 @@ func (d *Daemon) leave() {
 
 // peerLeaving is the primary's side of the notice.
 func (d *Daemon) peerLeaving() {
-	n := d.node.Load()
-	if n == nil || n.Status().Role != lockstep.RolePrimary {
+	if !d.isPrimary() {
 		return
 	}
 	d.addEvent("peer-leaving", 0, "the secondary leaves the pair (out of service): going on alone now")

@@ -338,7 +338,7 @@ func (c *controller) StopVS(ctx context.Context) error {
 		return nil
 	}
 	last := 0
-	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+	if d.isPrimary() {
 		last = c.cfg.Node
 	} else if d.peerRole.Load() == int32(lockstep.RolePrimary) {
 		last = 3 - c.cfg.Node
@@ -375,7 +375,7 @@ func (c *controller) StartResync(ctx context.Context, disk string) error {
 	ranges := d.ctl.mismatch[disk]
 	delete(d.ctl.mismatch, disk)
 	d.ctl.mu.Unlock()
-	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+	if d.isPrimary() {
 		if !d.sess.Status().PeerAlive {
 			return fmt.Errorf("resync %s: the peer is lost; its copy resyncs when it is back", disk)
 		}

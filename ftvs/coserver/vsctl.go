@@ -390,7 +390,7 @@ func (d *Daemon) requestResync(disk string, ranges [][2]int64) error {
 	if _, err := d.diskIndex(disk); err != nil {
 		return err
 	}
-	if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
+	if d.isPrimary() {
 		return fmt.Errorf("resync %s: CoServer %d is the primary; its copy is the source", disk, d.cfg.Node)
 	}
 	if !d.sess.Status().PeerAlive {
