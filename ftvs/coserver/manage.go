@@ -60,18 +60,21 @@ func (d *Daemon) StartManager(ctx context.Context, o ManageOptions) (*manager.Ma
 		Source: src, Control: &controller{cfg: d.cfg, o: o, d: d}, Log: o.Log})
 }
 
-// feedStatus is the daemon's status as the manager's feed reads it (the
-// same JSON the management endpoint serves, decoded in-process).
-func (d *Daemon) feedStatus() *feed.Status {
-	b, err := json.Marshal(d.Status(false))
+// feedStatus is the daemon's status as the manager's feed reads it.
+func (d *Daemon) feedStatus() *feed.Status { return feedOf(d.Status(false), "unknown") }
+
+// feedOf is st as the manager's feed reads it (the same JSON the management
+// endpoint serves, decoded in-process); role stands in when that fails.
+func feedOf(st Status, role string) *feed.Status {
+	b, err := json.Marshal(st)
 	if err != nil {
-		return &feed.Status{Node: d.cfg.Node, Role: "unknown"}
+		return &feed.Status{Node: st.Node, Role: role}
 	}
-	st, err := feed.Decode(bytes.NewReader(b))
+	fs, err := feed.Decode(bytes.NewReader(b))
 	if err != nil {
-		return &feed.Status{Node: d.cfg.Node, Role: "unknown"}
+		return &feed.Status{Node: st.Node, Role: role}
 	}
-	return st
+	return fs
 }
 
 // source is the manager's state.Source in the daemon: the local status
@@ -535,14 +538,7 @@ func RunOutOfService(ctx context.Context, cfg *config.Config, o ManageOptions) e
 	defer srv.Close()
 	var m *manager.Manager
 	if cfg.Manager.Listen != "" {
-		src := newSource(cfg, o.Version, func() *feed.Status {
-			b, _ := json.Marshal(status())
-			st, err := feed.Decode(bytes.NewReader(b))
-			if err != nil {
-				return &feed.Status{Node: cfg.Node, Role: roleOutOfService}
-			}
-			return st
-		})
+		src := newSource(cfg, o.Version, func() *feed.Status { return feedOf(status(), roleOutOfService) })
 		var err error
 		m, err = manager.Start(ctx, manager.Options{Sections: cfg.Sections, Host: "coserver" + strconv.Itoa(cfg.Node),
 			Source: src, Control: &controller{cfg: cfg, o: o}, Log: o.Log})
