@@ -268,7 +268,9 @@ func (c *controller) MovePort(ctx context.Context, node int) error {
 	return nil
 }
 
-// garp has the primary announce the VS MAC where its frames now leave.
+// garp has the primary announce the VS MAC where its frames now leave: at
+// once and twice shortly after (a NIC whose carrier has just come back may
+// not send the first).
 func garp(d *Daemon) {
 	for _, after := range []time.Duration{0, 100 * time.Millisecond, time.Second} {
 		time.AfterFunc(after, func() {

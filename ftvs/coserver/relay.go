@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
-	"time"
 
-	"github.com/ftvs/ftvs/ftvs/lockstep"
-	"github.com/ftvs/ftvs/ftvs/machine"
 	"github.com/ftvs/ftvs/ftvs/port"
 	"github.com/vishvananda/netlink"
 )
@@ -110,13 +107,7 @@ func (d *Daemon) onCarrier(up bool) {
 	// Let the LAN's switches learn where the VS MAC is now: a gratuitous ARP
 	// at once and again shortly after, since a NIC whose carrier has just
 	// come back may not send the first.
-	for _, after := range []time.Duration{0, 100 * time.Millisecond, time.Second} {
-		time.AfterFunc(after, func() {
-			if n := d.node.Load(); n != nil && n.Status().Role == lockstep.RolePrimary {
-				_ = n.Submit(context.Background(), machine.InCommand, machine.GratuitousARPCommand())
-			}
-		})
-	}
+	garp(d)
 }
 
 func (d *Daemon) onPeerCarrier(p []byte) {
