@@ -98,6 +98,7 @@ func New(cfg *config.Config, opt Options) (d *Daemon, err error) {
 	}
 	d = &Daemon{cfg: cfg, opt: opt, log: opt.Log.With("node", cfg.Node), nodeCh: make(chan link.Delivery, 1024), started: time.Now()}
 	d.peerRole.Store(-1)
+	d.ctl.startedAt = readVSStarted(cfg)
 	defer func() {
 		if err != nil {
 			d.Close()

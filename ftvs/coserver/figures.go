@@ -190,7 +190,7 @@ func (d *Daemon) addFigures(st *Status) {
 	st.OutputHold = f.hold.snapshot()
 	st.Services = f.services()
 	st.Failovers = f.failovers.Load()
-	st.VSStartedAt = readVSStarted(d.cfg)
+	st.VSStartedAt = d.ctl.startedAt
 	if d.cfg.Witness != "" {
 		w := f.witnessStatus(d.cfg.Witness)
 		st.Witness = &w

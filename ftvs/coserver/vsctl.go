@@ -191,6 +191,9 @@ type ctlState struct {
 	stopRun  atomic.Pointer[context.CancelFunc] // ends Run (cmd/ftvs then serves the stopped VS)
 	stopping atomic.Bool
 	exe      atomic.Pointer[string]
+	// startedAt is the operator's last VS start, read at New: a running
+	// daemon never records another (a start re-executes a stopped one).
+	startedAt time.Time
 
 	mu       sync.Mutex
 	mismatch map[string][][2]int64 // per disk: the last online verify's differing ranges
